@@ -1,0 +1,176 @@
+//! The run context: everything a phase gets from the host while it processes one run.
+//!
+//! Run number, workspace, the deterministic per-(run, phase) seed, and a sink through which the
+//! phase reports progress, writes log lines and learns that it should stop. The sink is a
+//! `#[sabi_trait]` object implemented by the host.
+
+use crate::workspace::Workspace;
+use abi_stable::{
+    sabi_trait,
+    sabi_trait::TD_Opaque,
+    sabi_types::RRef,
+    std_types::RStr,
+    StableAbi,
+};
+
+/// Log levels, in increasing verbosity.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Something failed.
+    Error = 1,
+    /// Something looks wrong but processing goes on.
+    Warn = 2,
+    /// Normal progress information.
+    Info = 3,
+    /// Details for developers.
+    Debug = 4,
+    /// Very fine details.
+    Trace = 5,
+}
+
+impl LogLevel {
+    /// The matching `tracing` level.
+    pub fn to_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Trace => tracing::Level::TRACE,
+        }
+    }
+    /// The matching level of a `tracing` level.
+    pub fn from_tracing(level: &tracing::Level) -> Self {
+        match *level {
+            tracing::Level::ERROR => LogLevel::Error,
+            tracing::Level::WARN => LogLevel::Warn,
+            tracing::Level::INFO => LogLevel::Info,
+            tracing::Level::DEBUG => LogLevel::Debug,
+            _ => LogLevel::Trace,
+        }
+    }
+}
+
+/// The host side of a run: progress, log lines and cancellation.
+#[sabi_trait]
+pub trait RunSink: Sync {
+    /// `done` of `total` work items of the current phase are finished.
+    fn progress(&self, done: u64, total: u64);
+    /// A log line for the worker's log file.
+    fn log(&self, level: LogLevel, message: RStr<'_>);
+    /// Whether the host asked the phase to stop as soon as it can.
+    #[sabi(last_prefix_field)]
+    fn cancelled(&self) -> bool;
+}
+
+/// A borrowed run sink.
+pub type RunSinkRef<'a> = RunSink_TO<'a, RRef<'a, ()>>;
+
+/// What a phase gets for one run.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct RunContext<'a> {
+    run: u32,
+    seed: u64,
+    workspace: &'a Workspace,
+    sink: RunSinkRef<'a>,
+}
+
+impl<'a> RunContext<'a> {
+    /// Built by the host (or by a test) for one (run, phase).
+    pub fn new<S: RunSink + Sync + 'a>(
+        run: u32,
+        seed: u64,
+        workspace: &'a Workspace,
+        sink: &'a S,
+    ) -> Self {
+        RunContext {
+            run,
+            seed,
+            workspace,
+            sink: RunSink_TO::from_ptr(RRef::new(sink), TD_Opaque),
+        }
+    }
+    /// The run number.
+    pub fn run(&self) -> u32 {
+        self.run
+    }
+    /// The seed for this (run, phase): the same whatever worker, worker count or schedule.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// The phase's workspace.
+    pub fn workspace(&self) -> &Workspace {
+        self.workspace
+    }
+    /// Reports that `done` of `total` items are finished.
+    pub fn progress(&self, done: u64, total: u64) {
+        self.sink.progress(done, total);
+    }
+    /// Writes a line to the worker's log.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.sink.log(level, message.into());
+    }
+    /// Whether the phase should stop as soon as it can (return `PhaseError::cancelled()`).
+    pub fn cancelled(&self) -> bool {
+        self.sink.cancelled()
+    }
+}
+
+/// Sends progress at most about `steps` times over `total` items (every item when there are
+/// fewer), so a phase can call [`Progress::tick`] per item without flooding the host.
+#[derive(Debug)]
+pub struct Progress<'c, 'a> {
+    ctx: &'c RunContext<'a>,
+    total: u64,
+    done: u64,
+    every: u64,
+}
+
+impl<'c, 'a> Progress<'c, 'a> {
+    /// Starts counting `total` items and reports `0/total`.
+    pub fn new(ctx: &'c RunContext<'a>, total: u64) -> Self {
+        let every = (total / 200).max(1);
+        ctx.progress(0, total);
+        Progress {
+            ctx,
+            total,
+            done: 0,
+            every,
+        }
+    }
+    /// One more item is done.
+    pub fn tick(&mut self) {
+        self.done += 1;
+        if self.done % self.every == 0 || self.done == self.total {
+            self.ctx.progress(self.done, self.total);
+        }
+    }
+    /// Items done so far.
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+}
+
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("run", &self.run)
+            .field("seed", &self.seed)
+            .field("workspace", &self.workspace)
+            .finish()
+    }
+}
+
+/// A sink that discards everything; for tests and tools that run a phase outside the host.
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl RunSink for NullSink {
+    fn progress(&self, _done: u64, _total: u64) {}
+    fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,1 @@
+//! Trace signal processing: baseline removal and scipy-compatible peak finding.

@@ -1,0 +1,1 @@
+//! The AT-TPC run simulator.
