@@ -90,7 +90,11 @@ where
         }
         text.push_str(&fields.message);
         text.push_str(&fields.rest);
-        bridge.event(level, event.metadata().target().into(), text.as_str().into());
+        bridge.event(
+            level,
+            event.metadata().target().into(),
+            text.as_str().into(),
+        );
     }
 }
 
@@ -108,9 +112,7 @@ pub fn install(bridge: HostBridgeBox) {
         LogLevel::Debug => tracing::level_filters::LevelFilter::DEBUG,
         LogLevel::Trace => tracing::level_filters::LevelFilter::TRACE,
     };
-    let subscriber = tracing_subscriber::registry()
-        .with(filter)
-        .with(Forward);
+    let subscriber = tracing_subscriber::registry().with(filter).with(Forward);
     let _ = tracing::subscriber::set_global_default(subscriber);
     std::panic::set_hook(Box::new(|info| {
         let msg = match info.payload().downcast_ref::<&str>() {

@@ -5,13 +5,7 @@
 //! `#[sabi_trait]` object implemented by the host.
 
 use crate::workspace::Workspace;
-use abi_stable::{
-    sabi_trait,
-    sabi_trait::TD_Opaque,
-    sabi_types::RRef,
-    std_types::RStr,
-    StableAbi,
-};
+use abi_stable::{sabi_trait, sabi_trait::TD_Opaque, sabi_types::RRef, std_types::RStr, StableAbi};
 
 /// Log levels, in increasing verbosity.
 #[repr(u8)]

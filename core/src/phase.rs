@@ -46,8 +46,7 @@ pub trait PhaseLike: Send + Sync {
         ROk(())
     }
     /// Receives this phase's sealed segments (worker process, before the first run).
-    fn attach_shared(&mut self, segments: RVec<SharedSegment<'static>>)
-        -> RResult<(), PhaseError>;
+    fn attach_shared(&mut self, segments: RVec<SharedSegment<'static>>) -> RResult<(), PhaseError>;
     /// The result this phase would have produced for `payload`'s run, without running
     /// (used for inactive phases).
     fn construct_artifact(
@@ -57,8 +56,11 @@ pub trait PhaseLike: Send + Sync {
     ) -> RResult<PhaseResult, PhaseError>;
     /// Processes one run.
     #[sabi(last_prefix_field)]
-    fn run(&self, payload: &PhaseResult, context: &RunContext<'_>)
-        -> RResult<PhaseResult, PhaseError>;
+    fn run(
+        &self,
+        payload: &PhaseResult,
+        context: &RunContext<'_>,
+    ) -> RResult<PhaseResult, PhaseError>;
 }
 
 /// An owned phase object as returned by a plugin.
@@ -140,7 +142,10 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, PhaseError>) -> RResul
         Ok(Err(e)) => RErr(e),
         Err(payload) => RErr(PhaseError::new(
             PhaseErrorKind::Panic,
-            format!("{what} panicked: {}", crate::bridge::panic_message(&payload)),
+            format!(
+                "{what} panicked: {}",
+                crate::bridge::panic_message(&payload)
+            ),
         )),
     }
 }
@@ -193,10 +198,7 @@ impl<P: Phase> PhaseLike for PhaseAdapter<P> {
             self.inner.create_shared_data(workspace, &mut alloc)
         })
     }
-    fn attach_shared(
-        &mut self,
-        segments: RVec<SharedSegment<'static>>,
-    ) -> RResult<(), PhaseError> {
+    fn attach_shared(&mut self, segments: RVec<SharedSegment<'static>>) -> RResult<(), PhaseError> {
         guard("attach_shared", || {
             self.inner.attach_shared(segments.into_vec())
         })

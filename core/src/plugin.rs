@@ -11,7 +11,6 @@ use crate::{
     error::PhaseError,
     phase::{Phase, PhaseAdapter, PhaseBox},
 };
-use serde::{de::DeserializeOwned, Serialize};
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
@@ -20,6 +19,7 @@ use abi_stable::{
     std_types::{RErr, RResult, RStr, RString, RVec},
     StableAbi,
 };
+use serde::{de::DeserializeOwned, Serialize};
 
 /// The version of spyral-core a library was built against.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -141,9 +141,21 @@ mod tests {
         r.set_metadata("events", 12);
         r.set_metadata("note", "hi");
         assert_eq!(r.metadata_map()["events"], 12);
-        assert!(r.require("missing").unwrap_err().message().contains("no `missing`"));
-        assert!(r.require("a").unwrap_err().message().contains("does not exist"));
+        assert!(r
+            .require("missing")
+            .unwrap_err()
+            .message()
+            .contains("no `missing`"));
+        assert!(r
+            .require("a")
+            .unwrap_err()
+            .message()
+            .contains("does not exist"));
         let bad = PhaseResult::invalid(7);
-        assert!(bad.require("a").unwrap_err().message().contains("did not succeed"));
+        assert!(bad
+            .require("a")
+            .unwrap_err()
+            .message()
+            .contains("did not succeed"));
     }
 }

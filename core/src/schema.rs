@@ -66,7 +66,9 @@ impl ResultSchema {
             let ext = art
                 .get("extension")
                 .and_then(|e| e.as_str())
-                .ok_or_else(|| SchemaError(format!("artifact `{name}` has no string `extension`")))?;
+                .ok_or_else(|| {
+                    SchemaError(format!("artifact `{name}` has no string `extension`"))
+                })?;
             let data = art.get("data").cloned().unwrap_or(serde_json::Value::Null);
             schema = schema.with(name, ext, data);
         }
@@ -123,9 +125,15 @@ mod tests {
         .unwrap();
         let b = ResultSchema::new()
             .with("estimation", ".parquet", json!({"b": "float", "a": "int"}))
-            .with("cluster", ".h5", json!({"cluster": {"event": {"cluster": "array"}}}));
+            .with(
+                "cluster",
+                ".h5",
+                json!({"cluster": {"event": {"cluster": "array"}}}),
+            );
         assert_eq!(a, b);
-        let c = b.clone().with("estimation", ".parquet", json!({"a": "int"}));
+        let c = b
+            .clone()
+            .with("estimation", ".parquet", json!({"a": "int"}));
         assert_ne!(a, c);
     }
 

@@ -60,8 +60,7 @@ impl Workspace {
     /// The artifact of `run` with extension `ext` (with or without the dot), in the phase folder.
     pub fn artifact_path(&self, run: u32, ext: &str) -> PathBuf {
         let ext = ext.trim_start_matches('.');
-        self.artifact_dir()
-            .join(format!("{}.{ext}", run_stem(run)))
+        self.artifact_dir().join(format!("{}.{ext}", run_stem(run)))
     }
     /// Another phase's artifact folder in the same workspace.
     pub fn phase_dir(&self, phase_name: &str) -> PathBuf {
@@ -154,7 +153,10 @@ mod tests {
         assert_eq!(run_stem(1), "run_0001");
         assert_eq!(run_stem(12345), "run_12345");
         let ws = Workspace::new(Path::new("/w"), Path::new("/t"), "Cluster");
-        assert_eq!(ws.artifact_path(3, ".h5"), PathBuf::from("/w/Cluster/run_0003.h5"));
+        assert_eq!(
+            ws.artifact_path(3, ".h5"),
+            PathBuf::from("/w/Cluster/run_0003.h5")
+        );
         assert_eq!(ws.asset_dir(), PathBuf::from("/w/Cluster_assets"));
         assert_eq!(ws.trace_path(10), PathBuf::from("/t/run_0010.h5"));
         let p = partial_path(Path::new("/w/Cluster/run_0003.h5"));

@@ -1,0 +1,210 @@
+//! The phase chain: constructing every phase of a pipeline from its library and config, and
+//! validating it (unique names, schema agreement between consecutive active phases) before
+//! anything is created on disk.
+
+use crate::pipeline::{PhaseSpec, Pipeline};
+use crate::plugins::{PluginError, Registry, Source};
+use spyral_core::{PhaseBox, PhaseErrorKind, ResultSchema, Workspace};
+
+/// Errors while building or validating the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// A plugin could not be loaded or the kind is unknown.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A phase refused its configuration or failed to construct.
+    #[error("{file}:{line}: phase {name} ({kind}): {message}")]
+    Construct {
+        /// Pipeline file.
+        file: String,
+        /// Line of the offending entry or field.
+        line: usize,
+        /// Phase name.
+        name: String,
+        /// Phase kind.
+        kind: String,
+        /// The phase's message.
+        message: String,
+    },
+    /// Two phases share a name.
+    #[error("{file}:{line}: phase name `{name}` is used twice (first at line {first_line}); give one of them a different `name:`")]
+    DuplicateName {
+        /// Pipeline file.
+        file: String,
+        /// Line of the second use.
+        line: usize,
+        /// First use.
+        first_line: usize,
+        /// The name.
+        name: String,
+    },
+    /// Consecutive active phases disagree on the artifacts.
+    #[error("schema mismatch: phase {prev} produces\n{prev_schema}\nbut phase {next} expects\n{next_schema}")]
+    Schema {
+        /// Producer.
+        prev: String,
+        /// Consumer.
+        next: String,
+        /// What the producer writes.
+        prev_schema: String,
+        /// What the consumer reads.
+        next_schema: String,
+    },
+    /// No phase is active.
+    #[error("no phase of the pipeline is active")]
+    NothingActive,
+}
+
+/// One constructed phase.
+pub struct ChainPhase {
+    /// Its pipeline entry.
+    pub spec: PhaseSpec,
+    /// The resolved name.
+    pub name: String,
+    /// Where its library came from.
+    pub source: Source,
+    /// Library name and version.
+    pub library: String,
+    /// The phase object.
+    pub phase: PhaseBox,
+}
+
+impl ChainPhase {
+    /// The phase's workspace in `pipeline`.
+    pub fn workspace(&self, pipeline: &Pipeline) -> Workspace {
+        Workspace::new(&pipeline.workspace, &pipeline.traces, &self.name)
+    }
+    /// Its resolved config (JSON text).
+    pub fn resolved_config(&self) -> String {
+        self.phase.resolved_config().into()
+    }
+}
+
+fn schema_text(s: &Option<ResultSchema>) -> String {
+    match s {
+        None => "  (any)".to_string(),
+        Some(s) => s
+            .to_json_pretty()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// Constructs every phase of `pipeline` with libraries from `registry`.
+pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<ChainPhase>, ChainError> {
+    let file = pipeline.path.display().to_string();
+    let mut out: Vec<ChainPhase> = Vec::new();
+    for spec in &pipeline.phases {
+        let (lib, info) = registry
+            .find(&spec.kind)
+            .ok_or_else(|| registry.unknown_kind(&spec.kind, format!(" ({file}:{})", spec.line)))?;
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| info.default_name.to_string());
+        if let Some(first) = out.iter().find(|c| c.name == name) {
+            return Err(ChainError::DuplicateName {
+                file: file.clone(),
+                line: spec.line,
+                first_line: first.spec.line,
+                name,
+            });
+        }
+        let config = spec
+            .config
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let phase = lib.new_phase(&spec.kind, &name, &config).map_err(|e| {
+            let line = match e.kind {
+                PhaseErrorKind::Config => field_of(e.message())
+                    .map(|f| pipeline.config_field_line(spec, &f))
+                    .filter(|l| *l > 0)
+                    .unwrap_or(if spec.config_line > 0 {
+                        spec.config_line
+                    } else {
+                        spec.line
+                    }),
+                _ => spec.line,
+            };
+            ChainError::Construct {
+                file: file.clone(),
+                line,
+                name: name.clone(),
+                kind: spec.kind.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        out.push(ChainPhase {
+            spec: spec.clone(),
+            name,
+            source: lib.source.clone(),
+            library: format!("{} {}", lib.info.library_name, lib.info.library_version),
+            phase,
+        });
+    }
+    Ok(out)
+}
+
+/// The field path in a config error message (``at field `a.b` ``).
+fn field_of(message: &str) -> Option<String> {
+    let i = message.find("at field `")? + "at field `".len();
+    let rest = &message[i..];
+    let j = rest.find('`')?;
+    let path = &rest[..j];
+    // `unknown field` errors point at the parent; the unknown key is named in the message.
+    let unknown = message
+        .find("unknown field `")
+        .map(|k| &message[k + "unknown field `".len()..])
+        .and_then(|r| r.find('`').map(|e| r[..e].to_string()));
+    Some(match unknown {
+        Some(u) if !path.ends_with(&u) => format!("{path}.{u}"),
+        _ => path.to_string(),
+    })
+}
+
+/// Checks the schema chain over the active phases, like Spyral's `Pipeline.validate`: each
+/// active phase's incoming schema must equal the previous active phase's outgoing schema
+/// (a `None` on either side accepts anything).
+pub fn validate(chain: &[ChainPhase]) -> Result<(), ChainError> {
+    let active: Vec<&ChainPhase> = chain.iter().filter(|c| c.spec.active).collect();
+    if active.is_empty() {
+        return Err(ChainError::NothingActive);
+    }
+    for pair in active.windows(2) {
+        let (prev, next) = (pair[0], pair[1]);
+        let out: Option<ResultSchema> = prev.phase.outgoing_schema().into();
+        let inc: Option<ResultSchema> = next.phase.incoming_schema().into();
+        if let (Some(o), Some(i)) = (&out, &inc) {
+            if o != i {
+                return Err(ChainError::Schema {
+                    prev: prev.name.clone(),
+                    next: next.name.clone(),
+                    prev_schema: schema_text(&out),
+                    next_schema: schema_text(&inc),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_from_messages() {
+        assert_eq!(
+            field_of("phase X: invalid config at field `a.b`: unknown field `c`, expected one of"),
+            Some("a.b.c".to_string())
+        );
+        assert_eq!(
+            field_of("phase X: invalid config at field `a.size`: invalid type"),
+            Some("a.size".to_string())
+        );
+        assert_eq!(field_of("no field here"), None);
+    }
+}

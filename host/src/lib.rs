@@ -1,0 +1,25 @@
+//! # spyral-host: the `spyral` command
+//!
+//! The binary (`src/main.rs`) is a thin clap front end over these modules:
+//!
+//! - [`pipeline`]: the YAML pipeline file;
+//! - [`plugins`]: finding, loading and checking plugin libraries;
+//! - [`chain`]: constructing the phases and validating the schema chain;
+//! - [`runs`]: collecting runs and planning them over workers (snake, dynamic);
+//! - [`protocol`]: the typed messages between the parent and its workers;
+//! - [`worker`]: the hidden `spyral worker` process;
+//! - [`parent`]: the parent side of `spyral run` (spawn, collect, display, report);
+//! - [`segments`]: shared read-only memory segments (memfd);
+//! - [`logs`]: per-launch log folders and log files;
+//! - [`scaffold`]: `spyral new-phase`.
+
+pub mod chain;
+pub mod logs;
+pub mod parent;
+pub mod pipeline;
+pub mod plugins;
+pub mod protocol;
+pub mod runs;
+pub mod scaffold;
+pub mod segments;
+pub mod worker;

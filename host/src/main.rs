@@ -1,0 +1,354 @@
+//! `spyral`: the command-line front end. Parses arguments and hands each subcommand to the
+//! `spyral_host` library; errors become one clear paragraph on stderr and an exit code.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use spyral_host::parent::{self, Overrides, RunFlags};
+use spyral_host::pipeline::{OnError, Schedule};
+use spyral_host::{chain, pipeline::Pipeline, plugins, runs, scaffold};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Spyral-rs: AT-TPC run analysis as a chain of plugin phases, run in parallel.
+#[derive(Parser)]
+#[command(name = "spyral", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a pipeline over its runs with worker processes.
+    ///
+    /// Example: spyral run examples/pipeline.yaml --runs 1..=10 --workers 4
+    Run(RunArgs),
+    /// Show the runs found and how they would be split over workers, without running.
+    ///
+    /// Example: spyral plan examples/pipeline.yaml --workers 3 --json
+    Plan {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        #[command(flatten)]
+        o: OverrideArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the workspace and every active phase's assets, then stop (for batch systems).
+    ///
+    /// Example: spyral assets examples/pipeline.yaml
+    Assets {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        #[command(flatten)]
+        o: OverrideArgs,
+    },
+    /// Load the plugins, construct every phase, check the schema chain and print the resolved
+    /// pipeline (every default filled in).
+    ///
+    /// Example: spyral validate examples/pipeline.yaml
+    Validate {
+        /// Pipeline file.
+        pipeline: PathBuf,
+    },
+    /// List plugin libraries: versions, phase kinds, descriptions and default configs.
+    /// With no PATH: the built-in phases, SPYRAL_PLUGIN_PATH and the executable's folder.
+    ///
+    /// Example: spyral plugins target/release/libtemplate.so
+    Plugins {
+        /// Library files or folders.
+        paths: Vec<PathBuf>,
+    },
+    /// Write a ready-to-build plugin crate for a new phase, from the template.
+    ///
+    /// Example: spyral new-phase charge-gate --dir ~/phases && cd ~/phases/charge-gate && cargo build --release
+    NewPhase {
+        /// Crate and phase kind name (lower case, `-` allowed).
+        name: String,
+        /// Folder to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Path of the spyral-core crate to depend on (default: the source tree spyral was built from).
+        #[arg(long)]
+        core: Option<PathBuf>,
+    },
+    /// Internal: a worker process started by `spyral run`.
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Args, Clone, Default)]
+struct OverrideArgs {
+    /// Runs to process: MIN..=MAX, MIN..MAX or one run (overrides the file).
+    #[arg(long)]
+    runs: Option<String>,
+    /// Runs to skip: 3,5,7-9 (overrides the file).
+    #[arg(long)]
+    skip: Option<String>,
+    /// Worker processes (overrides the file).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// snake or dynamic (overrides the file).
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// Trace folder (overrides the file).
+    #[arg(long)]
+    traces: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Pipeline file.
+    pipeline: PathBuf,
+    #[command(flatten)]
+    o: OverrideArgs,
+    /// Base seed (overrides the file; drawn at random, printed and logged when absent).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// continue or abort on the first failed run (overrides the file).
+    #[arg(long, value_parser = parse_on_error)]
+    on_error: Option<OnError>,
+    /// Draw no progress bars; print a progress line every few seconds instead.
+    #[arg(long)]
+    no_display: bool,
+    /// Log level of the log files (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn parse_on_error(s: &str) -> Result<OnError, String> {
+    match s {
+        "continue" => Ok(OnError::Continue),
+        "abort" => Ok(OnError::Abort),
+        _ => Err(format!("`{s}`: expected continue or abort")),
+    }
+}
+
+impl OverrideArgs {
+    fn to_overrides(&self) -> Result<Overrides> {
+        Ok(Overrides {
+            runs: self
+                .runs
+                .as_deref()
+                .map(runs::parse_range)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--runs: {e}"))?,
+            skip: self
+                .skip
+                .as_deref()
+                .map(runs::parse_list)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--skip: {e}"))?,
+            workers: self.workers,
+            schedule: self.schedule,
+            seed: None,
+            traces: self.traces.clone(),
+            on_error: None,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Cmd::Worker = cli.command {
+        return ExitCode::from(spyral_host::worker::main() as u8);
+    }
+    match dispatch(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<u8> {
+    match cmd {
+        Cmd::Run(a) => {
+            let mut o = a.o.to_overrides()?;
+            o.seed = a.seed;
+            o.on_error = a.on_error;
+            let flags = RunFlags {
+                no_display: a.no_display,
+                log_level: a.log_level.clone(),
+                force: Vec::new(),
+            };
+            let out = parent::run(&a.pipeline, &o, &flags)?;
+            Ok(out.code as u8)
+        }
+        Cmd::Plan { pipeline, o, json } => {
+            let view = parent::plan(&pipeline, &o.to_overrides()?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_plan(&view);
+            }
+            Ok(0)
+        }
+        Cmd::Assets { pipeline, o } => {
+            parent::assets(&pipeline, &o.to_overrides()?, "info")?;
+            Ok(0)
+        }
+        Cmd::Validate { pipeline } => {
+            spyral_host::logs::init_stderr_logging("warn");
+            validate(&pipeline)?;
+            Ok(0)
+        }
+        Cmd::Plugins { paths } => {
+            spyral_host::logs::init_stderr_logging("warn");
+            list_plugins(&paths)?;
+            Ok(0)
+        }
+        Cmd::NewPhase { name, dir, core } => {
+            let root = scaffold::new_phase(&name, &dir, core.as_deref())?;
+            let lib = name.replace('-', "_");
+            println!("wrote plugin crate {}", root.display());
+            println!("next: cd {} && cargo build --release", root.display());
+            println!(
+                "then: spyral plugins {}",
+                root.join(format!("target/release/lib{lib}.so")).display()
+            );
+            Ok(0)
+        }
+        Cmd::Worker => unreachable!("handled in main"),
+    }
+}
+
+fn print_plan(v: &parent::PlanView) {
+    println!(
+        "{} runs found in {} ({}), {:?} schedule",
+        v.runs_found,
+        v.traces.display(),
+        spyral_host::segments::human_bytes(v.total_bytes),
+        v.schedule
+    );
+    if !v.missing.is_empty() {
+        println!("missing in range: {:?}", v.missing);
+    }
+    if !v.empty.is_empty() {
+        println!("empty files: {:?}", v.empty);
+    }
+    if !v.skipped.is_empty() {
+        println!("skipped: {:?}", v.skipped);
+    }
+    println!("{:>6}  {:>8}  {:>12}  runs", "worker", "load", "bytes");
+    for s in &v.workers {
+        println!(
+            "{:>6}  {:>7.2}%  {:>12}  {:?}",
+            s.worker,
+            s.load_percent,
+            spyral_host::segments::human_bytes(s.bytes),
+            s.runs
+        );
+    }
+}
+
+fn json_to_yaml(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => serde_saphyr::to_string(&v).unwrap_or_else(|_| text.to_string()),
+        Err(_) => text.to_string(),
+    }
+}
+
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.trim_end()
+        .lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn validate(path: &PathBuf) -> Result<()> {
+    let p = Pipeline::load(path)?;
+    let registry = plugins::Registry::build(&p.plugins, true)?;
+    let chain = chain::build(&p, &registry)?;
+    chain::validate(&chain)?;
+    println!("# {}: valid", p.path.display());
+    println!("workspace: {}", p.workspace.display());
+    println!("traces: {}", p.traces.display());
+    println!(
+        "runs: {{min: {}, max: {}, skip: {:?}}}",
+        p.runs.min, p.runs.max, p.runs.skip
+    );
+    println!("workers: {}", p.workers);
+    println!(
+        "schedule: {}",
+        match p.schedule {
+            Schedule::Snake => "snake",
+            Schedule::Dynamic => "dynamic",
+        }
+    );
+    match p.seed {
+        Some(s) => println!("seed: {s}"),
+        None => println!("seed: null  # drawn at random at each launch"),
+    }
+    println!(
+        "on_error: {}",
+        match p.on_error {
+            OnError::Continue => "continue",
+            OnError::Abort => "abort",
+        }
+    );
+    println!("phases:");
+    for c in &chain {
+        println!("  - kind: {}", c.spec.kind);
+        println!("    name: {}", c.name);
+        println!("    active: {}", c.spec.active);
+        println!("    # from {} ({})", c.library, c.source);
+        println!("    config:");
+        println!("{}", indent(&json_to_yaml(&c.resolved_config()), 6));
+    }
+    let active: Vec<&str> = chain
+        .iter()
+        .filter(|c| c.spec.active)
+        .map(|c| c.name.as_str())
+        .collect();
+    println!("# schema chain ok: {}", active.join(" -> "));
+    Ok(())
+}
+
+fn list_plugins(paths: &[PathBuf]) -> Result<()> {
+    let libs: Vec<plugins::Library> = if paths.is_empty() {
+        plugins::Registry::build(&[], true)?.libraries
+    } else {
+        let mut v = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                for f in plugins::libraries_in(p) {
+                    match plugins::load(&f) {
+                        Ok(l) => v.push(l),
+                        Err(plugins::PluginError::NotAPlugin(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            } else {
+                v.push(plugins::load(p)?);
+            }
+        }
+        v
+    };
+    for lib in &libs {
+        println!(
+            "{} {}  {}",
+            lib.info.library_name, lib.info.library_version, lib.source
+        );
+        println!(
+            "  built against spyral-core {} with {}",
+            lib.info.core_version, lib.info.rustc_version
+        );
+        if lib.info.kinds.is_empty() {
+            println!("  (no phase kinds)");
+        }
+        for k in lib.info.kinds.iter() {
+            println!(
+                "  kind `{}` (default name {}): {}",
+                k.kind, k.default_name, k.description
+            );
+            println!("    default config:");
+            println!("{}", indent(&json_to_yaml(k.default_config.as_str()), 6));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1185 @@
+//! The parent side of `spyral run` and `spyral assets`.
+//!
+//! Steps, in order: load and validate the pipeline and its chain (nothing is created before
+//! this succeeds); create the workspace folders and the launch's log folder; `create_assets` and
+//! `create_shared_data` for each active phase; collect and plan the runs; spawn the workers
+//! (the same executable, `spyral worker`, in their own process group); hand out runs, draw
+//! progress, record results; on a worker's death, report it and give its unstarted runs to the
+//! others; write `report.json`, print the summary.
+
+use crate::chain::{self, ChainPhase};
+use crate::pipeline::{OnError, Pipeline, Schedule};
+use crate::plugins::Registry;
+use crate::protocol::{Assign, Job, PhaseRecord, PhaseStatus, WorkerMsg};
+use crate::runs::{self, Collected, Run};
+use crate::segments::{human_bytes, ParentAllocator, Segment};
+use crossbeam_channel::{unbounded, Sender};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Errors before any run starts.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Pipeline file problem.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    /// Plugin problem.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugins::PluginError),
+    /// Chain problem.
+    #[error(transparent)]
+    Chain(#[from] chain::ChainError),
+    /// File system problem.
+    #[error("{0}")]
+    Io(String),
+    /// A phase's create_assets / create_shared_data failed.
+    #[error("phase {phase}: {what} failed: {message}")]
+    Phase {
+        /// Phase name.
+        phase: String,
+        /// Which call.
+        what: &'static str,
+        /// Its error.
+        message: String,
+    },
+    /// No runs to process.
+    #[error("no runs found: no non-empty run_NNNN.h5 for runs {min}..={max} in {traces}{detail}")]
+    NoRuns {
+        /// Trace folder.
+        traces: PathBuf,
+        /// Range.
+        min: u32,
+        /// Range.
+        max: u32,
+        /// What was seen.
+        detail: String,
+    },
+}
+
+/// Command-line overrides of the pipeline file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--runs`.
+    pub runs: Option<(u32, u32)>,
+    /// `--skip`.
+    pub skip: Option<Vec<u32>>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--schedule`.
+    pub schedule: Option<Schedule>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--traces`.
+    pub traces: Option<PathBuf>,
+    /// `--on-error`.
+    pub on_error: Option<OnError>,
+}
+
+/// Loads `path` and applies `o`.
+pub fn load_pipeline(path: &Path, o: &Overrides) -> Result<Pipeline, RunError> {
+    let mut p = Pipeline::load(path)?;
+    if let Some((a, b)) = o.runs {
+        p.runs.min = a;
+        p.runs.max = b;
+    }
+    if let Some(s) = &o.skip {
+        p.runs.skip = s.clone();
+    }
+    if let Some(w) = o.workers {
+        if w == 0 {
+            return Err(RunError::Io("--workers must be at least 1".into()));
+        }
+        p.workers = w;
+    }
+    if let Some(s) = o.schedule {
+        p.schedule = s;
+    }
+    if o.seed.is_some() {
+        p.seed = o.seed;
+    }
+    if let Some(t) = &o.traces {
+        p.traces = std::path::absolute(t).unwrap_or(t.clone());
+    }
+    if let Some(e) = o.on_error {
+        p.on_error = e;
+    }
+    if p.runs.min > p.runs.max {
+        return Err(RunError::Io(format!(
+            "run range {}..={} is empty",
+            p.runs.min, p.runs.max
+        )));
+    }
+    Ok(p)
+}
+
+/// Loads the plugins, builds and validates the chain.
+pub fn prepare(p: &Pipeline) -> Result<(Registry, Vec<ChainPhase>), RunError> {
+    let registry = Registry::build(&p.plugins, true)?;
+    let chain = chain::build(p, &registry)?;
+    chain::validate(&chain)?;
+    Ok((registry, chain))
+}
+
+fn mkdir(path: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| RunError::Io(format!("cannot create folder {}: {e}", path.display())))
+}
+
+/// Creates the workspace: a folder per phase for artifacts and one for assets.
+pub fn create_workspace(p: &Pipeline, chain: &[ChainPhase]) -> Result<(), RunError> {
+    mkdir(&p.workspace)?;
+    for c in chain {
+        let ws = c.workspace(p);
+        mkdir(&ws.artifact_dir())?;
+        mkdir(&ws.asset_dir())?;
+    }
+    Ok(())
+}
+
+/// Runs `create_assets` on every active phase.
+pub fn create_assets(p: &Pipeline, chain: &mut [ChainPhase]) -> Result<(), RunError> {
+    for c in chain.iter_mut().filter(|c| c.spec.active) {
+        let ws = c.workspace(p);
+        let t = Instant::now();
+        tracing::info!("calling {}.create_assets", c.name);
+        c.phase
+            .create_assets(&ws)
+            .into_result()
+            .map_err(|e| RunError::Phase {
+                phase: c.name.clone(),
+                what: "create_assets",
+                message: e.to_string(),
+            })?;
+        tracing::info!(
+            "{}: assets ready in {:.2} s",
+            c.name,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Safety margin kept free when allocating shared segments.
+pub fn segment_budget() -> u64 {
+    let avail = crate::segments::mem_available().unwrap_or(u64::MAX / 4);
+    let margin_mib: u64 = std::env::var("SPYRAL_MEMORY_MARGIN_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    avail.saturating_sub(margin_mib << 20)
+}
+
+/// Runs `create_shared_data` on every active phase and seals what they allocate.
+pub fn create_shared(p: &Pipeline, chain: &mut [ChainPhase]) -> Result<Vec<Segment>, RunError> {
+    let mut all: Vec<Segment> = Vec::new();
+    for c in chain.iter_mut().filter(|c| c.spec.active) {
+        let ws = c.workspace(p);
+        let used: u64 = all.iter().map(|s| s.info.len).sum();
+        let mut alloc = ParentAllocator::new(&c.name, segment_budget().saturating_sub(used));
+        tracing::debug!("calling {}.create_shared_data", c.name);
+        let r = c
+            .phase
+            .create_shared_data(
+                &ws,
+                spyral_core::shared::SegmentAllocator_TO::from_ptr(
+                    abi_stable::sabi_types::RMut::new(&mut alloc),
+                    abi_stable::sabi_trait::TD_Opaque,
+                ),
+            )
+            .into_result();
+        r.map_err(|e| RunError::Phase {
+            phase: c.name.clone(),
+            what: "create_shared_data",
+            message: e.to_string(),
+        })?;
+        let sealed = alloc.seal().map_err(|e| RunError::Phase {
+            phase: c.name.clone(),
+            what: "sealing shared segments",
+            message: e.to_string(),
+        })?;
+        for s in &sealed {
+            tracing::info!(
+                "phase {} allocated shared segment `{}`: {} ({} {:?})",
+                c.name,
+                s.info.name,
+                human_bytes(s.info.len),
+                s.info.element.name(),
+                s.info.shape.as_slice()
+            );
+        }
+        all.extend(sealed);
+    }
+    Ok(all)
+}
+
+/// Options of `spyral run` that are not pipeline overrides.
+#[derive(Debug, Clone)]
+pub struct RunFlags {
+    /// Draw no progress bars.
+    pub no_display: bool,
+    /// Log level for the files.
+    pub log_level: String,
+    /// Phases to force (resume).
+    pub force: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RunReport {
+    run: u32,
+    bytes: u64,
+    worker: Option<usize>,
+    status: String,
+    error: Option<String>,
+    wall_s: f64,
+    phases: Vec<PhaseRecord>,
+}
+
+#[derive(Debug, Serialize)]
+struct SegmentReport {
+    phase: String,
+    name: String,
+    bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerReport {
+    worker: usize,
+    startup_ms: Option<f64>,
+    peak_rss_kib: Option<u64>,
+    exit: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    pipeline: PathBuf,
+    workspace: PathBuf,
+    seed: u64,
+    workers: usize,
+    schedule: Schedule,
+    wall_s: f64,
+    interrupted: bool,
+    runs_ok: usize,
+    runs_failed: usize,
+    runs_skipped: usize,
+    runs_not_started: usize,
+    segments: Vec<SegmentReport>,
+    worker_reports: Vec<WorkerReport>,
+    runs: Vec<RunReport>,
+}
+
+enum Event {
+    Msg(usize, WorkerMsg),
+    BadLine(usize, String),
+    Exited(usize, String, bool),
+    Signal(i32),
+    Tick,
+}
+
+struct WorkerState {
+    index: usize,
+    pid: u32,
+    stdin: Option<ChildStdin>,
+    own: VecDeque<u32>,
+    current_run: Option<u32>,
+    current_phase: Option<String>,
+    parked: bool,
+    alive: bool,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    startup_ms: Option<f64>,
+    peak_rss_kib: Option<u64>,
+    exit: String,
+    bar: Option<ProgressBar>,
+    done: u64,
+    total: u64,
+}
+
+impl WorkerState {
+    fn assign(&mut self, run: Option<u32>) {
+        self.parked = false;
+        if let Some(stdin) = self.stdin.as_mut() {
+            let mut line = serde_json::to_string(&Assign { run }).unwrap_or_default();
+            line.push('\n');
+            let _ = stdin.write_all(line.as_bytes());
+            let _ = stdin.flush();
+        }
+        if run.is_none() {
+            self.stdin = None;
+        }
+    }
+    fn signal(&self, sig: rustix::process::Signal) {
+        if !self.alive {
+            return;
+        }
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+    fn describe(&self) -> String {
+        match (&self.current_run, &self.current_phase) {
+            (Some(r), Some(p)) => format!("run {r} | {p} {}/{}", self.done, self.total),
+            (Some(r), None) => format!("run {r}"),
+            _ => "idle".to_string(),
+        }
+    }
+}
+
+fn spawn_worker(
+    index: usize,
+    job: &Job,
+    tx: &Sender<Event>,
+) -> Result<(Child, WorkerState), RunError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| RunError::Io(format!("cannot find the spyral executable: {e}")))?;
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(exe)
+        .arg("worker")
+        .env("SPYRAL_PARENT_PID", std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| RunError::Io(format!("cannot start worker {index}: {e}")))?;
+    let mut stdin = child.stdin.take();
+    if let Some(s) = stdin.as_mut() {
+        let mut line = serde_json::to_string(job).unwrap_or_default();
+        line.push('\n');
+        let _ = s.write_all(line.as_bytes());
+    }
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let err_thread = {
+        let tail = Arc::clone(&tail);
+        std::thread::spawn(move || {
+            if let Some(e) = stderr {
+                for line in BufReader::new(e).lines().map_while(Result::ok) {
+                    tracing::debug!(worker = index, "stderr: {line}");
+                    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    t.push_back(line);
+                    if t.len() > 40 {
+                        t.pop_front();
+                    }
+                }
+            }
+        })
+    };
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            if let Some(out) = stdout {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    match serde_json::from_str::<WorkerMsg>(&line) {
+                        Ok(m) => {
+                            let _ = tx.send(Event::Msg(index, m));
+                        }
+                        Err(_) => {
+                            let _ = tx.send(Event::BadLine(index, line));
+                        }
+                    }
+                }
+            }
+            let _ = err_thread.join();
+            // Exit status is collected by the waiter below.
+        });
+    }
+    let pid = child.id();
+    Ok((
+        child,
+        WorkerState {
+            index,
+            pid,
+            stdin,
+            own: VecDeque::new(),
+            current_run: None,
+            current_phase: None,
+            parked: false,
+            alive: true,
+            stderr_tail: tail,
+            startup_ms: None,
+            peak_rss_kib: None,
+            exit: String::new(),
+            bar: None,
+            done: 0,
+            total: 0,
+        },
+    ))
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> (String, bool) {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        let name = match sig {
+            6 => "SIGABRT",
+            9 => "SIGKILL",
+            11 => "SIGSEGV",
+            7 => "SIGBUS",
+            15 => "SIGTERM",
+            2 => "SIGINT",
+            4 => "SIGILL",
+            8 => "SIGFPE",
+            _ => "signal",
+        };
+        (format!("killed by {name} ({sig})"), false)
+    } else {
+        let code = status.code().unwrap_or(-1);
+        (format!("exit code {code}"), code == 0)
+    }
+}
+
+fn waiter(index: usize, mut child: Child, tx: Sender<Event>) {
+    std::thread::spawn(move || {
+        let (text, ok) = match child.wait() {
+            Ok(s) => describe_exit(s),
+            Err(e) => (format!("wait failed: {e}"), false),
+        };
+        let _ = tx.send(Event::Exited(index, text, ok));
+    });
+}
+
+/// The outcome of `spyral run`.
+pub struct Outcome {
+    /// Process exit code.
+    pub code: i32,
+}
+
+/// `spyral run`.
+pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunError> {
+    let started = Instant::now();
+    let mut p = load_pipeline(path, o)?;
+    let (_registry, mut chain) = prepare(&p)?;
+    create_workspace(&p, &chain)?;
+    let launch = crate::logs::new_launch_dir(&p.workspace)
+        .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
+    crate::logs::init_file_logging(&launch.join("parent.log"), &flags.log_level, Some("warn"))
+        .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
+    let seed = p.seed.unwrap_or_else(random_seed);
+    p.seed = Some(seed);
+    tracing::info!(
+        "spyral {} launch: pipeline {}, workspace {}, seed {seed} ({})",
+        env!("CARGO_PKG_VERSION"),
+        p.path.display(),
+        p.workspace.display(),
+        if o.seed.is_some() || Pipeline::load(path).ok().and_then(|x| x.seed).is_some() {
+            "given"
+        } else {
+            "drawn at random"
+        }
+    );
+    for c in &chain {
+        tracing::info!(
+            "phase {} ({}, {}, {}): {}",
+            c.name,
+            c.spec.kind,
+            c.library,
+            if c.spec.active { "active" } else { "inactive" },
+            c.resolved_config().replace('\n', " ")
+        );
+    }
+    let collected = runs::collect(&p.traces, &p.runs);
+    for s in &collected.skip_outside {
+        tracing::warn!(
+            "skip entry {s} is outside the run range {}..={}",
+            p.runs.min,
+            p.runs.max
+        );
+    }
+    if collected.runs.is_empty() {
+        return Err(no_runs(&p, &collected));
+    }
+    eprintln!("spyral: creating assets...");
+    create_assets(&p, &mut chain)?;
+    let segments = create_shared(&p, &mut chain)?;
+    let plan = match p.schedule {
+        Schedule::Snake => runs::snake(&collected.runs, p.workers),
+        Schedule::Dynamic => runs::dynamic_estimate(&collected.runs, p.workers),
+    };
+    for s in &plan {
+        tracing::info!(
+            "worker {} {} runs {:?}: load {:.2}%",
+            s.worker,
+            if p.schedule == Schedule::Snake {
+                "gets"
+            } else {
+                "expected to get"
+            },
+            s.runs,
+            s.load_percent
+        );
+    }
+    let n_workers = plan.len();
+    let job_for = |i: usize| Job {
+        pipeline: p.path.clone(),
+        traces: Some(p.traces.clone()),
+        worker: i,
+        seed,
+        log_file: launch.join(format!("worker-{i}.log")),
+        log_level: flags.log_level.clone(),
+        force: flags.force.clone(),
+        segments: segments.iter().map(Segment::entry).collect(),
+    };
+    let (tx, rx) = unbounded::<Event>();
+    let signals = signal_thread(tx.clone());
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if tx.send(Event::Tick).is_err() {
+                break;
+            }
+        });
+    }
+    let mut workers: Vec<WorkerState> = Vec::new();
+    for (i, s) in plan.iter().enumerate() {
+        let (child, mut st) = spawn_worker(i, &job_for(i), &tx)?;
+        if p.schedule == Schedule::Snake {
+            st.own = s.runs.iter().copied().collect();
+        }
+        waiter(i, child, tx.clone());
+        workers.push(st);
+    }
+    let mut queue: VecDeque<u32> = if p.schedule == Schedule::Dynamic {
+        collected.runs.iter().map(|r| r.run).collect()
+    } else {
+        VecDeque::new()
+    };
+    let sizes: HashMap<u32, u64> = collected.runs.iter().map(|r| (r.run, r.bytes)).collect();
+    let total_bytes: u64 = collected.runs.iter().map(|r| r.bytes).sum();
+    let mut reports: BTreeMap<u32, RunReport> = collected
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                r.run,
+                RunReport {
+                    run: r.run,
+                    bytes: r.bytes,
+                    worker: None,
+                    status: "not-started".into(),
+                    error: None,
+                    wall_s: 0.0,
+                    phases: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    let use_bars = !flags.no_display && std::io::stderr().is_terminal();
+    let mut display = Display::new(
+        use_bars,
+        &mut workers,
+        collected.runs.len() as u64,
+        total_bytes,
+    );
+    let mut interrupted = false;
+    let mut aborting = false;
+    let mut done_bytes = 0u64;
+    let mut finished = 0usize;
+    let mut replacements = 0usize;
+    eprintln!(
+        "spyral: {} runs ({}) on {} worker(s), {} schedule, seed {seed}; logs in {}",
+        collected.runs.len(),
+        human_bytes(total_bytes),
+        n_workers,
+        match p.schedule {
+            Schedule::Snake => "snake",
+            Schedule::Dynamic => "dynamic",
+        },
+        launch.display()
+    );
+    while workers.iter().any(|w| w.alive) {
+        let Ok(ev) = rx.recv() else { break };
+        match ev {
+            Event::Tick => display.tick(&workers, finished, done_bytes, started),
+            Event::Signal(sig) => {
+                if interrupted {
+                    eprintln!("spyral: second interrupt: killing the workers");
+                    for w in &workers {
+                        w.signal(rustix::process::Signal::KILL);
+                    }
+                } else {
+                    interrupted = true;
+                    eprintln!(
+                        "spyral: interrupted (signal {sig}): stopping the workers after their current phase (interrupt again to kill them)"
+                    );
+                    tracing::warn!("interrupted by signal {sig}");
+                    for w in workers.iter_mut() {
+                        w.signal(rustix::process::Signal::TERM);
+                        if w.parked {
+                            w.assign(None);
+                        }
+                    }
+                }
+            }
+            Event::BadLine(i, line) => {
+                tracing::warn!("worker {i} wrote an unreadable message: {line}");
+            }
+            Event::Msg(i, msg) => match msg {
+                WorkerMsg::Ready { startup_ms } => {
+                    workers[i].startup_ms = Some(startup_ms);
+                    tracing::info!("worker {i} ready in {startup_ms:.1} ms");
+                }
+                WorkerMsg::Next => {
+                    workers[i].current_run = None;
+                    workers[i].current_phase = None;
+                    if interrupted || aborting {
+                        workers[i].assign(None);
+                    } else if let Some(r) = workers[i].own.pop_front().or_else(|| queue.pop_front())
+                    {
+                        if let Some(rep) = reports.get_mut(&r) {
+                            rep.worker = Some(i);
+                        }
+                        workers[i].assign(Some(r));
+                    } else {
+                        workers[i].parked = true;
+                    }
+                }
+                WorkerMsg::RunStarted { run } => {
+                    workers[i].current_run = Some(run);
+                    workers[i].current_phase = None;
+                    if let Some(rep) = reports.get_mut(&run) {
+                        rep.status = "started".into();
+                        rep.worker = Some(i);
+                    }
+                    display.worker(&workers[i]);
+                }
+                WorkerMsg::PhaseStarted { run: _, phase } => {
+                    workers[i].current_phase = Some(phase);
+                    workers[i].done = 0;
+                    workers[i].total = 0;
+                    display.worker(&workers[i]);
+                }
+                WorkerMsg::Progress { done, total, .. } => {
+                    workers[i].done = done;
+                    workers[i].total = total;
+                    display.progress(&workers[i]);
+                }
+                WorkerMsg::PhaseFinished { run, record } => {
+                    if let Some(rep) = reports.get_mut(&run) {
+                        rep.phases.push(record);
+                    }
+                }
+                WorkerMsg::RunFinished {
+                    run,
+                    ok,
+                    skipped,
+                    error,
+                    wall_s,
+                } => {
+                    finished += 1;
+                    done_bytes += sizes.get(&run).copied().unwrap_or(0);
+                    workers[i].current_run = None;
+                    workers[i].current_phase = None;
+                    if let Some(rep) = reports.get_mut(&run) {
+                        rep.wall_s = wall_s;
+                        if ok {
+                            rep.status = "ok".into();
+                        } else if let Some(why) = skipped {
+                            rep.status = "skipped".into();
+                            rep.error = Some(why);
+                        } else {
+                            let e = error.as_ref();
+                            let cancelled = e.is_some_and(|e| e.kind == "cancelled");
+                            rep.status = if cancelled { "interrupted" } else { "failed" }.into();
+                            rep.error =
+                                e.map(|e| format!("phase {}: {}: {}", e.phase, e.kind, e.message));
+                            if !cancelled {
+                                let msg = rep.error.clone().unwrap_or_default();
+                                tracing::error!("run {run} failed on worker {i}: {msg}");
+                                display.println(&format!("run {run} failed: {msg}"));
+                                if p.on_error == OnError::Abort && !aborting {
+                                    aborting = true;
+                                    display
+                                        .println("on_error is abort: stopping the other workers");
+                                    for w in workers.iter_mut() {
+                                        w.signal(rustix::process::Signal::TERM);
+                                        if w.parked {
+                                            w.assign(None);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    display.overall(finished, done_bytes);
+                    display.worker(&workers[i]);
+                }
+                WorkerMsg::Fatal { message } => {
+                    tracing::error!("worker {i} could not start: {message}");
+                    display.println(&format!("worker {i} could not start: {message}"));
+                    workers[i].exit = format!("fatal: {message}");
+                }
+                WorkerMsg::Done { peak_rss_kib } => {
+                    workers[i].peak_rss_kib = Some(peak_rss_kib);
+                }
+            },
+            Event::Exited(i, text, ok) => {
+                let w = &mut workers[i];
+                w.alive = false;
+                w.stdin = None;
+                if w.exit.is_empty() {
+                    w.exit = text.clone();
+                }
+                if let Some(bar) = &w.bar {
+                    bar.finish_and_clear();
+                }
+                let tail: Vec<String> = w
+                    .stderr_tail
+                    .lock()
+                    .map(|t| t.iter().rev().take(8).rev().cloned().collect())
+                    .unwrap_or_default();
+                if let Some(run) = w.current_run.take() {
+                    let phase = w
+                        .current_phase
+                        .take()
+                        .unwrap_or_else(|| "(between phases)".into());
+                    let seg_note = if segments.iter().any(|s| s.info.phase.as_str() == phase)
+                        && text.contains("SIGSEGV")
+                    {
+                        let names: Vec<String> = segments
+                            .iter()
+                            .filter(|s| s.info.phase.as_str() == phase)
+                            .map(|s| s.info.name.to_string())
+                            .collect();
+                        format!(
+                            " (phase {phase} wrote to read-only shared segment {}? shared segments are read-only in workers and a write kills the worker with SIGSEGV)",
+                            names.join(", ")
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let msg = format!(
+                        "worker {i} died ({text}) in run {run}, phase {phase}{seg_note}; last stderr lines:\n    {}",
+                        if tail.is_empty() { "(none)".to_string() } else { tail.join("\n    ") }
+                    );
+                    tracing::error!("{msg}");
+                    display.println(&msg);
+                    finished += 1;
+                    done_bytes += sizes.get(&run).copied().unwrap_or(0);
+                    if let Some(rep) = reports.get_mut(&run) {
+                        rep.status = if interrupted { "interrupted" } else { "failed" }.into();
+                        rep.error =
+                            Some(format!("worker died ({text}) in phase {phase}{seg_note}"));
+                    }
+                    if p.on_error == OnError::Abort && !interrupted && !aborting {
+                        aborting = true;
+                        for w in workers.iter_mut() {
+                            w.signal(rustix::process::Signal::TERM);
+                            if w.parked {
+                                w.assign(None);
+                            }
+                        }
+                    }
+                } else if !ok && !interrupted {
+                    let msg = format!(
+                        "worker {i} exited ({text}); last stderr lines:\n    {}",
+                        if tail.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            tail.join("\n    ")
+                        }
+                    );
+                    tracing::error!("{msg}");
+                    display.println(&msg);
+                }
+                // Hand its unstarted runs to the others.
+                let orphans: Vec<u32> = workers[i].own.drain(..).collect();
+                if !orphans.is_empty() && !interrupted && !aborting {
+                    tracing::warn!(
+                        "worker {i}'s unstarted runs {orphans:?} go to the other workers"
+                    );
+                    queue.extend(orphans);
+                }
+            }
+        }
+        // Wake parked workers, replace dead ones when work remains.
+        if !queue.is_empty() && !interrupted && !aborting {
+            for w in workers.iter_mut().filter(|w| w.parked && w.alive) {
+                if let Some(r) = queue.pop_front() {
+                    if let Some(rep) = reports.get_mut(&r) {
+                        rep.worker = Some(w.index);
+                    }
+                    w.assign(Some(r));
+                }
+            }
+            if !workers.iter().any(|w| w.alive) && replacements < collected.runs.len() {
+                replacements += 1;
+                let i = workers.len();
+                tracing::warn!("starting replacement worker {i} for runs {queue:?}");
+                let (child, st) = spawn_worker(i, &job_for(i), &tx)?;
+                waiter(i, child, tx.clone());
+                workers.push(st);
+                display.add_worker(workers.last_mut());
+            }
+        }
+        let busy = workers
+            .iter()
+            .any(|w| w.alive && (w.current_run.is_some() || !w.own.is_empty()));
+        if queue.is_empty() && !busy {
+            for w in workers.iter_mut().filter(|w| w.parked) {
+                w.assign(None);
+            }
+        }
+    }
+    display.finish();
+    drop(signals);
+    drop(segments);
+    let wall = started.elapsed().as_secs_f64();
+    let runs: Vec<RunReport> = reports.into_values().collect();
+    let count = |s: &str| runs.iter().filter(|r| r.status == s).count();
+    let report = Report {
+        pipeline: p.path.clone(),
+        workspace: p.workspace.clone(),
+        seed,
+        workers: n_workers,
+        schedule: p.schedule,
+        wall_s: wall,
+        interrupted,
+        runs_ok: count("ok"),
+        runs_failed: count("failed"),
+        runs_skipped: count("skipped"),
+        runs_not_started: count("not-started") + count("interrupted"),
+        segments: Vec::new(),
+        worker_reports: workers
+            .iter()
+            .map(|w| WorkerReport {
+                worker: w.index,
+                startup_ms: w.startup_ms,
+                peak_rss_kib: w.peak_rss_kib,
+                exit: w.exit.clone(),
+            })
+            .collect(),
+        runs,
+    };
+    let report_path = launch.join("report.json");
+    write_report(&report_path, &report)?;
+    let summary = summary_text(&report, &chain, &launch);
+    println!("{summary}");
+    tracing::info!("summary:\n{summary}");
+    let code = if interrupted {
+        130
+    } else if report.runs_failed > 0 || report.runs_not_started > 0 {
+        1
+    } else {
+        0
+    };
+    Ok(Outcome { code })
+}
+
+fn write_report(path: &Path, report: &Report) -> Result<(), RunError> {
+    let tmp = spyral_core::workspace::partial_path(path);
+    let text = serde_json::to_string_pretty(report).unwrap_or_default();
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))
+}
+
+fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
+    let mut s = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "spyral: {} runs: {} ok, {} failed, {} skipped, {} not run{} in {:.2} s ({} workers, seed {})",
+        r.runs.len(),
+        r.runs_ok,
+        r.runs_failed,
+        r.runs_skipped,
+        r.runs_not_started,
+        if r.interrupted { " (interrupted)" } else { "" },
+        r.wall_s,
+        r.workers,
+        r.seed
+    );
+    for run in &r.runs {
+        match run.status.as_str() {
+            "ok" => {}
+            st => {
+                let _ = writeln!(
+                    s,
+                    "  run {}: {st}{}",
+                    run.run,
+                    run.error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    let mut per_phase: Vec<(String, f64, usize)> = Vec::new();
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let (t, n) = r
+            .runs
+            .iter()
+            .flat_map(|x| x.phases.iter())
+            .filter(|ph| ph.phase == c.name && ph.status == PhaseStatus::Ok)
+            .fold((0.0, 0), |(t, n), ph| (t + ph.wall_s, n + 1));
+        per_phase.push((c.name.clone(), t, n));
+    }
+    let parts: Vec<String> = per_phase
+        .iter()
+        .map(|(n, t, k)| format!("{n} {t:.2} s over {k} runs"))
+        .collect();
+    let _ = writeln!(s, "  phase time: {}", parts.join(", "));
+    let _ = write!(
+        s,
+        "  outputs in {}; logs and report in {}",
+        r.workspace.display(),
+        launch.display()
+    );
+    s
+}
+
+fn no_runs(p: &Pipeline, c: &Collected) -> RunError {
+    let mut detail = String::new();
+    if !p.traces.is_dir() {
+        detail = " (the trace folder does not exist)".into();
+    } else {
+        let mut parts = Vec::new();
+        if !c.empty.is_empty() {
+            parts.push(format!("empty files: {:?}", c.empty));
+        }
+        if !c.skipped.is_empty() {
+            parts.push(format!("skipped: {:?}", c.skipped));
+        }
+        if !parts.is_empty() {
+            detail = format!(" ({})", parts.join("; "));
+        }
+    }
+    RunError::NoRuns {
+        traces: p.traces.clone(),
+        min: p.runs.min,
+        max: p.runs.max,
+        detail,
+    }
+}
+
+fn random_seed() -> u64 {
+    let mut buf = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_ok()
+    {
+        u64::from_le_bytes(buf) >> 11
+    } else {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    }
+}
+
+struct SignalGuard {
+    handle: signal_hook::iterator::Handle,
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
+}
+
+fn signal_thread(tx: Sender<Event>) -> Option<SignalGuard> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .ok()?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if tx.send(Event::Signal(sig)).is_err() {
+                break;
+            }
+        }
+    });
+    Some(SignalGuard { handle })
+}
+
+/// Progress display: indicatif bars on a terminal, periodic plain lines otherwise.
+struct Display {
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    total_runs: u64,
+    total_bytes: u64,
+    last_plain: Instant,
+}
+
+impl Display {
+    fn new(bars: bool, workers: &mut [WorkerState], total_runs: u64, total_bytes: u64) -> Self {
+        if !bars {
+            return Display {
+                multi: None,
+                overall: None,
+                total_runs,
+                total_bytes,
+                last_plain: Instant::now(),
+            };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let overall = multi.add(ProgressBar::new(total_bytes.max(1)));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30.green/white}] {binary_bytes}/{binary_total_bytes} | {msg} | {elapsed_precise} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        overall.set_prefix("all runs");
+        overall.set_message(format!("0/{total_runs} runs"));
+        let mut d = Display {
+            multi: Some(multi),
+            overall: Some(overall),
+            total_runs,
+            total_bytes,
+            last_plain: Instant::now(),
+        };
+        for w in workers.iter_mut() {
+            d.add_worker(Some(w));
+        }
+        d
+    }
+    fn add_worker(&mut self, w: Option<&mut WorkerState>) {
+        let (Some(multi), Some(w)) = (&self.multi, w) else {
+            return;
+        };
+        let bar = multi.add(ProgressBar::new(1));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(format!("worker {}", w.index));
+        bar.set_message("starting");
+        w.bar = Some(bar);
+    }
+    fn worker(&self, w: &WorkerState) {
+        if let Some(bar) = &w.bar {
+            bar.set_length(w.total.max(1));
+            bar.set_position(w.done);
+            bar.set_message(match (&w.current_run, &w.current_phase) {
+                (Some(r), Some(p)) => format!("| run {r} | {p}"),
+                (Some(r), None) => format!("| run {r}"),
+                _ => "| idle".to_string(),
+            });
+        }
+    }
+    fn progress(&self, w: &WorkerState) {
+        if let Some(bar) = &w.bar {
+            bar.set_length(w.total.max(1));
+            bar.set_position(w.done);
+        }
+    }
+    fn overall(&self, finished: usize, bytes: u64) {
+        if let Some(o) = &self.overall {
+            o.set_position(bytes);
+            o.set_message(format!("{finished}/{} runs", self.total_runs));
+        }
+    }
+    fn println(&self, line: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("spyral: {line}"),
+        }
+    }
+    fn tick(&mut self, workers: &[WorkerState], finished: usize, bytes: u64, started: Instant) {
+        if self.multi.is_some() || self.last_plain.elapsed() < Duration::from_secs(5) {
+            return;
+        }
+        self.last_plain = Instant::now();
+        let pct = if self.total_bytes == 0 {
+            0.0
+        } else {
+            100.0 * bytes as f64 / self.total_bytes as f64
+        };
+        let ws: Vec<String> = workers
+            .iter()
+            .filter(|w| w.alive)
+            .map(|w| format!("w{}: {}", w.index, w.describe()))
+            .collect();
+        eprintln!(
+            "spyral: [{:.0} s] {finished}/{} runs done ({pct:.1}% of bytes); {}",
+            started.elapsed().as_secs_f64(),
+            self.total_runs,
+            ws.join("; ")
+        );
+    }
+    fn finish(&self) {
+        if let Some(o) = &self.overall {
+            o.finish_and_clear();
+        }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+/// `spyral assets`: workspace and assets only.
+pub fn assets(path: &Path, o: &Overrides, log_level: &str) -> Result<(), RunError> {
+    let p = load_pipeline(path, o)?;
+    let (_registry, mut chain) = prepare(&p)?;
+    create_workspace(&p, &chain)?;
+    let launch = crate::logs::new_launch_dir(&p.workspace)
+        .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
+    crate::logs::init_file_logging(&launch.join("parent.log"), log_level, Some("warn"))
+        .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
+    create_assets(&p, &mut chain)?;
+    println!(
+        "spyral: workspace {} and the assets of {} active phase(s) are ready",
+        p.workspace.display(),
+        chain.iter().filter(|c| c.spec.active).count()
+    );
+    Ok(())
+}
+
+/// The plan as `spyral plan` prints it.
+#[derive(Debug, Serialize)]
+pub struct PlanView {
+    /// Trace folder.
+    pub traces: PathBuf,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// Runs found.
+    pub runs_found: usize,
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Runs in size order.
+    pub runs: Vec<Run>,
+    /// Missing runs in range.
+    pub missing: Vec<u32>,
+    /// Empty files in range.
+    pub empty: Vec<u32>,
+    /// Skipped.
+    pub skipped: Vec<u32>,
+    /// Per-worker plan.
+    pub workers: Vec<runs::Stack>,
+}
+
+/// `spyral plan`.
+pub fn plan(path: &Path, o: &Overrides) -> Result<PlanView, RunError> {
+    let p = load_pipeline(path, o)?;
+    let c = runs::collect(&p.traces, &p.runs);
+    if c.runs.is_empty() {
+        return Err(no_runs(&p, &c));
+    }
+    let workers = match p.schedule {
+        Schedule::Snake => runs::snake(&c.runs, p.workers),
+        Schedule::Dynamic => runs::dynamic_estimate(&c.runs, p.workers),
+    };
+    Ok(PlanView {
+        traces: p.traces.clone(),
+        schedule: p.schedule,
+        runs_found: c.runs.len(),
+        total_bytes: c.runs.iter().map(|r| r.bytes).sum(),
+        runs: c.runs,
+        missing: c.missing,
+        empty: c.empty,
+        skipped: c.skipped,
+        workers,
+    })
+}

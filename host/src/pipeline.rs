@@ -1,0 +1,390 @@
+//! The pipeline file: parsing, defaults, path resolution and the checks that need no plugin.
+//!
+//! A pipeline is one YAML file (parsed with serde-saphyr, which reports line and column and
+//! limits alias expansion). Unknown keys are errors. Relative paths are relative to the file.
+//! YAML anchors may be defined anywhere, conventionally under the ignored top-level `anchors:`.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::path::{Path, PathBuf};
+
+/// Errors in a pipeline file.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The file cannot be read.
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// YAML syntax or structure error (serde-saphyr's message has line, column and a snippet).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is present and well-formed YAML but invalid.
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How runs are handed to workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Spyral's snake deal by size, decided before the start.
+    #[default]
+    Snake,
+    /// Workers pull the next-largest run when free.
+    Dynamic,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "snake" => Ok(Schedule::Snake),
+            "dynamic" => Ok(Schedule::Dynamic),
+            _ => Err(format!(
+                "unknown schedule `{s}` (expected snake or dynamic)"
+            )),
+        }
+    }
+}
+
+/// What to do when a run fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Record the failure and go on with the other runs.
+    #[default]
+    Continue,
+    /// Stop everything at the first failure.
+    Abort,
+}
+
+/// The run range and skip list.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RunRange {
+    /// First run (inclusive).
+    pub min: u32,
+    /// Last run (inclusive).
+    pub max: u32,
+    /// Runs not to process.
+    #[serde(default)]
+    pub skip: Vec<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    kind: Spanned<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default)]
+    config: Option<Spanned<serde_json::Value>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    workspace: PathBuf,
+    traces: PathBuf,
+    runs: RunRange,
+    #[serde(default = "one")]
+    workers: usize,
+    #[serde(default)]
+    schedule: Schedule,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    plugins: Vec<PathBuf>,
+    #[serde(default)]
+    on_error: OnError,
+    #[serde(default)]
+    #[allow(dead_code)]
+    anchors: Option<serde::de::IgnoredAny>,
+    phases: Vec<RawPhase>,
+}
+
+/// One phase entry of a pipeline.
+#[derive(Debug, Clone)]
+pub struct PhaseSpec {
+    /// Position in the chain (0-based).
+    pub index: usize,
+    /// Phase kind.
+    pub kind: String,
+    /// Name given in the file, if any (the kind's default name is used otherwise).
+    pub name: Option<String>,
+    /// Whether the phase runs (inactive phases only construct their artifact paths).
+    pub active: bool,
+    /// The config as JSON (None: all defaults).
+    pub config: Option<serde_json::Value>,
+    /// Line of the entry's `kind:` in the file.
+    pub line: usize,
+    /// Line of its `config:` value (0 when absent).
+    pub config_line: usize,
+}
+
+/// A parsed pipeline with absolute paths.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The file's text (for locating fields in error messages).
+    pub text: String,
+    /// Workspace root.
+    pub workspace: PathBuf,
+    /// Trace folder.
+    pub traces: PathBuf,
+    /// Runs to consider.
+    pub runs: RunRange,
+    /// Worker processes.
+    pub workers: usize,
+    /// Scheduling mode.
+    pub schedule: Schedule,
+    /// Base seed (None: drawn at random at launch).
+    pub seed: Option<u64>,
+    /// Extra plugin files or folders.
+    pub plugins: Vec<PathBuf>,
+    /// Error policy.
+    pub on_error: OnError,
+    /// The phases in chain order.
+    pub phases: Vec<PhaseSpec>,
+}
+
+/// Whether `name` can be used as a folder name: not empty, no separators, not `.`/`..`.
+pub fn is_plain_dir_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.')
+        && !name.ends_with("_assets")
+        && name != "log"
+}
+
+impl Pipeline {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses pipeline `text` read from `path` (used to resolve relative paths).
+    pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
+        let raw: RawPipeline = serde_saphyr::from_str(text).map_err(|e| PipelineError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let invalid = |line: usize, message: String| PipelineError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let line_of = |key: &str| find_key_line(text, key, 0).unwrap_or(0);
+        if raw.runs.min > raw.runs.max {
+            return Err(invalid(
+                line_of("runs"),
+                format!(
+                    "runs: min ({}) is larger than max ({})",
+                    raw.runs.min, raw.runs.max
+                ),
+            ));
+        }
+        if raw.workers == 0 {
+            return Err(invalid(
+                line_of("workers"),
+                "workers must be at least 1".to_string(),
+            ));
+        }
+        if raw.phases.is_empty() {
+            return Err(invalid(
+                line_of("phases"),
+                "the pipeline has no phases".to_string(),
+            ));
+        }
+        let mut phases = Vec::new();
+        for (index, p) in raw.phases.into_iter().enumerate() {
+            let line = p.kind.referenced.line() as usize;
+            if let Some(name) = &p.name {
+                if !is_plain_dir_name(name) {
+                    return Err(invalid(
+                        line,
+                        format!(
+                            "phase {}: name `{name}` is not a plain folder name (no `/`, no leading `.`, not empty, not `log`, not ending in `_assets`)",
+                            index + 1
+                        ),
+                    ));
+                }
+            }
+            let (config, config_line) = match p.config {
+                Some(c) => (Some(c.value), c.referenced.line() as usize),
+                None => (None, 0),
+            };
+            phases.push(PhaseSpec {
+                index,
+                kind: p.kind.value,
+                name: p.name,
+                active: p.active,
+                config,
+                line,
+                config_line,
+            });
+        }
+        Ok(Pipeline {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            workspace: resolve(&raw.workspace),
+            traces: resolve(&raw.traces),
+            runs: raw.runs,
+            workers: raw.workers,
+            schedule: raw.schedule,
+            seed: raw.seed,
+            plugins: raw.plugins.iter().map(|p| resolve(p)).collect(),
+            on_error: raw.on_error,
+            phases,
+        })
+    }
+
+    /// The line of the last segment of a config field path (`a.b.c`) inside phase `spec`'s
+    /// config, found by scanning the file from the config's line; 0 when not found.
+    pub fn config_field_line(&self, spec: &PhaseSpec, field_path: &str) -> usize {
+        let start = if spec.config_line > 0 {
+            spec.config_line
+        } else {
+            spec.line
+        };
+        let mut line = start;
+        for seg in field_path.split('.').filter(|s| !s.is_empty()) {
+            let key = seg.split('[').next().unwrap_or(seg);
+            match find_key_line(&self.text, key, line.saturating_sub(1)) {
+                Some(l) => line = l,
+                None => return 0,
+            }
+        }
+        line
+    }
+}
+
+/// The 1-based line of the first `key:` (as a mapping key) at or after 0-based line `from`.
+fn find_key_line(text: &str, key: &str, from: usize) -> Option<usize> {
+    for (i, l) in text.lines().enumerate().skip(from) {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with(':') {
+                return Some(i + 1);
+            }
+        }
+        // Flow mappings: `{a: 1, key: 2}`.
+        if l.contains(&format!(" {key}:")) || l.contains(&format!("{{{key}:")) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+workspace: ws
+traces: /data/traces
+runs: {min: 1, max: 10, skip: [3]}
+workers: 2
+anchors:
+  det: &det {magnetic_field: 2.85}
+phases:
+  - kind: pointcloud
+    config:
+      detector: *det
+  - kind: cluster
+    name: MyCluster
+    active: false
+"#;
+
+    #[test]
+    fn parses_and_resolves() {
+        let p = Pipeline::parse(Path::new("/home/u/p.yaml"), GOOD).unwrap();
+        assert_eq!(p.workspace, PathBuf::from("/home/u/ws"));
+        assert_eq!(p.traces, PathBuf::from("/data/traces"));
+        assert_eq!(p.runs.skip, vec![3]);
+        assert_eq!(p.phases.len(), 2);
+        assert_eq!(
+            p.phases[0].config.as_ref().unwrap()["detector"]["magnetic_field"],
+            2.85
+        );
+        assert!(!p.phases[1].active);
+        assert_eq!(p.phases[1].line, 12);
+        assert_eq!(p.schedule, Schedule::Snake);
+        assert_eq!(p.config_field_line(&p.phases[0], "detector"), 11);
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = Pipeline::parse(Path::new("p.yaml"), &GOOD.replace("workers:", "wrokers:"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wrokers"), "{e}");
+        assert!(e.contains("line 5") || e.contains(":5:"), "{e}");
+    }
+
+    #[test]
+    fn bad_names_and_ranges() {
+        for bad in ["../x", "a/b", "\"\"", "log"] {
+            let t = GOOD.replace("MyCluster", bad);
+            let e = Pipeline::parse(Path::new("p.yaml"), &t)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("plain folder name"), "{bad}: {e}");
+        }
+        let e = Pipeline::parse(Path::new("p.yaml"), &GOOD.replace("max: 10", "max: 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than max"), "{e}");
+    }
+}

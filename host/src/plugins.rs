@@ -1,0 +1,444 @@
+//! Plugin libraries: finding, loading, checking and listing them.
+//!
+//! Libraries are loaded with `lib_header_from_path(..).init_root_module()` (never
+//! `load_from_file`, which caches one module per interface type and would hand back the first
+//! library for every later path) and are never unloaded. abi_stable checks the version and the
+//! layout of the whole interface; a refused library gets a short message (file, expected and
+//! found versions, last lines of the layout report) and the full report goes to a file.
+//!
+//! Search order for a phase kind: libraries named in the pipeline, then `SPYRAL_PLUGIN_PATH`,
+//! then the built-in phases linked into `spyral`, then the executable's folder.
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use spyral_core::{
+    bridge::{HostBridge, HostBridge_TO},
+    plugin::{PhaseKindInfo, PluginInfo, PluginModRef},
+    LogLevel, PhaseBox, PhaseError,
+};
+use std::path::{Path, PathBuf};
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("source", &self.source)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// Errors while loading plugin libraries.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file does not exist.
+    #[error("plugin library {0} does not exist")]
+    Missing(PathBuf),
+    /// The file could not be opened as a shared library.
+    #[error("cannot open plugin library {path}: {reason}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// dlopen's message.
+        reason: String,
+    },
+    /// The file is a shared library but not a Spyral plugin.
+    #[error("{0} is not a Spyral plugin library (it exports no abi_stable root module)")]
+    NotAPlugin(PathBuf),
+    /// Built against an incompatible spyral-core version.
+    #[error("plugin library {path} was built against spyral-core {found}, but this spyral expects {expected}: rebuild the plugin against spyral-core {expected}")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Version this host expects.
+        expected: String,
+        /// Version the library was built against.
+        found: String,
+    },
+    /// The interface layout differs (the contract changed between the two builds).
+    #[error("plugin library {path} does not match this spyral's plugin interface (built against spyral-core {found}, expected {expected}); rebuild it against this spyral-core.\n  last lines of the layout report:\n{tail}\n  full report: {report}")]
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// Version this host expects.
+        expected: String,
+        /// Version the library declares.
+        found: String,
+        /// Last lines of abi_stable's report.
+        tail: String,
+        /// Where the full report was written.
+        report: String,
+    },
+    /// Any other loader error.
+    #[error("cannot load plugin library {path}: {reason}")]
+    Other {
+        /// The file.
+        path: PathBuf,
+        /// The loader's message (shortened).
+        reason: String,
+    },
+    /// No library provides the kind.
+    #[error("unknown phase kind `{kind}`{at}; known kinds: {known}{hint}")]
+    UnknownKind {
+        /// The kind asked for.
+        kind: String,
+        /// Where it was asked for (`" (pipeline.yaml:12)"`).
+        at: String,
+        /// Known kinds.
+        known: String,
+        /// Extra hint (refused libraries).
+        hint: String,
+    },
+}
+
+/// Where a library came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Linked into `spyral`.
+    Builtin,
+    /// Loaded from a file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Builtin => f.write_str("(built in)"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A loaded library.
+pub struct Library {
+    /// Where it came from.
+    pub source: Source,
+    /// Its root module.
+    pub module: PluginModRef,
+    /// What it says about itself.
+    pub info: PluginInfo,
+}
+
+impl Library {
+    /// Makes a phase of `kind` named `name` from JSON `config`.
+    pub fn new_phase(&self, kind: &str, name: &str, config: &str) -> Result<PhaseBox, PhaseError> {
+        (self.module.new_phase())(kind.into(), name.into(), config.into()).into_result()
+    }
+    /// The kind info of `kind`, if this library provides it.
+    pub fn kind(&self, kind: &str) -> Option<&PhaseKindInfo> {
+        self.info.kinds.iter().find(|k| k.kind.as_str() == kind)
+    }
+}
+
+/// Forwards a plugin's events into the host's tracing.
+struct Bridge {
+    library: String,
+}
+
+impl HostBridge for Bridge {
+    fn max_level(&self) -> LogLevel {
+        let level = tracing::level_filters::LevelFilter::current();
+        if level >= tracing::level_filters::LevelFilter::TRACE {
+            LogLevel::Trace
+        } else if level >= tracing::level_filters::LevelFilter::DEBUG {
+            LogLevel::Debug
+        } else if level >= tracing::level_filters::LevelFilter::INFO {
+            LogLevel::Info
+        } else if level >= tracing::level_filters::LevelFilter::WARN {
+            LogLevel::Warn
+        } else {
+            LogLevel::Error
+        }
+    }
+    fn event(
+        &self,
+        level: LogLevel,
+        target: abi_stable::std_types::RStr<'_>,
+        message: abi_stable::std_types::RStr<'_>,
+    ) {
+        let (lib, target, msg) = (&self.library, target.as_str(), message.as_str());
+        match level {
+            LogLevel::Error => tracing::error!(plugin = %lib, target = %target, "{msg}"),
+            LogLevel::Warn => tracing::warn!(plugin = %lib, target = %target, "{msg}"),
+            LogLevel::Info => tracing::info!(plugin = %lib, target = %target, "{msg}"),
+            LogLevel::Debug => tracing::debug!(plugin = %lib, target = %target, "{msg}"),
+            LogLevel::Trace => tracing::trace!(plugin = %lib, target = %target, "{msg}"),
+        }
+    }
+}
+
+/// The crate name of the built-in phases library.
+pub const BUILTIN_LIBRARY: &str = "spyral-phases";
+
+/// The built-in library (the default AT-TPC phases).
+pub fn builtin() -> Library {
+    let module = spyral_phases::spyral_plugin_module();
+    let info = (module.info())();
+    Library {
+        source: Source::Builtin,
+        module,
+        info,
+    }
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..]
+        .iter()
+        .map(|l| {
+            let l = l.trim_end();
+            let l = if l.len() > 160 { &l[..160] } else { l };
+            format!("    {l}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn write_report(path: &Path, report: &str) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = std::env::temp_dir().join(format!(
+        "spyral-layout-report-{stem}-{}.txt",
+        std::process::id()
+    ));
+    match std::fs::write(&file, report) {
+        Ok(()) => file.display().to_string(),
+        Err(e) => format!("(could not be written to {}: {e})", file.display()),
+    }
+}
+
+/// Loads the plugin library at `path`.
+pub fn load(path: &Path) -> Result<Library, PluginError> {
+    if !path.exists() {
+        return Err(PluginError::Missing(path.to_path_buf()));
+    }
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let expected = spyral_core::CORE_VERSION.to_string();
+    let header = lib_header_from_path(&path).map_err(|e| match e {
+        LibraryError::OpenError { err, .. } => PluginError::Open {
+            path: path.clone(),
+            reason: err.to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => PluginError::NotAPlugin(path.clone()),
+        other => PluginError::Other {
+            path: path.clone(),
+            reason: shorten(&other.to_string()),
+        },
+    })?;
+    let found = header
+        .root_mod_consts()
+        .version_strings()
+        .version
+        .to_string();
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| classify(&path, &expected, &found, e))?;
+    let info = (module.info())();
+    (module.install_bridge())(HostBridge_TO::from_value(
+        Bridge {
+            library: info.library_name.to_string(),
+        },
+        abi_stable::sabi_trait::TD_Opaque,
+    ));
+    tracing::debug!(
+        "loaded plugin {} {} from {} (spyral-core {}, {})",
+        info.library_name,
+        info.library_version,
+        path.display(),
+        info.core_version,
+        info.rustc_version
+    );
+    Ok(Library {
+        source: Source::File(path),
+        module,
+        info,
+    })
+}
+
+fn shorten(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= 12 {
+        text.to_string()
+    } else {
+        format!(
+            "{}\n  ... ({} more lines)",
+            lines[..12].join("\n"),
+            lines.len() - 12
+        )
+    }
+}
+
+fn classify(path: &Path, expected: &str, found: &str, e: LibraryError) -> PluginError {
+    match e {
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => PluginError::Version {
+            path: path.to_path_buf(),
+            expected: expected_version.to_string(),
+            found: actual_version.to_string(),
+        },
+        LibraryError::AbiInstability(_)
+        | LibraryError::Many(_)
+        | LibraryError::RootModule { .. } => {
+            let report = e.to_string();
+            tracing::error!("layout report for {}:\n{report}", path.display());
+            PluginError::Layout {
+                path: path.to_path_buf(),
+                expected: expected.to_string(),
+                found: found.to_string(),
+                tail: tail_lines(&report, 8),
+                report: write_report(path, &report),
+            }
+        }
+        other => PluginError::Other {
+            path: path.to_path_buf(),
+            reason: shorten(&other.to_string()),
+        },
+    }
+}
+
+/// Shared-library files (`*.so`) directly inside `dir`, sorted.
+pub fn libraries_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "so" || x == "dylib"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The folders and files in `SPYRAL_PLUGIN_PATH` (colon separated).
+pub fn env_paths() -> Vec<PathBuf> {
+    std::env::var_os("SPYRAL_PLUGIN_PATH")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The folder of the running executable.
+pub fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
+/// All libraries available to a pipeline, in search order.
+pub struct Registry {
+    /// Libraries in search order.
+    pub libraries: Vec<Library>,
+    /// Libraries found while scanning folders but refused (shown when a kind is missing).
+    pub refused: Vec<PluginError>,
+}
+
+impl Registry {
+    /// Loads the explicitly named `paths` (files must load; folders are scanned), then
+    /// `SPYRAL_PLUGIN_PATH`, the built-ins and, when `scan_exe_dir`, the executable's folder.
+    pub fn build(paths: &[PathBuf], scan_exe_dir: bool) -> Result<Registry, PluginError> {
+        let mut reg = Registry {
+            libraries: Vec::new(),
+            refused: Vec::new(),
+        };
+        let mut seen: Vec<PathBuf> = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                reg.scan(p, &mut seen);
+            } else {
+                let lib = load(p)?;
+                if let Source::File(f) = &lib.source {
+                    seen.push(f.clone());
+                }
+                reg.libraries.push(lib);
+            }
+        }
+        for p in env_paths() {
+            if p.is_dir() {
+                reg.scan(&p, &mut seen);
+            } else if p.exists() {
+                match load(&p) {
+                    Ok(lib) => reg.libraries.push(lib),
+                    Err(e) => reg.refused.push(e),
+                }
+            }
+        }
+        reg.libraries.push(builtin());
+        if scan_exe_dir {
+            if let Some(dir) = exe_dir() {
+                reg.scan(&dir, &mut seen);
+            }
+        }
+        Ok(reg)
+    }
+
+    fn scan(&mut self, dir: &Path, seen: &mut Vec<PathBuf>) {
+        for file in libraries_in(dir) {
+            let canon = std::fs::canonicalize(&file).unwrap_or(file.clone());
+            if seen.contains(&canon) {
+                continue;
+            }
+            seen.push(canon);
+            match load(&file) {
+                Ok(lib) => {
+                    // The built-in phases are already linked in; skip their cdylib twin.
+                    if lib.info.library_name.as_str() == BUILTIN_LIBRARY {
+                        continue;
+                    }
+                    self.libraries.push(lib)
+                }
+                Err(PluginError::NotAPlugin(_)) | Err(PluginError::Open { .. }) => {}
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    self.refused.push(e)
+                }
+            }
+        }
+    }
+
+    /// The first library providing `kind`.
+    pub fn find(&self, kind: &str) -> Option<(&Library, &PhaseKindInfo)> {
+        self.libraries
+            .iter()
+            .find_map(|l| l.kind(kind).map(|k| (l, k)))
+    }
+
+    /// The error for a kind no library provides.
+    pub fn unknown_kind(&self, kind: &str, at: String) -> PluginError {
+        let mut known: Vec<String> = self
+            .libraries
+            .iter()
+            .flat_map(|l| l.info.kinds.iter().map(|k| k.kind.to_string()))
+            .collect();
+        known.sort();
+        known.dedup();
+        let hint = if self.refused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  (refused while searching: {})",
+                self.refused
+                    .iter()
+                    .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        PluginError::UnknownKind {
+            kind: kind.to_string(),
+            at,
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+            hint,
+        }
+    }
+}

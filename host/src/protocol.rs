@@ -1,0 +1,182 @@
+//! The messages between the parent and its workers.
+//!
+//! One JSON object per line. The parent writes a [`Job`] and then [`Assign`] answers to the
+//! worker's stdin; the worker writes [`WorkerMsg`]s to a private duplicate of its original
+//! stdout (its fd 1 is pointed at stderr, so stray prints from plugins cannot corrupt the stream).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A shared segment as the worker must map it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SegmentEntry {
+    /// Owning phase name.
+    pub phase: String,
+    /// Segment name.
+    pub name: String,
+    /// Inherited file descriptor number (a sealed memfd).
+    pub fd: i32,
+    /// Length in bytes.
+    pub len: u64,
+    /// Element type name (`float64`, ...).
+    pub element: String,
+    /// Shape.
+    pub shape: Vec<u64>,
+}
+
+/// What the parent tells a worker at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// The pipeline file (re-read by the worker).
+    pub pipeline: PathBuf,
+    /// Trace folder override (`--traces`), if any.
+    pub traces: Option<PathBuf>,
+    /// Worker index.
+    pub worker: usize,
+    /// Base seed.
+    pub seed: u64,
+    /// The worker's log file.
+    pub log_file: PathBuf,
+    /// Log level name.
+    pub log_level: String,
+    /// Phases forced to rerun (resume), by name; `*` for all.
+    pub force: Vec<String>,
+    /// Shared segments to attach.
+    pub segments: Vec<SegmentEntry>,
+}
+
+/// The parent's answer to [`WorkerMsg::Next`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Assign {
+    /// The run to process next, or None: no more work, exit.
+    pub run: Option<u32>,
+}
+
+/// Outcome of one phase on one run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseStatus {
+    /// Ran and succeeded.
+    Ok,
+    /// Ran and failed.
+    Failed,
+    /// Inactive: artifact constructed without running.
+    Constructed,
+    /// Not run because an earlier phase of the run failed.
+    NotRun,
+    /// Skipped because its artifact is current.
+    UpToDate,
+}
+
+/// A phase error as reported.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorInfo {
+    /// Phase name.
+    pub phase: String,
+    /// Error kind (`panic`, `i/o error`, ...).
+    pub kind: String,
+    /// Message.
+    pub message: String,
+}
+
+/// The record of one phase on one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseRecord {
+    /// Phase name.
+    pub phase: String,
+    /// Outcome.
+    pub status: PhaseStatus,
+    /// Error message when failed.
+    pub error: Option<String>,
+    /// Wall seconds.
+    pub wall_s: f64,
+    /// CPU seconds of the worker process during the call.
+    pub cpu_s: f64,
+    /// Peak resident memory of the worker so far, in KiB.
+    pub peak_rss_kib: u64,
+    /// Items processed (the last progress total reported).
+    pub items: u64,
+    /// Metadata returned by the phase.
+    pub metadata: serde_json::Value,
+}
+
+/// What a worker tells the parent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum WorkerMsg {
+    /// Plugins loaded, phases constructed, segments attached.
+    Ready {
+        /// Milliseconds from process start.
+        startup_ms: f64,
+    },
+    /// Asks for the next run.
+    Next,
+    /// A run begins.
+    RunStarted {
+        /// Run number.
+        run: u32,
+    },
+    /// A phase begins on a run.
+    PhaseStarted {
+        /// Run number.
+        run: u32,
+        /// Phase name.
+        phase: String,
+    },
+    /// Progress inside the current phase.
+    Progress {
+        /// Run number.
+        run: u32,
+        /// Done items.
+        done: u64,
+        /// Total items.
+        total: u64,
+    },
+    /// A phase ended.
+    PhaseFinished {
+        /// Run number.
+        run: u32,
+        /// The record.
+        record: PhaseRecord,
+    },
+    /// A run ended.
+    RunFinished {
+        /// Run number.
+        run: u32,
+        /// Whether every phase succeeded.
+        ok: bool,
+        /// Skipped (e.g. trace file vanished) rather than failed.
+        skipped: Option<String>,
+        /// The first error.
+        error: Option<ErrorInfo>,
+        /// Wall seconds for the run.
+        wall_s: f64,
+    },
+    /// The worker could not start (plugin, config, segment problem).
+    Fatal {
+        /// What went wrong.
+        message: String,
+    },
+    /// The worker is exiting normally.
+    Done {
+        /// Peak RSS in KiB.
+        peak_rss_kib: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_json_lines() {
+        let m = WorkerMsg::PhaseStarted {
+            run: 3,
+            phase: "Cluster".into(),
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(!text.contains('\n'));
+        assert!(text.contains("\"type\":\"phase-started\""));
+        assert_eq!(serde_json::from_str::<WorkerMsg>(&text).unwrap(), m);
+    }
+}

@@ -1,0 +1,382 @@
+//! The worker process (`spyral worker`, hidden): loads the plugins, constructs the phases,
+//! attaches the shared segments, then asks the parent for runs one at a time and pushes each
+//! through the chain, streaming typed messages back.
+//!
+//! A phase error fails only its run (the later phases of that run are not called) and the worker
+//! goes on. Before every plugin call the worker logs what it is about to call, so a crash can be
+//! located from the log. The worker dies with its parent (PR_SET_PDEATHSIG).
+
+use crate::chain::{self, ChainPhase};
+use crate::pipeline::Pipeline;
+use crate::plugins::Registry;
+use crate::protocol::{Assign, ErrorInfo, Job, PhaseRecord, PhaseStatus, WorkerMsg};
+use abi_stable::std_types::RStr;
+use spyral_core::{LogLevel, PhaseResult, RunContext, RunSink};
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The message stream to the parent.
+pub struct Outbox {
+    out: Mutex<std::fs::File>,
+}
+
+impl Outbox {
+    /// Takes over the process's stdout for messages and points fd 1 at stderr, so prints from
+    /// plugins land in the captured stderr instead of corrupting the stream.
+    pub fn take_stdout() -> std::io::Result<Outbox> {
+        let dup = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3)?;
+        rustix::stdio::dup2_stdout(rustix::stdio::stderr())?;
+        Ok(Outbox {
+            out: Mutex::new(std::fs::File::from(dup)),
+        })
+    }
+    /// Sends one message (a JSON line). Errors mean the parent is gone: exit.
+    pub fn send(&self, msg: &WorkerMsg) {
+        let mut line = serde_json::to_string(msg).unwrap_or_default();
+        line.push('\n');
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if out.write_all(line.as_bytes()).is_err() {
+            std::process::exit(4);
+        }
+    }
+}
+
+/// CPU seconds used by this process.
+pub fn cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Peak resident set size of this process in KiB (VmHWM).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Sink<'a> {
+    outbox: &'a Outbox,
+    run: u32,
+    cancel: &'a AtomicBool,
+    last: Mutex<Instant>,
+    total: AtomicU64,
+    phase: &'a str,
+}
+
+impl RunSink for Sink<'_> {
+    fn progress(&self, done: u64, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if done == 0 || done >= total || last.elapsed().as_millis() >= 50 {
+            *last = Instant::now();
+            self.outbox.send(&WorkerMsg::Progress {
+                run: self.run,
+                done,
+                total,
+            });
+        }
+    }
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let (p, r, m) = (self.phase, self.run, message.as_str());
+        match level {
+            LogLevel::Error => tracing::error!(phase = p, run = r, "{m}"),
+            LogLevel::Warn => tracing::warn!(phase = p, run = r, "{m}"),
+            LogLevel::Info => tracing::info!(phase = p, run = r, "{m}"),
+            LogLevel::Debug => tracing::debug!(phase = p, run = r, "{m}"),
+            LogLevel::Trace => tracing::trace!(phase = p, run = r, "{m}"),
+        }
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// Entry point of `spyral worker`. Returns the process exit code.
+pub fn main() -> i32 {
+    let started = Instant::now();
+    let outbox = match Outbox::take_stdout() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("spyral worker: cannot set up the message stream: {e}");
+            return 3;
+        }
+    };
+    // Die with the parent.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if let Ok(ppid) = std::env::var("SPYRAL_PARENT_PID") {
+        let alive = rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string());
+        if alive.as_deref() != Some(ppid.as_str()) {
+            return 5;
+        }
+    }
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    if stdin.read_line(&mut line).unwrap_or(0) == 0 {
+        eprintln!("spyral worker: no job on stdin (this command is started by `spyral run`)");
+        return 3;
+    }
+    let job: Job = match serde_json::from_str(&line) {
+        Ok(j) => j,
+        Err(e) => {
+            outbox.send(&WorkerMsg::Fatal {
+                message: format!("bad job message: {e}"),
+            });
+            return 3;
+        }
+    };
+    if let Err(e) = crate::logs::init_file_logging(&job.log_file, &job.log_level, None) {
+        eprintln!(
+            "spyral worker: cannot open log {}: {e}",
+            job.log_file.display()
+        );
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
+    }
+    tracing::info!(
+        "worker {} started (pid {}), pipeline {}",
+        job.worker,
+        std::process::id(),
+        job.pipeline.display()
+    );
+    let chain = match setup(&job) {
+        Ok(c) => c,
+        Err(message) => {
+            tracing::error!("{message}");
+            outbox.send(&WorkerMsg::Fatal { message });
+            return 3;
+        }
+    };
+    let startup_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!("ready after {startup_ms:.1} ms");
+    outbox.send(&WorkerMsg::Ready { startup_ms });
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            tracing::warn!("stop requested: not taking more runs");
+            break;
+        }
+        outbox.send(&WorkerMsg::Next);
+        line.clear();
+        if stdin.read_line(&mut line).unwrap_or(0) == 0 {
+            tracing::warn!("the parent closed the job stream; exiting");
+            break;
+        }
+        let assign: Assign = match serde_json::from_str(&line) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("bad assignment from the parent: {e}");
+                break;
+            }
+        };
+        let Some(run) = assign.run else { break };
+        process_run(&job, &chain, run, &outbox, &cancel);
+    }
+    let peak = peak_rss_kib();
+    tracing::info!("worker {} done, peak RSS {} KiB", job.worker, peak);
+    outbox.send(&WorkerMsg::Done { peak_rss_kib: peak });
+    0
+}
+
+struct Chain(Vec<ChainPhase>, Pipeline);
+
+fn setup(job: &Job) -> Result<Chain, String> {
+    let mut pipeline = Pipeline::load(&job.pipeline).map_err(|e| e.to_string())?;
+    if let Some(t) = &job.traces {
+        pipeline.traces = t.clone();
+    }
+    let registry = Registry::build(&pipeline.plugins, true).map_err(|e| e.to_string())?;
+    let mut chain = chain::build(&pipeline, &registry).map_err(|e| e.to_string())?;
+    let segments = crate::segments::attach(&job.segments)?;
+    for c in chain.iter_mut().filter(|c| c.spec.active) {
+        let mine: Vec<_> = segments
+            .iter()
+            .filter(|s| s.info.phase.as_str() == c.name)
+            .copied()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            "calling {}.attach_shared with {} segment(s)",
+            c.name,
+            mine.len()
+        );
+        c.phase
+            .attach_shared(mine.into())
+            .into_result()
+            .map_err(|e| format!("phase {}: attach_shared failed: {e}", c.name))?;
+    }
+    Ok(Chain(chain, pipeline))
+}
+
+fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &AtomicBool) {
+    let t0 = Instant::now();
+    outbox.send(&WorkerMsg::RunStarted { run });
+    let Chain(chain, pipeline) = chain;
+    let trace = crate::runs::trace_file(&pipeline.traces, run);
+    if !trace.exists() {
+        tracing::warn!(
+            "run {run}: trace file {} vanished; skipping",
+            trace.display()
+        );
+        outbox.send(&WorkerMsg::RunFinished {
+            run,
+            ok: false,
+            skipped: Some(format!("trace file {} is missing", trace.display())),
+            error: None,
+            wall_s: t0.elapsed().as_secs_f64(),
+        });
+        return;
+    }
+    let mut payload = PhaseResult::new(run).with_artifact("trace", &trace);
+    let mut failure: Option<ErrorInfo> = None;
+    for c in chain {
+        let ws = c.workspace(pipeline);
+        if failure.is_some() {
+            outbox.send(&WorkerMsg::PhaseFinished {
+                run,
+                record: record(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
+            });
+            continue;
+        }
+        if !c.spec.active {
+            tracing::debug!("calling {}.construct_artifact for run {run}", c.name);
+            match c.phase.construct_artifact(&payload, &ws).into_result() {
+                Ok(r) => {
+                    payload = r;
+                    outbox.send(&WorkerMsg::PhaseFinished {
+                        run,
+                        record: record(&c.name, PhaseStatus::Constructed, None, 0.0, 0.0, 0, None),
+                    });
+                }
+                Err(e) => {
+                    tracing::error!("run {run}: {}.construct_artifact failed: {e}", c.name);
+                    failure = Some(ErrorInfo {
+                        phase: c.name.clone(),
+                        kind: e.kind.to_string(),
+                        message: e.message().to_string(),
+                    });
+                    outbox.send(&WorkerMsg::PhaseFinished {
+                        run,
+                        record: record(
+                            &c.name,
+                            PhaseStatus::Failed,
+                            Some(e.to_string()),
+                            0.0,
+                            0.0,
+                            0,
+                            None,
+                        ),
+                    });
+                }
+            }
+            continue;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            failure = Some(ErrorInfo {
+                phase: c.name.clone(),
+                kind: "cancelled".into(),
+                message: "stopped on request before this phase".into(),
+            });
+            outbox.send(&WorkerMsg::PhaseFinished {
+                run,
+                record: record(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
+            });
+            continue;
+        }
+        outbox.send(&WorkerMsg::PhaseStarted {
+            run,
+            phase: c.name.clone(),
+        });
+        let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+        let sink = Sink {
+            outbox,
+            run,
+            cancel,
+            last: Mutex::new(Instant::now()),
+            total: AtomicU64::new(0),
+            phase: &c.name,
+        };
+        let ctx = RunContext::new(run, seed, &ws, &sink);
+        tracing::info!("calling {}.run for run {run} (seed {seed:#x})", c.name);
+        let (w0, c0) = (Instant::now(), cpu_seconds());
+        let out = c.phase.run(&payload, &ctx).into_result();
+        let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let items = sink.total.load(Ordering::Relaxed);
+        match out {
+            Ok(r) if r.successful => {
+                tracing::info!("phase {} complete for run {run} in {wall:.3} s", c.name);
+                let meta = serde_json::Value::Object(r.metadata_map());
+                outbox.send(&WorkerMsg::PhaseFinished {
+                    run,
+                    record: record(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta)),
+                });
+                payload = r;
+            }
+            other => {
+                let (kind, message) = match other {
+                    Ok(_) => (
+                        "invalid result".to_string(),
+                        "the phase returned an unsuccessful result".to_string(),
+                    ),
+                    Err(e) => (e.kind.to_string(), e.message().to_string()),
+                };
+                tracing::error!("run {run}: phase {} failed: {kind}: {message}", c.name);
+                outbox.send(&WorkerMsg::PhaseFinished {
+                    run,
+                    record: record(
+                        &c.name,
+                        PhaseStatus::Failed,
+                        Some(format!("{kind}: {message}")),
+                        wall,
+                        cpu,
+                        items,
+                        None,
+                    ),
+                });
+                failure = Some(ErrorInfo {
+                    phase: c.name.clone(),
+                    kind,
+                    message,
+                });
+            }
+        }
+    }
+    outbox.send(&WorkerMsg::RunFinished {
+        run,
+        ok: failure.is_none(),
+        skipped: None,
+        error: failure,
+        wall_s: t0.elapsed().as_secs_f64(),
+    });
+}
+
+fn record(
+    phase: &str,
+    status: PhaseStatus,
+    error: Option<String>,
+    wall_s: f64,
+    cpu_s: f64,
+    items: u64,
+    metadata: Option<serde_json::Value>,
+) -> PhaseRecord {
+    PhaseRecord {
+        phase: phase.to_string(),
+        status,
+        error,
+        wall_s,
+        cpu_s,
+        peak_rss_kib: peak_rss_kib(),
+        items,
+        metadata: metadata.unwrap_or(serde_json::Value::Null),
+    }
+}
