@@ -220,9 +220,11 @@ impl<'a, 'b> SharedAllocator<'a, 'b> {
                 }
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(PhaseError::io(format!(
+                Err(e) => {
+                    return Err(PhaseError::io(format!(
                     "shared segment `{name}`: reading the source failed after {filled} bytes: {e}"
-                ))),
+                )))
+                }
             }
         }
         Ok(len as u64)

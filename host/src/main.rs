@@ -262,7 +262,7 @@ fn indent(text: &str, n: usize) -> String {
 
 fn validate(path: &PathBuf) -> Result<()> {
     let p = Pipeline::load(path)?;
-    let registry = plugins::Registry::build(&p.plugins, true)?;
+    let registry = plugins::Registry::build_for(&p.plugins, &p.kinds())?;
     let chain = chain::build(&p, &registry)?;
     chain::validate(&chain)?;
     println!("# {}: valid", p.path.display());

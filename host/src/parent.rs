@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,7 +120,7 @@ pub fn load_pipeline(path: &Path, o: &Overrides) -> Result<Pipeline, RunError> {
 
 /// Loads the plugins, builds and validates the chain.
 pub fn prepare(p: &Pipeline) -> Result<(Registry, Vec<ChainPhase>), RunError> {
-    let registry = Registry::build(&p.plugins, true)?;
+    let registry = Registry::build_for(&p.plugins, &p.kinds())?;
     let chain = chain::build(p, &registry)?;
     chain::validate(&chain)?;
     Ok((registry, chain))
@@ -329,11 +329,7 @@ impl WorkerState {
     }
 }
 
-fn spawn_worker(
-    index: usize,
-    job: &Job,
-    tx: &Sender<Event>,
-) -> Result<(Child, WorkerState), RunError> {
+fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerState, RunError> {
     let exe = std::env::current_exe()
         .map_err(|e| RunError::Io(format!("cannot find the spyral executable: {e}")))?;
     use std::os::unix::process::CommandExt;
@@ -370,46 +366,46 @@ fn spawn_worker(
             }
         })
     };
+    let pid = child.id();
     {
+        // One thread per worker reads its messages in order, then reaps it: the exit event
+        // always comes after the worker's last message.
         let tx = tx.clone();
         std::thread::spawn(move || {
             if let Some(out) = stdout {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    match serde_json::from_str::<WorkerMsg>(&line) {
-                        Ok(m) => {
-                            let _ = tx.send(Event::Msg(index, m));
-                        }
-                        Err(_) => {
-                            let _ = tx.send(Event::BadLine(index, line));
-                        }
-                    }
+                    let ev = match serde_json::from_str::<WorkerMsg>(&line) {
+                        Ok(m) => Event::Msg(index, m),
+                        Err(_) => Event::BadLine(index, line),
+                    };
+                    let _ = tx.send(ev);
                 }
             }
             let _ = err_thread.join();
-            // Exit status is collected by the waiter below.
+            let (text, ok) = match child.wait() {
+                Ok(s) => describe_exit(s),
+                Err(e) => (format!("wait failed: {e}"), false),
+            };
+            let _ = tx.send(Event::Exited(index, text, ok));
         });
     }
-    let pid = child.id();
-    Ok((
-        child,
-        WorkerState {
-            index,
-            pid,
-            stdin,
-            own: VecDeque::new(),
-            current_run: None,
-            current_phase: None,
-            parked: false,
-            alive: true,
-            stderr_tail: tail,
-            startup_ms: None,
-            peak_rss_kib: None,
-            exit: String::new(),
-            bar: None,
-            done: 0,
-            total: 0,
-        },
-    ))
+    Ok(WorkerState {
+        index,
+        pid,
+        stdin,
+        own: VecDeque::new(),
+        current_run: None,
+        current_phase: None,
+        parked: false,
+        alive: true,
+        stderr_tail: tail,
+        startup_ms: None,
+        peak_rss_kib: None,
+        exit: String::new(),
+        bar: None,
+        done: 0,
+        total: 0,
+    })
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> (String, bool) {
@@ -431,16 +427,6 @@ fn describe_exit(status: std::process::ExitStatus) -> (String, bool) {
         let code = status.code().unwrap_or(-1);
         (format!("exit code {code}"), code == 0)
     }
-}
-
-fn waiter(index: usize, mut child: Child, tx: Sender<Event>) {
-    std::thread::spawn(move || {
-        let (text, ok) = match child.wait() {
-            Ok(s) => describe_exit(s),
-            Err(e) => (format!("wait failed: {e}"), false),
-        };
-        let _ = tx.send(Event::Exited(index, text, ok));
-    });
 }
 
 /// The outcome of `spyral run`.
@@ -537,11 +523,10 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     }
     let mut workers: Vec<WorkerState> = Vec::new();
     for (i, s) in plan.iter().enumerate() {
-        let (child, mut st) = spawn_worker(i, &job_for(i), &tx)?;
+        let mut st = spawn_worker(i, &job_for(i), &tx)?;
         if p.schedule == Schedule::Snake {
             st.own = s.runs.iter().copied().collect();
         }
-        waiter(i, child, tx.clone());
         workers.push(st);
     }
     let mut queue: VecDeque<u32> = if p.schedule == Schedule::Dynamic {
@@ -811,8 +796,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 replacements += 1;
                 let i = workers.len();
                 tracing::warn!("starting replacement worker {i} for runs {queue:?}");
-                let (child, st) = spawn_worker(i, &job_for(i), &tx)?;
-                waiter(i, child, tx.clone());
+                let st = spawn_worker(i, &job_for(i), &tx)?;
                 workers.push(st);
                 display.add_worker(workers.last_mut());
             }

@@ -290,6 +290,11 @@ impl Pipeline {
         })
     }
 
+    /// The phase kinds the pipeline uses.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.phases.iter().map(|p| p.kind.as_str()).collect()
+    }
+
     /// The line of the last segment of a config field path (`a.b.c`) inside phase `spec`'s
     /// config, found by scanning the file from the config's line; 0 when not found.
     pub fn config_field_line(&self, spec: &PhaseSpec, field_path: &str) -> usize {

@@ -44,7 +44,7 @@ pub enum PluginError {
     #[error("{0} is not a Spyral plugin library (it exports no abi_stable root module)")]
     NotAPlugin(PathBuf),
     /// Built against an incompatible spyral-core version.
-    #[error("plugin library {path} was built against spyral-core {found}, but this spyral expects {expected}: rebuild the plugin against spyral-core {expected}")]
+    #[error("plugin library {path} was built against spyral-core {found}, but this spyral expects {expected}; rebuild the plugin against spyral-core {expected}")]
     Version {
         /// The file.
         path: PathBuf,
@@ -269,6 +269,22 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// Whether two core versions are ABI-compatible by semver (same major; same minor for 0.x).
+fn compatible(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.split('.')
+            .take(2)
+            .map(|x| x.trim().parse().unwrap_or(u64::MAX))
+            .collect()
+    };
+    let (a, b) = (parts(a), parts(b));
+    match (a.first(), b.first()) {
+        (Some(0), Some(0)) => a.get(1) == b.get(1),
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
 fn classify(path: &Path, expected: &str, found: &str, e: LibraryError) -> PluginError {
     match e {
         LibraryError::IncompatibleVersionNumber {
@@ -282,9 +298,21 @@ fn classify(path: &Path, expected: &str, found: &str, e: LibraryError) -> Plugin
         },
         LibraryError::AbiInstability(_)
         | LibraryError::Many(_)
+        | LibraryError::RootModule { .. }
+            if !compatible(expected, found) =>
+        {
+            tracing::debug!("layout report for {}:\n{e}", path.display());
+            PluginError::Version {
+                path: path.to_path_buf(),
+                expected: expected.to_string(),
+                found: found.to_string(),
+            }
+        }
+        LibraryError::AbiInstability(_)
+        | LibraryError::Many(_)
         | LibraryError::RootModule { .. } => {
             let report = e.to_string();
-            tracing::error!("layout report for {}:\n{report}", path.display());
+            tracing::debug!("layout report for {}:\n{report}", path.display());
             PluginError::Layout {
                 path: path.to_path_buf(),
                 expected: expected.to_string(),
@@ -395,11 +423,31 @@ impl Registry {
                 }
                 Err(PluginError::NotAPlugin(_)) | Err(PluginError::Open { .. }) => {}
                 Err(e) => {
-                    tracing::warn!("{e}");
+                    tracing::debug!("{e}");
                     self.refused.push(e)
                 }
             }
         }
+    }
+
+    /// Like [`Registry::build`], but scans the executable's folder only when some of `kinds`
+    /// is not provided by the named libraries, `SPYRAL_PLUGIN_PATH` or the built-ins.
+    pub fn build_for(paths: &[PathBuf], kinds: &[&str]) -> Result<Registry, PluginError> {
+        let mut reg = Registry::build(paths, false)?;
+        if kinds.iter().any(|k| reg.find(k).is_none()) {
+            if let Some(dir) = exe_dir() {
+                let mut seen: Vec<PathBuf> = reg
+                    .libraries
+                    .iter()
+                    .filter_map(|l| match &l.source {
+                        Source::File(f) => Some(f.clone()),
+                        Source::Builtin => None,
+                    })
+                    .collect();
+                reg.scan(&dir, &mut seen);
+            }
+        }
+        Ok(reg)
     }
 
     /// The first library providing `kind`.

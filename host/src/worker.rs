@@ -193,7 +193,8 @@ fn setup(job: &Job) -> Result<Chain, String> {
     if let Some(t) = &job.traces {
         pipeline.traces = t.clone();
     }
-    let registry = Registry::build(&pipeline.plugins, true).map_err(|e| e.to_string())?;
+    let registry =
+        Registry::build_for(&pipeline.plugins, &pipeline.kinds()).map_err(|e| e.to_string())?;
     let mut chain = chain::build(&pipeline, &registry).map_err(|e| e.to_string())?;
     let segments = crate::segments::attach(&job.segments)?;
     for c in chain.iter_mut().filter(|c| c.spec.active) {

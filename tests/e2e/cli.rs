@@ -1,0 +1,324 @@
+//! End-to-end tests of plugin loading, pipeline validation and their error messages
+//! (`spyral plugins`, `spyral validate`), with the real binary and real plugin libraries.
+
+use spyral_e2e::{plugin, Sandbox};
+
+const STAMP: &str = "  - kind: stamp\n";
+
+#[test]
+fn plugins_lists_template_kind_and_default_config() {
+    let sb = Sandbox::new();
+    let lib = plugin("template");
+    let out = sb.spyral(&["plugins", lib.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("kind `template`"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("input_artifact: trace"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("built against spyral-core"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn plugins_without_paths_lists_builtins() {
+    let out = Sandbox::new().spyral(&["plugins"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("spyral-phases"), "{}", out.stdout);
+    assert!(out.stdout.contains("(built in)"), "{}", out.stdout);
+}
+
+#[test]
+fn validate_prints_resolved_defaults() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 3}",
+        "  - kind: template\n    config: {buffer_kib: 8}\n  - kind: stamp\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("buffer_kib: 8"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("input_artifact: trace"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("bytes: 4096"), "{}", out.stdout);
+    assert!(out.stdout.contains("Template -> Stamp"), "{}", out.stdout);
+}
+
+#[test]
+fn missing_plugin_file() {
+    let sb = Sandbox::new();
+    let p = sb.file(
+        "p.yaml",
+        "workspace: ws\ntraces: traces\nruns: {min: 1, max: 2}\nplugins: [nowhere/libx.so]\nphases:\n  - kind: x\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("libx.so does not exist"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn file_that_is_not_a_plugin() {
+    let sb = Sandbox::new();
+    let junk = sb.file("libjunk.so", "this is not a shared library\n");
+    let out = sb.spyral(&["plugins", junk.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("cannot open plugin library"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("libjunk.so"), "{}", out.stderr);
+    // A real shared library that is not a Spyral plugin.
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
+    if let Some(libm) = libm {
+        let out = sb.spyral(&["plugins", libm]);
+        assert_eq!(out.code, Some(2));
+        assert!(
+            out.stderr.contains("is not a Spyral plugin library"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn plugin_built_against_another_core_version_is_refused() {
+    let sb = Sandbox::new();
+    let lib = plugin("abi_version");
+    let out = sb.spyral(&["plugins", lib.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("libabi_version.so"), "{}", out.stderr);
+    assert!(out.stderr.contains("0.9.0"), "{}", out.stderr);
+    assert!(out.stderr.contains("0.1.0"), "{}", out.stderr);
+    assert!(out.stderr.lines().count() < 15, "{}", out.stderr);
+}
+
+#[test]
+fn plugin_with_changed_contract_layout_is_refused_with_report_tail() {
+    let sb = Sandbox::new();
+    let lib = plugin("abi_layout");
+    let out = sb.spyral(&["plugins", lib.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    let e = &out.stderr;
+    assert!(e.contains("libabi_layout.so"), "{e}");
+    assert!(
+        e.contains("does not match this spyral's plugin interface"),
+        "{e}"
+    );
+    assert!(e.contains("last lines of the layout report"), "{e}");
+    assert!(e.lines().count() < 20, "message too long:\n{e}");
+    let report = e
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("full report: "))
+        .expect("report path");
+    let full = std::fs::read_to_string(report).expect("full report file");
+    assert!(
+        full.len() > e.len(),
+        "the full report holds more than the message"
+    );
+    let _ = std::fs::remove_file(report);
+}
+
+#[test]
+fn unknown_kind_lists_known_kinds() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline("runs: {min: 1, max: 2}", "  - kind: stmap\n");
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    let e = &out.stderr;
+    assert!(e.contains("unknown phase kind `stmap`"), "{e}");
+    assert!(e.contains("pipeline.yaml:8"), "{e}");
+    assert!(e.contains("stamp") && e.contains("template"), "{e}");
+}
+
+#[test]
+fn yaml_syntax_error_names_line_and_column() {
+    let sb = Sandbox::new();
+    let p = sb.file(
+        "p.yaml",
+        "workspace: ws\ntraces: traces\nruns: {min: 1, max: 2\nphases:\n  - kind: stamp\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("p.yaml"), "{}", out.stderr);
+    assert!(out.stderr.contains("line"), "{}", out.stderr);
+    assert!(out.stderr.contains("column"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_top_level_key_is_an_error() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline("runs: {min: 1, max: 2}\nworkres: 3", STAMP);
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("workres"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_config_field_names_phase_field_and_line() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}",
+        "  - kind: template\n    config:\n      buffer_kib: 8\n      input_artefact: trace\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    let e = &out.stderr;
+    assert!(e.contains("phase Template"), "{e}");
+    assert!(e.contains("input_artefact"), "{e}");
+    assert!(e.contains("pipeline.yaml:11"), "{e}");
+}
+
+#[test]
+fn mistyped_config_field() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}",
+        "  - kind: template\n    config:\n      buffer_kib: lots\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    let e = &out.stderr;
+    assert!(
+        e.contains("buffer_kib") && e.contains("invalid type"),
+        "{e}"
+    );
+    assert!(e.contains("pipeline.yaml:10"), "{e}");
+}
+
+#[test]
+fn duplicate_phase_names() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}",
+        "  - kind: stamp\n  - kind: stamp\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("`Stamp` is used twice"),
+        "{}",
+        out.stderr
+    );
+    // Naming the second one fixes it.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}",
+        "  - kind: stamp\n  - kind: noop\n  - kind: noop\n    name: Noop2\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+}
+
+#[test]
+fn phase_names_must_be_plain_folder_names() {
+    let sb = Sandbox::new();
+    for bad in ["../x", "a/b", "''"] {
+        let p = sb.pipeline(
+            "runs: {min: 1, max: 2}",
+            &format!("  - kind: stamp\n    name: {bad}\n"),
+        );
+        let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+        assert_eq!(out.code, Some(2), "{bad}");
+        assert!(
+            out.stderr.contains("not a plain folder name"),
+            "{bad}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn schema_mismatch_names_both_phases_and_schemas() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}",
+        "  - kind: stamp\n  - kind: fail\n    config: {expects: cluster}\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    let e = &out.stderr;
+    assert!(e.contains("phase Stamp produces"), "{e}");
+    assert!(e.contains("phase Fail expects"), "{e}");
+    assert!(e.contains("\"stamp\"") && e.contains("\"cluster\""), "{e}");
+    // An inactive phase is outside the active chain.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}",
+        "  - kind: stamp\n    active: false\n  - kind: fail\n    config: {expects: cluster}\n",
+    );
+    assert_eq!(sb.spyral(&["validate", p.to_str().unwrap()]).code, Some(0));
+}
+
+#[test]
+fn panicking_phase_method_is_an_error_not_a_crash() {
+    let sb = Sandbox::new();
+    sb.trace(1, 100);
+    // Panic while constructing.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 1}",
+        "  - kind: fail\n    config: {mode: panic, method: new}\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("panic"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deliberate panic in new"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out
+        .stderr
+        .contains("Attempted to panic across the ffi boundary"));
+    // Panic in create_assets during a run.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 1}",
+        "  - kind: fail\n    config: {mode: panic, method: create_assets}\n",
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("create_assets failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("deliberate panic in create_assets"),
+        "{}",
+        out.stderr
+    );
+    // Panic in a schema getter: treated as no schema, logged.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 1}",
+        "  - kind: stamp\n  - kind: fail\n    config: {mode: panic, method: incoming_schema}\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+}
+
+#[test]
+fn plugin_tracing_reaches_the_worker_log() {
+    let sb = Sandbox::new();
+    sb.trace(1, 1000);
+    let p = sb.pipeline("runs: {min: 1, max: 1}\nseed: 1", "  - kind: template\n");
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let log = std::fs::read_to_string(sb.latest_log().join("worker-0.log")).unwrap();
+    assert!(log.contains("Template: run 1 read 1000 bytes"), "{log}");
+    assert!(log.contains("calling Template.run for run 1"), "{log}");
+}

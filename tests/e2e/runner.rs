@@ -1,0 +1,358 @@
+//! End-to-end tests of `spyral run`: failure isolation, worker deaths, determinism across worker
+//! counts and schedules, interrupts, logs, planning and the report.
+
+use spyral_e2e::{pid_alive, run_record, Sandbox};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn runs_with(sb: &Sandbox, n: u32) {
+    for r in 1..=n {
+        sb.trace(r, 1000 + 300 * r as usize);
+    }
+}
+
+fn status(report: &serde_json::Value, run: u64) -> String {
+    run_record(report, run)["status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
+}
+
+#[test]
+fn failures_stay_in_their_run() {
+    for mode in ["error", "panic", "segfault", "abort", "exit"] {
+        let sb = Sandbox::new();
+        runs_with(&sb, 6);
+        let p = sb.pipeline(
+            "runs: {min: 1, max: 6}\nworkers: 2\nseed: 3",
+            &format!("  - kind: fail\n    config: {{runs: [2], mode: {mode}}}\n  - kind: stamp\n"),
+        );
+        let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+        assert_eq!(out.code, Some(1), "{mode}: {}", out.all());
+        let rep = sb.report();
+        for r in [1u64, 3, 4, 5, 6] {
+            assert_eq!(status(&rep, r), "ok", "{mode}: run {r}: {rep:#}");
+            assert!(
+                sb.ws().join(format!("Stamp/run_{r:04}.bin")).exists(),
+                "{mode} run {r}"
+            );
+        }
+        assert_eq!(status(&rep, 2), "failed", "{mode}");
+        let err = run_record(&rep, 2)["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(err.contains("Fail"), "{mode}: {err}");
+        match mode {
+            "error" => assert!(err.contains("deliberate failure in run 2"), "{err}"),
+            "panic" => assert!(err.contains("deliberate panic in run 2"), "{err}"),
+            "segfault" => assert!(err.contains("SIGSEGV"), "{err}"),
+            "abort" => assert!(err.contains("SIGABRT"), "{err}"),
+            _ => assert!(err.contains("exit code 7"), "{err}"),
+        }
+        // The failed run's later phase was not called.
+        assert!(!sb.ws().join("Stamp/run_0002.bin").exists(), "{mode}");
+        let phases = run_record(&rep, 2)["phases"].clone();
+        assert!(
+            phases
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["phase"] == "Stamp" && p["status"] == "not-run")
+                || mode != "error" && mode != "panic",
+            "{mode}: {phases:#}"
+        );
+        assert!(out.stdout.contains("1 failed"), "{mode}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("run 2: failed"),
+            "{mode}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn worker_death_hands_unstarted_runs_to_others_even_with_one_worker() {
+    let sb = Sandbox::new();
+    runs_with(&sb, 5);
+    // Run 5 is the largest, so with one worker it runs first and the worker dies on it.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 5}\nworkers: 1\nseed: 3",
+        "  - kind: fail\n    config: {runs: [5], mode: segfault}\n",
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let rep = sb.report();
+    assert_eq!(status(&rep, 5), "failed");
+    for r in 1..=4 {
+        assert_eq!(status(&rep, r), "ok", "run {r}: {rep:#}");
+    }
+    assert!(
+        out.stderr.contains("worker 0 died (killed by SIGSEGV"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("in run 5, phase Fail"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn abort_policy_stops_at_first_failure() {
+    let sb = Sandbox::new();
+    runs_with(&sb, 6);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 6}\nworkers: 1\nseed: 3\non_error: abort",
+        "  - kind: fail\n    config: {runs: [6], mode: error}\n",
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let rep = sb.report();
+    assert_eq!(status(&rep, 6), "failed");
+    let not_started = (1..=5)
+        .filter(|&r| status(&rep, r) == "not-started")
+        .count();
+    assert_eq!(not_started, 5, "{rep:#}");
+}
+
+fn artifacts(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        m.insert(
+            p.file_name().unwrap().to_string_lossy().into_owned(),
+            std::fs::read(&p).unwrap(),
+        );
+    }
+    m
+}
+
+#[test]
+fn outputs_do_not_depend_on_workers_or_schedule() {
+    let mut results = Vec::new();
+    for (workers, schedule) in [(1, "snake"), (2, "snake"), (2, "dynamic"), (3, "dynamic")] {
+        let sb = Sandbox::new();
+        runs_with(&sb, 7);
+        let p = sb.pipeline(
+            &format!(
+                "runs: {{min: 1, max: 7}}\nworkers: {workers}\nschedule: {schedule}\nseed: 11"
+            ),
+            "  - kind: stamp\n",
+        );
+        let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        let a = artifacts(&sb.ws().join("Stamp"));
+        assert_eq!(a.len(), 7);
+        results.push(a);
+    }
+    for r in &results[1..] {
+        assert_eq!(r, &results[0]);
+    }
+    // A different seed gives different bytes.
+    let sb = Sandbox::new();
+    runs_with(&sb, 7);
+    let p = sb.pipeline("runs: {min: 1, max: 7}\nseed: 12", "  - kind: stamp\n");
+    assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
+    assert_ne!(artifacts(&sb.ws().join("Stamp")), results[0]);
+}
+
+#[test]
+fn random_seed_is_printed_and_logged() {
+    let sb = Sandbox::new();
+    runs_with(&sb, 1);
+    let p = sb.pipeline("runs: {min: 1, max: 1}", "  - kind: stamp\n");
+    let out = sb.spyral(&["run", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let seed = sb.report()["seed"].as_u64().unwrap();
+    assert!(out.all().contains(&format!("seed {seed}")), "{}", out.all());
+    let log = std::fs::read_to_string(sb.latest_log().join("parent.log")).unwrap();
+    assert!(
+        log.contains(&format!("seed {seed} (drawn at random)")),
+        "{log}"
+    );
+}
+
+#[test]
+fn logs_per_process_and_launches_are_kept() {
+    let sb = Sandbox::new();
+    runs_with(&sb, 4);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 4}\nworkers: 2\nseed: 1",
+        "  - kind: stamp\n",
+    );
+    assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
+    let first = sb.latest_log();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
+    let second = sb.latest_log();
+    assert_ne!(first, second);
+    for dir in [&first, &second] {
+        for f in ["parent.log", "worker-0.log", "worker-1.log", "report.json"] {
+            assert!(dir.join(f).exists(), "{}/{f}", dir.display());
+        }
+        let parent = std::fs::read_to_string(dir.join("parent.log")).unwrap();
+        assert!(parent.contains("worker 0 gets runs"), "{parent}");
+        assert!(parent.contains("load"), "{parent}");
+        let w = std::fs::read_to_string(dir.join("worker-1.log")).unwrap();
+        assert!(w.contains("calling Stamp.run for run"), "{w}");
+    }
+}
+
+#[test]
+fn report_has_per_phase_records() {
+    let sb = Sandbox::new();
+    runs_with(&sb, 2);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nseed: 1",
+        "  - kind: template\n  - kind: stamp\n    active: false\n",
+    );
+    assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
+    let rep = sb.report();
+    let rec = run_record(&rep, 1);
+    let phases = rec["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["phase"], "Template");
+    assert_eq!(phases[0]["status"], "ok");
+    assert!(phases[0]["wall_s"].as_f64().unwrap() >= 0.0);
+    assert!(phases[0]["peak_rss_kib"].as_u64().unwrap() > 0);
+    assert!(phases[0]["items"].as_u64().unwrap() > 0);
+    assert_eq!(phases[1]["status"], "constructed");
+}
+
+#[test]
+fn zero_runs_is_a_clear_error_and_spawns_nothing() {
+    let sb = Sandbox::new();
+    let p = sb.pipeline("runs: {min: 1, max: 9}", "  - kind: stamp\n");
+    let out = sb.spyral(&["run", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("no runs found"), "{}", out.stderr);
+    assert!(out.stderr.contains("1..=9"), "{}", out.stderr);
+    assert!(out.stderr.contains("traces"), "{}", out.stderr);
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--workers", "0"]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("at least 1"), "{}", out.stderr);
+}
+
+#[test]
+fn plan_json_and_table() {
+    let sb = Sandbox::new();
+    for (run, size) in [
+        (9u32, 600usize),
+        (10, 500),
+        (2, 400),
+        (1, 300),
+        (3, 200),
+        (4, 100),
+    ] {
+        sb.trace(run, size);
+    }
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 12, skip: [7, 40]}\nworkers: 3",
+        "  - kind: stamp\n",
+    );
+    let out = sb.spyral(&["plan", p.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["runs_found"], 6);
+    let runs: Vec<Vec<u64>> = v["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(runs, vec![vec![9, 4], vec![10, 3], vec![2, 1]]);
+    assert!(v["workers"][0]["load_percent"].as_f64().unwrap() > 30.0);
+    let out = sb.spyral(&[
+        "plan",
+        p.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--runs",
+        "1..=4",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("4 runs found"), "{}", out.stdout);
+}
+
+#[test]
+fn sigint_stops_cleanly() {
+    let sb = Sandbox::new();
+    runs_with(&sb, 8);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 8}\nworkers: 2\nseed: 1",
+        "  - kind: fail\n    config: {sleep_ms: 400}\n",
+    );
+    let mut child = std::process::Command::new(spyral_e2e::spyral_bin())
+        .args(["run", p.to_str().unwrap(), "--no-display"])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some run has finished.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let n = std::fs::read_dir(sb.ws().join("Fail"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if n >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Remember the workers.
+    let workers = child_pids(child.id() as i32);
+    assert!(!workers.is_empty());
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(stdout.contains("ok"), "{stdout}");
+    for w in workers {
+        assert!(!pid_alive(w), "worker {w} survived");
+    }
+    // No partial artifact under a final name: every final artifact is complete.
+    for e in std::fs::read_dir(sb.ws().join("Fail")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 1024 + 16, "{name}");
+    }
+    let rep = sb.report();
+    assert_eq!(rep["interrupted"], true);
+}
+
+fn child_pids(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let ppid: i32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if ppid == parent {
+            out.push(pid);
+        }
+    }
+    out
+}

@@ -1,0 +1,384 @@
+//! Test phases for spyral's end-to-end tests and benchmarks.
+//!
+//! - `noop`: passes its input through; measures framework overhead.
+//! - `stamp`: writes `run_NNNN.bin`, bytes derived from the run's seed and its input's size
+//!   (determinism tests: the output must not depend on worker, worker count or schedule).
+//! - `fail`: misbehaves on chosen runs (error, panic, segfault, abort, exit) or in a chosen
+//!   method; otherwise behaves like `stamp`.
+//! - `burn`: CPU work proportional to the input's size (scaling and balance benchmarks).
+//! - `segment`: allocates a shared segment with a deterministic pattern in the parent and
+//!   verifies its checksum in every run; can be told to write into it (must be killed).
+
+use serde::{Deserialize, Serialize};
+use spyral_core::prelude::*;
+use spyral_core::seed::mix64;
+
+fn input_of(payload: &PhaseResult) -> Result<std::path::PathBuf, PhaseError> {
+    let name = payload
+        .artifacts
+        .first()
+        .map(|a| a.name.to_string())
+        .ok_or_else(|| PhaseError::invalid_input("no input artifact"))?;
+    payload.require(&name)
+}
+
+fn stamp(
+    ctx: &RunContext<'_>,
+    payload: &PhaseResult,
+    bytes: usize,
+) -> Result<PhaseResult, PhaseError> {
+    let input = input_of(payload)?;
+    let size = std::fs::metadata(&input)
+        .map_err(|e| PhaseError::io_at(&input, "cannot stat", &e))?
+        .len();
+    let mut out = Vec::with_capacity(bytes + 16);
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(&u64::from(ctx.run()).to_le_bytes());
+    let mut x = ctx.seed();
+    while out.len() < bytes + 16 {
+        x = mix64(x);
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    let dest = ctx.workspace().artifact_path(ctx.run(), "bin");
+    let f = PartialFile::new(&dest)?;
+    std::fs::write(f.path(), &out).map_err(|e| PhaseError::io_at(f.path(), "cannot write", &e))?;
+    let dest = f.commit()?;
+    ctx.progress(1, 1);
+    Ok(PhaseResult::new(ctx.run()).with_artifact("stamp", dest))
+}
+
+/// No-op config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoopConfig {}
+
+/// Passes the input through.
+pub struct Noop;
+impl PhaseFactory for Noop {
+    type Config = NoopConfig;
+    fn from_config(_: &str, _: NoopConfig) -> Result<Self, PhaseError> {
+        Ok(Noop)
+    }
+}
+impl Phase for Noop {
+    fn construct_artifact(
+        &self,
+        p: &PhaseResult,
+        _: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(p.clone())
+    }
+    fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        ctx.progress(1, 1);
+        Ok(p.clone())
+    }
+}
+
+/// Stamp config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StampConfig {
+    /// Payload bytes to write.
+    pub bytes: usize,
+}
+impl Default for StampConfig {
+    fn default() -> Self {
+        StampConfig { bytes: 4096 }
+    }
+}
+
+/// Writes seed-derived bytes.
+pub struct Stamp(StampConfig);
+impl PhaseFactory for Stamp {
+    type Config = StampConfig;
+    fn from_config(_: &str, c: StampConfig) -> Result<Self, PhaseError> {
+        Ok(Stamp(c))
+    }
+}
+fn stamp_schema() -> ResultSchema {
+    ResultSchema::new().with("stamp", ".bin", serde_json::json!({"bytes": "u8"}))
+}
+impl Phase for Stamp {
+    fn outgoing_schema(&self) -> Option<ResultSchema> {
+        Some(stamp_schema())
+    }
+    fn construct_artifact(
+        &self,
+        p: &PhaseResult,
+        ws: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(PhaseResult::new(p.run_number)
+            .with_artifact("stamp", ws.artifact_path(p.run_number, "bin")))
+    }
+    fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        stamp(ctx, p, self.0.bytes)
+    }
+}
+
+/// How `fail` misbehaves.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Return an error.
+    #[default]
+    Error,
+    /// Panic.
+    Panic,
+    /// Dereference null (SIGSEGV).
+    Segfault,
+    /// `std::process::abort` (SIGABRT).
+    Abort,
+    /// `std::process::exit(7)`.
+    Exit,
+    /// Sleep (for interrupt tests).
+    Hang,
+}
+
+/// Fail config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailConfig {
+    /// Runs on which `run` misbehaves.
+    pub runs: Vec<u32>,
+    /// How.
+    pub mode: Mode,
+    /// Misbehave in this method instead: `new`, `create_assets`, `incoming_schema`.
+    pub method: Option<String>,
+    /// Wanted incoming schema artifact name (to provoke schema mismatches).
+    pub expects: Option<String>,
+    /// Sleep this many milliseconds in every run (interrupt tests).
+    pub sleep_ms: u64,
+}
+
+fn misbehave(mode: Mode, what: &str) -> PhaseError {
+    match mode {
+        Mode::Error => PhaseError::invalid_input(format!("deliberate failure in {what}")),
+        Mode::Panic => panic!("deliberate panic in {what}"),
+        Mode::Segfault => {
+            // SAFETY: none; this deliberately writes through a null pointer to test that a
+            // segfaulting plugin is contained by process isolation.
+            unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+            PhaseError::internal("survived a null write?")
+        }
+        Mode::Abort => std::process::abort(),
+        Mode::Exit => std::process::exit(7),
+        Mode::Hang => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            PhaseError::internal("woke up")
+        }
+    }
+}
+
+/// Misbehaves on command.
+pub struct Fail(FailConfig);
+impl PhaseFactory for Fail {
+    type Config = FailConfig;
+    fn from_config(_: &str, c: FailConfig) -> Result<Self, PhaseError> {
+        if c.method.as_deref() == Some("new") {
+            return Err(misbehave(c.mode, "new"));
+        }
+        Ok(Fail(c))
+    }
+}
+impl Phase for Fail {
+    fn incoming_schema(&self) -> Option<ResultSchema> {
+        if self.0.method.as_deref() == Some("incoming_schema") {
+            let _ = misbehave(self.0.mode, "incoming_schema");
+        }
+        self.0
+            .expects
+            .as_ref()
+            .map(|n| ResultSchema::new().with(n, ".h5", serde_json::json!({"x": "array"})))
+    }
+    fn outgoing_schema(&self) -> Option<ResultSchema> {
+        Some(stamp_schema())
+    }
+    fn create_assets(&mut self, _: &Workspace) -> Result<(), PhaseError> {
+        if self.0.method.as_deref() == Some("create_assets") {
+            return Err(misbehave(self.0.mode, "create_assets"));
+        }
+        Ok(())
+    }
+    fn construct_artifact(
+        &self,
+        p: &PhaseResult,
+        ws: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(PhaseResult::new(p.run_number)
+            .with_artifact("stamp", ws.artifact_path(p.run_number, "bin")))
+    }
+    fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        if self.0.sleep_ms > 0 {
+            let end = std::time::Instant::now() + std::time::Duration::from_millis(self.0.sleep_ms);
+            while std::time::Instant::now() < end {
+                if ctx.cancelled() {
+                    return Err(PhaseError::cancelled());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if self.0.method.is_none() && self.0.runs.contains(&ctx.run()) {
+            return Err(misbehave(self.0.mode, &format!("run {}", ctx.run())));
+        }
+        stamp(ctx, p, 1024)
+    }
+}
+
+/// Burn config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BurnConfig {
+    /// Mixing rounds per KiB of input.
+    pub rounds_per_kib: u64,
+}
+impl Default for BurnConfig {
+    fn default() -> Self {
+        BurnConfig {
+            rounds_per_kib: 1000,
+        }
+    }
+}
+
+/// CPU work proportional to the input's size.
+pub struct Burn(BurnConfig);
+impl PhaseFactory for Burn {
+    type Config = BurnConfig;
+    fn from_config(_: &str, c: BurnConfig) -> Result<Self, PhaseError> {
+        Ok(Burn(c))
+    }
+}
+impl Phase for Burn {
+    fn construct_artifact(
+        &self,
+        p: &PhaseResult,
+        _: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(p.clone())
+    }
+    fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        let input = input_of(p)?;
+        let kib = std::fs::metadata(&input)
+            .map_err(|e| PhaseError::io_at(&input, "cannot stat", &e))?
+            .len()
+            / 1024;
+        let total = kib * self.0.rounds_per_kib;
+        let mut x = ctx.seed();
+        let mut progress = Progress::new(ctx, 100);
+        let step = (total / 100).max(1);
+        for i in 0..total {
+            x = mix64(x ^ i);
+            if (i + 1) % step == 0 && progress.done() < 100 {
+                progress.tick();
+            }
+        }
+        let mut r = p.clone();
+        r.set_metadata("burn", format!("{x:016x}"));
+        Ok(r)
+    }
+}
+
+/// Segment config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// Segment size in MiB.
+    pub mib: u64,
+    /// Write into the segment in the worker on these runs (must be killed by SIGSEGV).
+    pub write_on_runs: Vec<u32>,
+    /// Hold the worker this long after checking (for memory measurements).
+    pub hold_ms: u64,
+}
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig {
+            mib: 16,
+            write_on_runs: Vec::new(),
+            hold_ms: 0,
+        }
+    }
+}
+
+/// The value of word `i` of the pattern.
+pub fn pattern(i: u64) -> u64 {
+    mix64(i ^ 0x5eed)
+}
+
+/// Shared-segment checksum phase.
+pub struct Segment {
+    config: SegmentConfig,
+    data: Option<&'static [u64]>,
+}
+impl PhaseFactory for Segment {
+    type Config = SegmentConfig;
+    fn from_config(_: &str, config: SegmentConfig) -> Result<Self, PhaseError> {
+        Ok(Segment { config, data: None })
+    }
+}
+impl Phase for Segment {
+    fn create_shared_data(
+        &mut self,
+        _: &Workspace,
+        alloc: &mut SharedAllocator<'_, '_>,
+    ) -> Result<(), PhaseError> {
+        let words = self.config.mib * (1 << 20) / 8;
+        let buf = alloc.allocate("pattern", ElementType::U64, &[words])?;
+        for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&pattern(i as u64).to_ne_bytes());
+        }
+        Ok(())
+    }
+    fn attach_shared(&mut self, segments: Vec<SharedSegment<'static>>) -> Result<(), PhaseError> {
+        let seg = segments
+            .iter()
+            .find(|s| s.info.name.as_str() == "pattern")
+            .ok_or_else(|| PhaseError::invalid_input("no `pattern` segment"))?;
+        self.data = Some(seg.as_slice::<u64>()?);
+        Ok(())
+    }
+    fn construct_artifact(
+        &self,
+        p: &PhaseResult,
+        _: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(p.clone())
+    }
+    fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        let data = self
+            .data
+            .ok_or_else(|| PhaseError::internal("segment not attached"))?;
+        if self.config.write_on_runs.contains(&ctx.run()) {
+            // SAFETY: none; this deliberately writes into a sealed read-only mapping to check
+            // that the kernel stops it (the worker must die with SIGSEGV).
+            unsafe { (data.as_ptr() as *mut u64).write_volatile(0) };
+        }
+        let bad = data
+            .iter()
+            .enumerate()
+            .filter(|(i, &w)| w != pattern(*i as u64))
+            .count();
+        if bad > 0 {
+            return Err(PhaseError::invalid_input(format!(
+                "{bad} words of the segment differ"
+            )));
+        }
+        if self.config.hold_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(self.config.hold_ms));
+        }
+        ctx.progress(1, 1);
+        let mut r = p.clone();
+        r.set_metadata("segment_words", data.len() as u64);
+        Ok(r)
+    }
+}
+
+spyral_core::export_plugin! {
+    name: env!("CARGO_PKG_NAME"),
+    version: env!("CARGO_PKG_VERSION"),
+    kinds: [
+        spyral_core::kind::<Noop>("noop", "Noop", "Passes its input through (framework overhead)"),
+        spyral_core::kind::<Stamp>("stamp", "Stamp", "Writes seed-derived bytes per run (determinism)"),
+        spyral_core::kind::<Fail>("fail", "Fail", "Misbehaves on chosen runs or methods"),
+        spyral_core::kind::<Burn>("burn", "Burn", "CPU work proportional to the input size"),
+        spyral_core::kind::<Segment>("segment", "Segment", "Shared segment with a checksum verified per run"),
+    ],
+}

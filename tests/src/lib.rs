@@ -1,0 +1,166 @@
+//! A small harness for end-to-end tests: finds the built `spyral` binary and plugin libraries,
+//! makes sandboxes (a temporary folder with trace files and a pipeline file) and runs the real
+//! binary in them. Build the workspace first (`cargo build --workspace`); the README's test
+//! command does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The cargo target profile folder these tests were built into (e.g. `target/debug`).
+pub fn profile_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("SPYRAL_E2E_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// The `spyral` binary.
+pub fn spyral_bin() -> PathBuf {
+    built(profile_dir().join("spyral"))
+}
+
+/// The plugin library `lib<name>.so` (name with `_` for `-`).
+pub fn plugin(name: &str) -> PathBuf {
+    built(profile_dir().join(format!("lib{}.so", name.replace('-', "_"))))
+}
+
+/// The result of running the binary.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code (None: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout and stderr together, for assertions.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A temporary folder with `traces/` and room for a pipeline and a workspace.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    /// A new empty sandbox with a `traces/` folder.
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("spyral-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("traces")).expect("traces dir");
+        Sandbox { dir }
+    }
+    /// Its root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// `traces/`.
+    pub fn traces(&self) -> PathBuf {
+        self.path().join("traces")
+    }
+    /// `ws/`, the workspace the helper pipelines use.
+    pub fn ws(&self) -> PathBuf {
+        self.path().join("ws")
+    }
+    /// Writes a stand-in trace file of `bytes` deterministic bytes for `run`.
+    pub fn trace(&self, run: u32, bytes: usize) -> &Self {
+        let data: Vec<u8> = (0..bytes)
+            .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ run as u8)
+            .collect();
+        std::fs::write(self.traces().join(format!("run_{run:04}.h5")), data).expect("write trace");
+        self
+    }
+    /// Writes `text` to `name` in the sandbox and returns its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+    /// Writes a pipeline with the given header fields (runs, workers, ...) and `phases` YAML,
+    /// using testkit and template plugins. Returns its path.
+    pub fn pipeline(&self, extra: &str, phases: &str) -> PathBuf {
+        let text = format!(
+            "workspace: ws\ntraces: traces\nplugins:\n  - {}\n  - {}\n{extra}\nphases:\n{phases}",
+            plugin("spyral_testkit").display(),
+            plugin("template").display(),
+        );
+        self.file("pipeline.yaml", &text)
+    }
+    /// Runs `spyral ARGS` in the sandbox.
+    pub fn spyral(&self, args: &[&str]) -> Output {
+        let out = Command::new(spyral_bin())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("SPYRAL_PLUGIN_PATH")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run spyral");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    /// The newest launch's log folder.
+    pub fn latest_log(&self) -> PathBuf {
+        std::fs::canonicalize(self.ws().join("log/latest")).expect("log/latest")
+    }
+    /// The newest launch's report.
+    pub fn report(&self) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(self.latest_log().join("report.json")).expect("report.json");
+        serde_json::from_str(&text).expect("report json")
+    }
+}
+
+/// The record of `run` in a report.
+pub fn run_record(report: &serde_json::Value, run: u64) -> serde_json::Value {
+    report["runs"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["run"] == run))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Whether a process with `pid` exists.
+pub fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
