@@ -260,7 +260,7 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-fn validate(path: &PathBuf) -> Result<()> {
+fn validate(path: &std::path::Path) -> Result<()> {
     let p = Pipeline::load(path)?;
     let registry = plugins::Registry::build_for(&p.plugins, &p.kinds())?;
     let chain = chain::build(&p, &registry)?;

@@ -812,6 +812,14 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     }
     display.finish();
     drop(signals);
+    let segment_reports: Vec<SegmentReport> = segments
+        .iter()
+        .map(|s| SegmentReport {
+            phase: s.info.phase.to_string(),
+            name: s.info.name.to_string(),
+            bytes: s.info.len,
+        })
+        .collect();
     drop(segments);
     let wall = started.elapsed().as_secs_f64();
     let runs: Vec<RunReport> = reports.into_values().collect();
@@ -828,7 +836,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         runs_failed: count("failed"),
         runs_skipped: count("skipped"),
         runs_not_started: count("not-started") + count("interrupted"),
-        segments: Vec::new(),
+        segments: segment_reports,
         worker_reports: workers
             .iter()
             .map(|w| WorkerReport {
@@ -910,6 +918,14 @@ fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
         .map(|(n, t, k)| format!("{n} {t:.2} s over {k} runs"))
         .collect();
     let _ = writeln!(s, "  phase time: {}", parts.join(", "));
+    if !r.segments.is_empty() {
+        let segs: Vec<String> = r
+            .segments
+            .iter()
+            .map(|g| format!("{}/{} {}", g.phase, g.name, human_bytes(g.bytes)))
+            .collect();
+        let _ = writeln!(s, "  shared segments: {}", segs.join(", "));
+    }
     let _ = write!(
         s,
         "  outputs in {}; logs and report in {}",

@@ -291,7 +291,7 @@ fn sigint_stops_cleanly() {
         "runs: {min: 1, max: 8}\nworkers: 2\nseed: 1",
         "  - kind: fail\n    config: {sleep_ms: 400}\n",
     );
-    let mut child = std::process::Command::new(spyral_e2e::spyral_bin())
+    let child = std::process::Command::new(spyral_e2e::spyral_bin())
         .args(["run", p.to_str().unwrap(), "--no-display"])
         .current_dir(sb.path())
         .stdout(std::process::Stdio::piped())

@@ -116,3 +116,165 @@ fn a_segment_larger_than_memory_fails_fast() {
     assert!(e.contains("available"), "{e}");
     assert!(!sb.latest_log().join("worker-0.log").exists());
 }
+
+/// Pss and Rss (KiB) of the mappings of memfd segments named `spyral:<phase>:<name>` in `pid`.
+fn segment_pss(pid: i32, tag: &str) -> (u64, u64) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return (0, 0);
+    };
+    let (mut pss, mut rss, mut inside) = (0, 0, false);
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            inside = line.contains(tag);
+        } else if inside {
+            let val = || {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if line.starts_with("Pss:") {
+                pss += val();
+            } else if line.starts_with("Rss:") {
+                rss += val();
+            }
+        }
+    }
+    (pss, rss)
+}
+
+fn children(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<i32>().ok())
+            == Some(parent)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn two_workers_share_one_physical_copy() {
+    let sb = Sandbox::new();
+    for r in 1..=2 {
+        sb.trace(r, 100);
+    }
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
+        "  - kind: segment\n    config: {mib: 256, hold_ms: 4000}\n",
+    );
+    let child = std::process::Command::new(spyral_e2e::spyral_bin())
+        .args(["run", p.to_str().unwrap(), "--no-display"])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = "spyral:Segment:pattern";
+    let full_kib = 256 * 1024;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut best: Option<(u64, Vec<(u64, u64)>)> = None;
+    while std::time::Instant::now() < deadline {
+        let workers = children(child.id() as i32);
+        let per: Vec<(u64, u64)> = workers.iter().map(|&w| segment_pss(w, tag)).collect();
+        let all_touched = per.len() == 2 && per.iter().all(|&(_, rss)| rss >= full_kib * 99 / 100);
+        if all_touched {
+            best = Some((per.iter().map(|p| p.0).sum(), per));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (sum, per) = best.expect("both workers mapped the whole segment");
+    // One copy shared by two processes: each is charged half, the sum is one copy.
+    assert!(
+        sum <= full_kib * 105 / 100,
+        "sum of Pss {sum} KiB for a {full_kib} KiB segment (per worker {per:?}): more than one copy"
+    );
+}
+
+/// Processes holding a file descriptor or mapping of one of our memfds (`memfd:spyral:`).
+fn memfd_holders() -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"));
+        let has_fd = fds.map(|d| {
+            d.flatten().any(|f| {
+                std::fs::read_link(f.path())
+                    .map(|l| l.to_string_lossy().contains("memfd:spyral:"))
+                    .unwrap_or(false)
+            })
+        });
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if has_fd.unwrap_or(false) || maps.contains("memfd:spyral:") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn killing_the_parent_leaks_nothing() {
+    let before = shmem_kib();
+    let sb = Sandbox::new();
+    for r in 1..=2 {
+        sb.trace(r, 100);
+    }
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
+        "  - kind: segment\n    config: {mib: 128, hold_ms: 20000}\n",
+    );
+    let mut child = std::process::Command::new(spyral_e2e::spyral_bin())
+        .args(["run", p.to_str().unwrap(), "--no-display"])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while children(child.id() as i32).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        shmem_kib() > before + 64 * 1024,
+        "the segment exists while running"
+    );
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs in the parent
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let holders = memfd_holders();
+        let shmem = shmem_kib();
+        if holders.is_empty() && shmem < before + 32 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after SIGKILL of the parent: holders {holders:?}, Shmem {shmem} KiB (before {before})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
