@@ -1,0 +1,254 @@
+//! Small, tolerant HDF5 helpers shared by the trace reader and writer (and usable by phases):
+//! reading integer, float and string attributes whatever integer width, signedness or string
+//! flavour the producer chose, checking dataset types, and creating groups and attributes
+//! without modification times so that files are byte-reproducible.
+//!
+//! Readers return `Ok(None)` when an attribute is absent and `Err(text)` when it is present but
+//! unusable; callers wrap the text into their own typed errors (with the file and object names).
+
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Dataset, Group, H5Type, Location};
+use std::str::FromStr;
+
+/// The longest fixed-length string attribute the readers accept, in bytes.
+const MAX_FIXED_STRING: usize = 1024;
+
+/// A numeric attribute value, as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AttrNumber {
+    /// A signed integer of any width.
+    Signed(i64),
+    /// An unsigned integer of any width.
+    Unsigned(u64),
+    /// A float of any width.
+    Float(f64),
+}
+
+/// Whether `loc` has an attribute called `name`.
+pub fn has_attr(loc: &Location, name: &str) -> bool {
+    loc.attr_names()
+        .map(|names| names.iter().any(|n| n == name))
+        .unwrap_or(false)
+}
+
+/// Reads a single numeric attribute (a scalar or a one-element array) of any integer or float
+/// type. `Ok(None)` if it does not exist.
+pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, String> {
+    if !has_attr(loc, name) {
+        return Ok(None);
+    }
+    let attr = loc
+        .attr(name)
+        .map_err(|e| format!("cannot open attribute '{name}': {e}"))?;
+    if attr.size() != 1 {
+        return Err(format!(
+            "attribute '{name}' should hold one value, it has shape {:?}",
+            attr.shape()
+        ));
+    }
+    let desc = attr
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|e| format!("cannot read the type of attribute '{name}': {e}"))?;
+    let read_err = |e: hdf5::Error| format!("cannot read attribute '{name}': {e}");
+    let value = match desc {
+        TypeDescriptor::Integer(_) => {
+            AttrNumber::Signed(first(attr.read_raw::<i64>().map_err(read_err)?, name)?)
+        }
+        TypeDescriptor::Unsigned(_) => {
+            AttrNumber::Unsigned(first(attr.read_raw::<u64>().map_err(read_err)?, name)?)
+        }
+        TypeDescriptor::Float(_) => {
+            AttrNumber::Float(first(attr.read_raw::<f64>().map_err(read_err)?, name)?)
+        }
+        other => {
+            return Err(format!(
+                "attribute '{name}' should be a number, it is of type {other}"
+            ))
+        }
+    };
+    Ok(Some(value))
+}
+
+fn first<T: Copy>(v: Vec<T>, name: &str) -> Result<T, String> {
+    v.first()
+        .copied()
+        .ok_or_else(|| format!("attribute '{name}' is empty"))
+}
+
+/// Reads an integer attribute as `u64` (any integer type; a float only if it holds a whole,
+/// non-negative number). `Ok(None)` if absent.
+pub fn attr_u64(loc: &Location, name: &str) -> Result<Option<u64>, String> {
+    Ok(match attr_number(loc, name)? {
+        None => None,
+        Some(AttrNumber::Unsigned(v)) => Some(v),
+        Some(AttrNumber::Signed(v)) => Some(
+            u64::try_from(v)
+                .map_err(|_| format!("attribute '{name}' = {v} should not be negative"))?,
+        ),
+        Some(AttrNumber::Float(v)) => {
+            if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
+                Some(v as u64)
+            } else {
+                return Err(format!(
+                    "attribute '{name}' = {v} should be a non-negative whole number"
+                ));
+            }
+        }
+    })
+}
+
+/// Reads an integer attribute as `i64` (any integer type; a float only if it holds a whole
+/// number). `Ok(None)` if absent.
+pub fn attr_i64(loc: &Location, name: &str) -> Result<Option<i64>, String> {
+    Ok(match attr_number(loc, name)? {
+        None => None,
+        Some(AttrNumber::Signed(v)) => Some(v),
+        Some(AttrNumber::Unsigned(v)) => {
+            Some(i64::try_from(v).map_err(|_| format!("attribute '{name}' = {v} is too large"))?)
+        }
+        Some(AttrNumber::Float(v)) => {
+            if v.fract() == 0.0 && v.abs() < i64::MAX as f64 {
+                Some(v as i64)
+            } else {
+                return Err(format!("attribute '{name}' = {v} should be a whole number"));
+            }
+        }
+    })
+}
+
+/// Reads a numeric attribute as `f64` (integers are converted). `Ok(None)` if absent.
+pub fn attr_f64(loc: &Location, name: &str) -> Result<Option<f64>, String> {
+    Ok(attr_number(loc, name)?.map(|n| match n {
+        AttrNumber::Signed(v) => v as f64,
+        AttrNumber::Unsigned(v) => v as f64,
+        AttrNumber::Float(v) => v,
+    }))
+}
+
+/// Reads a string attribute stored as variable-length or fixed-length, ASCII or UTF-8, scalar
+/// or one-element array. Trailing NULs and spaces of fixed strings are removed. `Ok(None)` if
+/// absent.
+pub fn attr_string(loc: &Location, name: &str) -> Result<Option<String>, String> {
+    if !has_attr(loc, name) {
+        return Ok(None);
+    }
+    let attr = loc
+        .attr(name)
+        .map_err(|e| format!("cannot open attribute '{name}': {e}"))?;
+    if attr.size() != 1 {
+        return Err(format!(
+            "attribute '{name}' should hold one string, it has shape {:?}",
+            attr.shape()
+        ));
+    }
+    let desc = attr
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|e| format!("cannot read the type of attribute '{name}': {e}"))?;
+    let read_err = |e: hdf5::Error| format!("cannot read attribute '{name}': {e}");
+    let text = match desc {
+        TypeDescriptor::VarLenUnicode => first_string(
+            attr.read_raw::<VarLenUnicode>().map_err(read_err)?,
+            name,
+            |s| s.as_bytes().to_vec(),
+        )?,
+        TypeDescriptor::VarLenAscii => first_string(
+            attr.read_raw::<VarLenAscii>().map_err(read_err)?,
+            name,
+            |s| s.as_bytes().to_vec(),
+        )?,
+        TypeDescriptor::FixedAscii(n) if n <= MAX_FIXED_STRING => first_string(
+            attr.read_raw::<FixedAscii<MAX_FIXED_STRING>>()
+                .map_err(read_err)?,
+            name,
+            |s| s.as_bytes().to_vec(),
+        )?,
+        TypeDescriptor::FixedUnicode(n) if n <= MAX_FIXED_STRING => first_string(
+            attr.read_raw::<FixedUnicode<MAX_FIXED_STRING>>()
+                .map_err(read_err)?,
+            name,
+            |s| s.as_bytes().to_vec(),
+        )?,
+        other => {
+            return Err(format!(
+                "attribute '{name}' should be a string, it is of type {other}"
+            ))
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    Ok(Some(text.trim_end_matches(['\0', ' ']).to_string()))
+}
+
+fn first_string<T>(
+    v: Vec<T>,
+    name: &str,
+    bytes: impl Fn(&T) -> Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    v.first()
+        .map(bytes)
+        .ok_or_else(|| format!("attribute '{name}' is empty"))
+}
+
+/// Checks that a dataset holds integers (any width, signed or not), returning its type name
+/// otherwise.
+pub fn ensure_integer_dataset(ds: &Dataset) -> Result<(), String> {
+    let desc = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|e| format!("cannot read its type: {e}"))?;
+    match desc {
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => Ok(()),
+        other => Err(format!("it holds {other}, expected integers")),
+    }
+}
+
+/// Whether `group` has a member (group or dataset) called `name`.
+pub fn has_member(group: &Group, name: &str) -> bool {
+    group.link_exists(name)
+}
+
+/// Opens the member group `name` of `group` if it exists and is a group.
+pub fn opt_group(group: &Group, name: &str) -> Option<Group> {
+    if group.link_exists(name) {
+        group.group(name).ok()
+    } else {
+        None
+    }
+}
+
+/// Opens the member dataset `name` of `group` if it exists and is a dataset.
+pub fn opt_dataset(group: &Group, name: &str) -> Option<Dataset> {
+    if group.link_exists(name) {
+        group.dataset(name).ok()
+    } else {
+        None
+    }
+}
+
+/// Creates a group without modification-time tracking.
+pub fn create_group(parent: &Group, name: &str) -> hdf5::Result<Group> {
+    parent
+        .create_group_builder()
+        .obj_track_times(false)
+        .create_intermediate_group(false)
+        .create(name)
+}
+
+/// A dataset builder without modification-time tracking (hdf5-metno's default too, but stated
+/// here so that a change of default cannot make files irreproducible).
+pub fn dataset_builder(parent: &Group) -> hdf5::DatasetBuilder {
+    parent.new_dataset_builder().obj_track_times(false)
+}
+
+/// Writes a scalar attribute of type `T`.
+pub fn write_attr<T: H5Type>(loc: &Location, name: &str, value: &T) -> hdf5::Result<()> {
+    loc.new_attr::<T>().create(name)?.write_scalar(value)
+}
+
+/// Writes a scalar variable-length UTF-8 string attribute (what h5py and the merger write).
+pub fn write_string_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    let v = VarLenUnicode::from_str(value)
+        .map_err(|e| hdf5::Error::from(format!("string attribute '{name}': {e}")))?;
+    write_attr(loc, name, &v)
+}

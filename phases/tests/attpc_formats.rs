@@ -1,0 +1,604 @@
+//! Integration tests of the AT-TPC data layer: every trace format written by `TraceWriter` reads
+//! back identically through `TraceReader` (events, FRIB data, silicon, original ids, scalers, the
+//! inclusive event range), damaged or foreign files give precise errors, and pad maps load from
+//! CSV (any line ending) or are generated with the expected shape and lookups.
+
+use hdf5::types::{FixedAscii, VarLenUnicode};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use spyral_phases::attpc::padmap::{
+    hardware_id_for_pad, BUILTIN_BEAM_RADIUS_MM, NUM_PADS, NUM_SMALL_PADS,
+};
+use spyral_phases::attpc::{
+    FribData, PadMap, PadMapError, PadParameters, RawEvent, RunInfo, ScalerRow, SiliconTraces,
+    TraceError, TraceFormat, TraceReader, TraceWriter, LEGACY_BEAM_PADS,
+};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+const RUN: i64 = 7;
+/// Event ids written: 0..=5 without 3 (a hole inside the declared range).
+const IDS: [u64; 5] = [0, 1, 2, 4, 5];
+
+fn get_matrix(rng: &mut Pcg64, rows: usize, columns: usize) -> Array2<i16> {
+    let mut m = Array2::<i16>::zeros((rows, columns));
+    for r in 0..rows {
+        let pad = rng.random_range(0..NUM_PADS as u16);
+        let hw = hardware_id_for_pad(pad).unwrap();
+        m[[r, 0]] = hw.cobo.into();
+        m[[r, 1]] = hw.asad.into();
+        m[[r, 2]] = hw.aget.into();
+        m[[r, 3]] = hw.channel.into();
+        m[[r, 4]] = pad as i16;
+        for c in 5..columns {
+            m[[r, c]] = rng.random_range(-50..4096);
+        }
+    }
+    m
+}
+
+fn frib(rng: &mut Pcg64, trigger: u16) -> FribData {
+    FribData {
+        traces: Array2::from_shape_fn((2048, 8), |_| rng.random_range(0..4096u16)),
+        trigger,
+        timestamp: rng.random_range(0..1_000_000),
+    }
+}
+
+/// The events of the test run for `format` (as written).
+fn events(format: TraceFormat) -> Vec<RawEvent> {
+    let mut rng = Pcg64::seed_from_u64(99);
+    IDS.iter()
+        .map(|&id| {
+            let rows = if id == 2 { 0 } else { rng.random_range(1..40) };
+            let mut e = RawEvent::new(id, get_matrix(&mut rng, rows, 517));
+            e.timestamp = 1000 * id + 17;
+            e.timestamp_other = 5 * id;
+            if id == 1 || id == 4 {
+                e.frib = Some(frib(&mut rng, if id == 1 { 2 } else { 1 }));
+            }
+            if format == TraceFormat::Merger2 && id != 0 {
+                e.silicon = SiliconTraces {
+                    upstream_front: Some(get_matrix(&mut rng, 3, 517)),
+                    upstream_back: Some(get_matrix(&mut rng, 0, 517)),
+                    downstream_front: None,
+                    downstream_back: (id == 4).then(|| get_matrix(&mut rng, 2, 517)),
+                };
+            }
+            if format == TraceFormat::Harmonizer {
+                e.orig_run = 40 + id as i64;
+                e.orig_event = 1000 + id as i64;
+            }
+            e
+        })
+        .collect()
+}
+
+/// What the reader should return for a written event.
+fn expected(format: TraceFormat, written: &RawEvent) -> RawEvent {
+    let mut e = written.clone();
+    if format != TraceFormat::Harmonizer {
+        e.orig_run = RUN;
+        e.orig_event = e.id as i64;
+    }
+    if format == TraceFormat::Legacy {
+        if let Some(f) = &mut e.frib {
+            f.timestamp = 0; // legacy files keep no FRIB timestamp
+        }
+    }
+    e
+}
+
+fn scalers() -> Vec<ScalerRow> {
+    (0..4u64)
+        .map(|k| {
+            let mut values = [0u32; 11];
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = (k as u32 + 1) * 1000 + i as u32;
+            }
+            let mut row = ScalerRow::new(k, values);
+            row.start_offset = k as u32;
+            row.stop_offset = k as u32 + 10;
+            row.timestamp = 77 + k as u32;
+            row.incremental = 1;
+            row
+        })
+        .collect()
+}
+
+fn write_run(dir: &Path, format: TraceFormat, info: RunInfo) -> PathBuf {
+    let dest = dir.join(format!("run_{RUN:04}.h5"));
+    let partial = dir.join(format!(".run_{RUN:04}.h5.partial"));
+    let mut w = TraceWriter::create(&dest, format, info).unwrap();
+    for e in events(format) {
+        w.write_event(&e).unwrap();
+    }
+    if format.has_scalers() {
+        w.write_scalers(&scalers()).unwrap();
+    } else {
+        let err = w.write_scalers(&scalers()).unwrap_err();
+        assert!(err.to_string().contains("no scalers"), "{err}");
+    }
+    assert!(partial.exists(), "the data goes to the hidden partial file");
+    assert!(!dest.exists(), "the final name appears only on finish");
+    let done = w.finish().unwrap();
+    assert_eq!(done, dest);
+    assert!(dest.exists() && !partial.exists());
+    dest
+}
+
+#[test]
+fn every_format_round_trips() {
+    for format in TraceFormat::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_run(dir.path(), format, RunInfo::default());
+        let reader = TraceReader::open(&path).unwrap();
+        assert_eq!(reader.format(), format);
+        assert_eq!(reader.version(), format.version_string());
+        assert_eq!(reader.run_number(), RUN);
+        assert_eq!((reader.first_event(), reader.last_event()), (0, 5));
+        assert_eq!(
+            reader.event_ids(),
+            0..=5,
+            "{format}: the range includes the last event"
+        );
+        assert_eq!(reader.num_events(), 6);
+        assert_eq!(reader.stored_event_ids().unwrap(), IDS.to_vec());
+
+        let written = events(format);
+        let mut read = Vec::new();
+        for id in reader.event_ids() {
+            match reader.read_event(id).unwrap() {
+                Some(e) => read.push(e),
+                None => assert_eq!(id, 3, "{format}: only event 3 is missing"),
+            }
+        }
+        assert_eq!(read.len(), written.len());
+        for (got, w) in read.iter().zip(&written) {
+            assert_eq!(*got, expected(format, w), "{format}: event {}", w.id);
+        }
+        // Presence checks spelled out, in case RawEvent equality ever loosens.
+        assert!(read[1].frib.is_some() && read[0].frib.is_none());
+        assert_eq!(read[1].frib.as_ref().unwrap().trigger, 2);
+        assert_eq!(read[2].pads.as_ref().unwrap().dim(), (0, 517));
+        if format == TraceFormat::Merger2 {
+            assert!(read[0].silicon.is_empty());
+            assert!(read[3].silicon.downstream_back.is_some());
+            assert!(read[3].silicon.downstream_front.is_none());
+        } else {
+            assert!(read.iter().all(|e| e.silicon.is_empty()));
+        }
+        if format == TraceFormat::Harmonizer {
+            assert_eq!((read[4].orig_run, read[4].orig_event), (45, 1005));
+        } else {
+            assert_eq!((read[4].orig_run, read[4].orig_event), (RUN, 5));
+        }
+
+        let got = reader.read_scalers().unwrap();
+        if format.has_scalers() {
+            let mut want = scalers();
+            if format == TraceFormat::Legacy {
+                for r in &mut want {
+                    *r = ScalerRow::new(r.event, r.values);
+                }
+            }
+            assert_eq!(got.unwrap(), want, "{format}");
+        } else {
+            assert!(got.is_none());
+        }
+    }
+}
+
+#[test]
+fn explicit_range_and_run_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = RunInfo {
+        event_range: Some((0, 7)),
+        frib_run: 7,
+        ..RunInfo::default()
+    };
+    let path = write_run(dir.path(), TraceFormat::Merger1, info);
+    let mut reader = TraceReader::open(&path).unwrap();
+    assert_eq!(reader.event_ids(), 0..=7);
+    assert!(reader.read_event(7).unwrap().is_none());
+    assert!(reader.read_event(1000).unwrap().is_none());
+    reader.set_run_number(12);
+    assert_eq!(reader.read_event(0).unwrap().unwrap().orig_run, 12);
+}
+
+#[test]
+fn files_are_byte_reproducible() {
+    // HDF5 time stamps have a resolution of one second: write, wait, write again.
+    let write_all = || {
+        TraceFormat::ALL.map(|format| {
+            let dir = tempfile::tempdir().unwrap();
+            let bytes = std::fs::read(write_run(dir.path(), format, RunInfo::default())).unwrap();
+            (format, bytes)
+        })
+    };
+    let first = write_all();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = write_all();
+    for ((format, a), (_, b)) in first.iter().zip(&second) {
+        assert!(a == b, "{format}: two writes of the same run differ");
+    }
+}
+
+#[test]
+fn writer_refuses_bad_events_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("run_0001.h5");
+    let mut rng = Pcg64::seed_from_u64(1);
+    let mut w = TraceWriter::create(&dest, TraceFormat::Merger1, RunInfo::default()).unwrap();
+    let err = w
+        .write_event(&RawEvent::new(9, get_matrix(&mut rng, 2, 516)))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("run_0001.h5") && msg.contains("event 9") && msg.contains("516"),
+        "{msg}"
+    );
+    let mut si = RawEvent::new(3, get_matrix(&mut rng, 2, 517));
+    si.silicon.upstream_front = Some(get_matrix(&mut rng, 1, 517));
+    assert!(w
+        .write_event(&si)
+        .unwrap_err()
+        .to_string()
+        .contains("silicon"));
+    w.write_event(&RawEvent::new(4, get_matrix(&mut rng, 2, 517)))
+        .unwrap();
+    let dup = w.write_event(&RawEvent::new(4, get_matrix(&mut rng, 2, 517)));
+    assert!(dup.unwrap_err().to_string().contains("already written"));
+    drop(w);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "an unfinished writer leaves nothing behind"
+    );
+}
+
+fn assert_names_file(err: &TraceError, path: &Path) {
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert_eq!(err.path(), path);
+}
+
+#[test]
+fn missing_empty_and_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("run_0002.h5");
+    let err = TraceReader::open(&missing).unwrap_err();
+    assert!(matches!(err, TraceError::NotFound { .. }), "{err}");
+    assert_names_file(&err, &missing);
+
+    let empty = dir.path().join("empty.h5");
+    std::fs::write(&empty, b"").unwrap();
+    let err = TraceReader::open(&empty).unwrap_err();
+    assert!(matches!(err, TraceError::NotHdf5 { .. }), "{err}");
+
+    let text = dir.path().join("notes.h5");
+    std::fs::write(&text, "this is not an HDF5 file\n".repeat(100)).unwrap();
+    let err = TraceReader::open(&text).unwrap_err();
+    assert!(matches!(err, TraceError::NotHdf5 { .. }), "{err}");
+    assert_names_file(&err, &text);
+    assert!(err.to_string().contains("not an HDF5 file"), "{err}");
+}
+
+#[test]
+fn truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = write_run(dir.path(), TraceFormat::Merger1, RunInfo::default());
+    let bytes = std::fs::read(&full).unwrap();
+    for cut in [bytes.len() / 2, 4096, 100] {
+        let path = dir.path().join(format!("cut_{cut}.h5"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let err = TraceReader::open(&path).unwrap_err();
+        assert!(
+            matches!(err, TraceError::Damaged { .. }),
+            "cut at {cut}: {err}"
+        );
+        assert_names_file(&err, &path);
+        if cut == bytes.len() / 2 {
+            assert!(err.to_string().contains("truncated"), "{err}");
+        }
+    }
+}
+
+/// A hand-made `/events` file: version attribute written by `version`, range attributes as i32.
+fn handmade(path: &Path, version: impl FnOnce(&hdf5::Group)) -> hdf5::Group {
+    let file = hdf5::File::create(path).unwrap();
+    let events = file.create_group("events").unwrap();
+    version(&events);
+    events
+        .new_attr::<i32>()
+        .create("min_event")
+        .unwrap()
+        .write_scalar(&10)
+        .unwrap();
+    events
+        .new_attr::<i64>()
+        .create("max_event")
+        .unwrap()
+        .write_scalar(&12)
+        .unwrap();
+    events
+}
+
+#[test]
+fn version_strings_and_attribute_types() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let unknown = dir.path().join("unknown.h5");
+    drop(handmade(&unknown, |g| {
+        let v = VarLenUnicode::from_str("libattpc_merger:9.9").unwrap();
+        g.new_attr::<VarLenUnicode>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    }));
+    let err = TraceReader::open(&unknown).unwrap_err();
+    assert!(matches!(err, TraceError::UnknownVersion { .. }), "{err}");
+    assert!(err.to_string().contains("\"libattpc_merger:9.9\""), "{err}");
+    assert_names_file(&err, &unknown);
+
+    // Fixed-length ASCII version (as numpy bytes would store it), i32/i64 range attributes,
+    // u32 orig ids.
+    let fixed = dir.path().join("fixed.h5");
+    let events = handmade(&fixed, |g| {
+        let v = FixedAscii::<24>::from_ascii("harmonizer:0.1.0").unwrap();
+        g.new_attr::<FixedAscii<24>>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    });
+    let ev = events.create_group("event_11").unwrap();
+    ev.new_attr::<u32>()
+        .create("orig_run")
+        .unwrap()
+        .write_scalar(&3)
+        .unwrap();
+    ev.new_attr::<i16>()
+        .create("orig_event")
+        .unwrap()
+        .write_scalar(&-4)
+        .unwrap();
+    let m = get_matrix(&mut Pcg64::seed_from_u64(5), 4, 517);
+    ev.new_dataset_builder()
+        .with_data(&m)
+        .create("get_traces")
+        .unwrap();
+    drop((ev, events));
+    let reader = TraceReader::open(&fixed).unwrap();
+    assert_eq!(reader.format(), TraceFormat::Harmonizer);
+    assert_eq!(reader.event_ids(), 10..=12);
+    let e = reader.read_event(11).unwrap().unwrap();
+    assert_eq!((e.orig_run, e.orig_event), (3, -4));
+    assert_eq!(e.pads.unwrap(), m);
+    assert!(reader.read_event(10).unwrap().is_none());
+
+    let nover = dir.path().join("noversion.h5");
+    drop(handmade(&nover, |_| {}));
+    let err = TraceReader::open(&nover).unwrap_err();
+    assert!(matches!(err, TraceError::Layout { .. }), "{err}");
+    assert!(err.to_string().contains("version"), "{err}");
+
+    let other = dir.path().join("other.h5");
+    let f = hdf5::File::create(&other).unwrap();
+    f.create_group("something").unwrap();
+    drop(f);
+    let err = TraceReader::open(&other).unwrap_err();
+    assert!(matches!(err, TraceError::NoKnownFormat { .. }), "{err}");
+    assert!(err.to_string().contains("no known trace format"), "{err}");
+    assert_names_file(&err, &other);
+}
+
+#[test]
+fn damaged_event_names_file_and_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run_0003.h5");
+    let events = handmade(&path, |g| {
+        let v = VarLenUnicode::from_str("libattpc_merger:1.0").unwrap();
+        g.new_attr::<VarLenUnicode>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    });
+    let mut rng = Pcg64::seed_from_u64(3);
+    let good = events.create_group("event_10").unwrap();
+    good.new_dataset_builder()
+        .with_data(&get_matrix(&mut rng, 3, 517))
+        .create("get_traces")
+        .unwrap();
+    let bad = events.create_group("event_12").unwrap();
+    bad.new_dataset_builder()
+        .with_data(&get_matrix(&mut rng, 3, 516))
+        .create("get_traces")
+        .unwrap();
+    drop((good, bad, events));
+
+    let reader = TraceReader::open(&path).unwrap();
+    assert_eq!(reader.format(), TraceFormat::Merger1);
+    assert!(reader.read_event(10).unwrap().is_some());
+    assert!(reader.read_event(11).unwrap().is_none());
+    let err = reader.read_event(12).unwrap_err();
+    assert_eq!(err.event(), Some(12));
+    assert_names_file(&err, &path);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("event 12") && msg.contains("516") && msg.contains("517"),
+        "{msg}"
+    );
+    assert!(msg.contains("/events/event_12/get_traces"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pad maps
+
+#[test]
+fn csv_maps_with_any_line_ending() {
+    let dir = tempfile::tempdir().unwrap();
+    let geo = dir.path().join("padxy.csv");
+    let time = dir.path().join("pad_time_correction.csv");
+    let scale = dir.path().join("pad_scale.csv");
+    std::fs::write(&geo, "x,y\n-10.5,4.25\n0,0\n3e1,-2\n").unwrap();
+    std::fs::write(&time, "tcorr\r0.5\r-1.25\r0\r").unwrap(); // CR only, like Spyral's file
+    std::fs::write(&scale, "scale\r\n0.5\r\n1.0\r\n0.5\r\n\r\n").unwrap();
+    let map = PadMap::load(&PadParameters {
+        pad_geometry_path: Some(geo.clone()),
+        pad_time_path: Some(time),
+        pad_scale_path: Some(scale.clone()),
+    })
+    .unwrap();
+    assert_eq!(map.len(), 3);
+    let p0 = map.pad(0i16).unwrap();
+    assert_eq!(
+        (p0.x, p0.y, p0.time_offset, p0.scale),
+        (-10.5, 4.25, 0.5, 0.5)
+    );
+    let p2 = map.pad(2u16).unwrap();
+    assert_eq!(
+        (p2.x, p2.y, p2.time_offset, p2.scale),
+        (30.0, -2.0, 0.0, 0.5)
+    );
+    assert!(map.pad(-1i16).is_none() && map.pad(3).is_none());
+    assert!(!map.is_builtin());
+    assert_eq!(map.pad_at(1.0, 1.0), Some(1));
+
+    // A CSV geometry without a scale file is refused.
+    let err = PadMap::load(&PadParameters {
+        pad_geometry_path: Some(geo),
+        ..PadParameters::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, PadMapError::MissingScale { .. }), "{err}");
+}
+
+#[test]
+fn csv_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let geo = dir.path().join("geo.csv");
+    let scale = dir.path().join("scale.csv");
+    std::fs::write(&scale, "scale\n1\n1\n1\n").unwrap();
+
+    std::fs::write(&geo, "x,y\r1,2\r3,abc\r5,6\r").unwrap();
+    let err = PadMap::from_csv(&geo, None, &scale).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, PadMapError::Parse { line: 3, .. }), "{msg}");
+    assert!(
+        msg.contains("geo.csv") && msg.contains("line 3") && msg.contains("abc"),
+        "{msg}"
+    );
+
+    std::fs::write(&geo, "x,y\n1,2\n\n5,6\n").unwrap();
+    let err = PadMap::from_csv(&geo, None, &scale).unwrap_err();
+    assert!(matches!(err, PadMapError::Parse { line: 3, .. }), "{err}");
+
+    std::fs::write(&geo, "x,y\n1,2\n3\n").unwrap();
+    let err = PadMap::from_csv(&geo, None, &scale).unwrap_err();
+    assert!(matches!(err, PadMapError::Parse { line: 3, .. }), "{err}");
+
+    std::fs::write(&geo, "x,y\n1,2\n3,4\n").unwrap();
+    let err = PadMap::from_csv(&geo, None, &scale).unwrap_err();
+    assert!(matches!(err, PadMapError::CountMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("scale.csv"), "{err}");
+
+    std::fs::write(&geo, "x,y\n").unwrap();
+    let err = PadMap::from_csv(&geo, None, &scale).unwrap_err();
+    assert!(matches!(err, PadMapError::Empty { .. }), "{err}");
+
+    let mut big = String::from("x,y\n");
+    for i in 0..40000 {
+        big.push_str(&format!("{i},0\n"));
+    }
+    std::fs::write(&geo, big).unwrap();
+    let err = PadMap::from_csv(&geo, None, &scale).unwrap_err();
+    assert!(
+        matches!(err, PadMapError::PadOutOfRange { pad: 32768, .. }),
+        "{err}"
+    );
+
+    let err = PadMap::from_csv(&dir.path().join("nope.csv"), None, &scale).unwrap_err();
+    assert!(matches!(err, PadMapError::Io { .. }) && err.to_string().contains("nope.csv"));
+}
+
+#[test]
+fn builtin_plane() {
+    let map = PadMap::load(&PadParameters::default()).unwrap();
+    assert!(map.is_builtin());
+    assert_eq!(map.len(), NUM_PADS);
+    assert_eq!(
+        map.pads().iter().filter(|p| p.scale == 0.5).count(),
+        NUM_SMALL_PADS
+    );
+    assert!(map.pads().iter().all(|p| p.time_offset == 0.0));
+    let centres: HashSet<(i64, i64)> = map
+        .pads()
+        .iter()
+        .map(|p| ((p.x * 1e6).round() as i64, (p.y * 1e6).round() as i64))
+        .collect();
+    assert_eq!(centres.len(), NUM_PADS, "pad centres are distinct");
+    for (id, p) in map.pads().iter().enumerate() {
+        assert_eq!(map.pad_at(p.x, p.y), Some(id as u16), "pad {id}");
+        assert_eq!(map.nearest_pad(p.x, p.y), Some(id as u16), "pad {id}");
+        let r = p.x.hypot(p.y);
+        assert_eq!(map.is_beam_pad(id as u16), r <= BUILTIN_BEAM_RADIUS_MM);
+        let hw = map.hardware_id(id as u16).unwrap();
+        assert_eq!(map.pad_for_hardware(hw), Some(id as u16));
+    }
+    // Every point of the plane is on some pad, whose centre is close by; far points are on none.
+    let mut rng = Pcg64::seed_from_u64(11);
+    for _ in 0..100_000 {
+        let r = 255.0 * rng.random::<f64>().sqrt();
+        let phi = std::f64::consts::TAU * rng.random::<f64>();
+        let (x, y) = (r * phi.cos(), r * phi.sin());
+        let pad = map
+            .pad_at(x, y)
+            .unwrap_or_else(|| panic!("no pad at ({x}, {y})"));
+        let c = map.pad(pad).unwrap();
+        assert!((c.x - x).hypot(c.y - y) <= map.snap_distance() + 1e-9);
+    }
+    assert_eq!(map.pad_at(400.0, 0.0), None);
+    assert_eq!(map.pad_at(f64::NAN, 0.0), None);
+    let beams = map.beam_pads();
+    println!(
+        "built-in plane: {} beam pads, outer radius {:.1} mm",
+        beams.len(),
+        map.pads()
+            .iter()
+            .map(|p| p.x.hypot(p.y))
+            .fold(0.0, f64::max)
+    );
+}
+
+#[test]
+fn csv_copy_of_builtin_plane_uses_spyral_beam_pads() {
+    let builtin = PadMap::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let (geo, scale) = (dir.path().join("xy.csv"), dir.path().join("scale.csv"));
+    let mut g = String::from("x,y\n");
+    let mut s = String::from("scale\r");
+    for p in builtin.pads() {
+        g.push_str(&format!("{},{}\n", p.x, p.y));
+        s.push_str(&format!("{}\r", p.scale));
+    }
+    std::fs::write(&geo, g).unwrap();
+    std::fs::write(&scale, s).unwrap();
+    let map = PadMap::load(&PadParameters {
+        pad_geometry_path: Some(geo),
+        pad_time_path: None,
+        pad_scale_path: Some(scale),
+    })
+    .unwrap();
+    assert_eq!(map.pads(), builtin.pads());
+    assert_eq!(map.beam_pads(), LEGACY_BEAM_PADS.to_vec());
+    assert!(map.is_beam_pad(134) && !map.is_beam_pad(165));
+    for (id, p) in map.pads().iter().enumerate() {
+        assert_eq!(map.pad_at(p.x, p.y), Some(id as u16));
+    }
+    assert_eq!(map.pad_at(400.0, 0.0), None);
+}
