@@ -7,10 +7,12 @@
 //! - [`chain`]: constructing the phases and validating the schema chain;
 //! - [`runs`]: collecting runs and planning them over workers (snake, dynamic);
 //! - [`protocol`]: the typed messages between the parent and its workers;
+//! - [`provenance`]: provenance records beside artifacts, and the resume rule;
 //! - [`worker`]: the hidden `spyral worker` process;
 //! - [`parent`]: the parent side of `spyral run` (spawn, collect, display, report);
 //! - [`segments`]: shared read-only memory segments (memfd);
 //! - [`logs`]: per-launch log folders and log files;
+//! - [`status`]: `spyral status`, the per-run, per-phase state table;
 //! - [`scaffold`]: `spyral new-phase`.
 
 pub mod chain;
@@ -19,7 +21,9 @@ pub mod parent;
 pub mod pipeline;
 pub mod plugins;
 pub mod protocol;
+pub mod provenance;
 pub mod runs;
 pub mod scaffold;
 pub mod segments;
+pub mod status;
 pub mod worker;

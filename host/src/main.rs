@@ -73,6 +73,19 @@ enum Cmd {
         #[arg(long)]
         core: Option<PathBuf>,
     },
+    /// Show, for every run and phase, whether its artifacts are current, stale (and why),
+    /// failed (and the error) or missing, from the provenance records. Runs nothing.
+    ///
+    /// Example: spyral status examples/pipeline.yaml --json
+    Status {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        #[command(flatten)]
+        o: OverrideArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Internal: a worker process started by `spyral run`.
     #[command(hide = true)]
     Worker,
@@ -115,6 +128,10 @@ struct RunArgs {
     /// Log level of the log files (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Rerun even what is up to date: `--force` for every phase, `--force=PHASE` for one
+    /// (repeatable).
+    #[arg(long, value_name = "PHASE", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
+    force: Vec<String>,
 }
 
 fn parse_on_error(s: &str) -> Result<OnError, String> {
@@ -172,7 +189,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             let flags = RunFlags {
                 no_display: a.no_display,
                 log_level: a.log_level.clone(),
-                force: Vec::new(),
+                force: a.force.clone(),
             };
             let out = parent::run(&a.pipeline, &o, &flags)?;
             Ok(out.code as u8)
@@ -209,6 +226,21 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                 "then: spyral plugins {}",
                 root.join(format!("target/release/lib{lib}.so")).display()
             );
+            Ok(0)
+        }
+        Cmd::Status { pipeline, o, json } => {
+            spyral_host::logs::init_stderr_logging("warn");
+            let p = parent::load_pipeline(&pipeline, &o.to_overrides()?)?;
+            let (_reg, chain) = parent::prepare(&p)?;
+            let collected = runs::collect(&p.traces, &p.runs);
+            let mut run_list: Vec<u32> = collected.runs.iter().map(|r| r.run).collect();
+            run_list.sort_unstable();
+            let rows = spyral_host::status::table(&p, &chain, &run_list);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", spyral_host::status::render(&rows, &chain));
+            }
             Ok(0)
         }
         Cmd::Worker => unreachable!("handled in main"),

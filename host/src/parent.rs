@@ -235,6 +235,8 @@ struct RunReport {
     bytes: u64,
     worker: Option<usize>,
     status: String,
+    /// Every active phase was already up to date: nothing ran.
+    up_to_date: bool,
     error: Option<String>,
     wall_s: f64,
     phases: Vec<PhaseRecord>,
@@ -265,6 +267,7 @@ struct Report {
     wall_s: f64,
     interrupted: bool,
     runs_ok: usize,
+    runs_up_to_date: usize,
     runs_failed: usize,
     runs_skipped: usize,
     runs_not_started: usize,
@@ -448,14 +451,24 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
     crate::logs::init_file_logging(&launch.join("parent.log"), &flags.log_level, Some("warn"))
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
+    let seed_given = p.seed.is_some();
     let seed = p.seed.unwrap_or_else(random_seed);
+    for c in &chain {
+        let n = crate::provenance::clean_partials(&c.workspace(&p).artifact_dir());
+        if n > 0 {
+            tracing::info!(
+                "removed {n} temporary file(s) of an interrupted launch in {}",
+                c.name
+            );
+        }
+    }
     p.seed = Some(seed);
     tracing::info!(
         "spyral {} launch: pipeline {}, workspace {}, seed {seed} ({})",
         env!("CARGO_PKG_VERSION"),
         p.path.display(),
         p.workspace.display(),
-        if o.seed.is_some() || Pipeline::load(path).ok().and_then(|x| x.seed).is_some() {
+        if seed_given {
             "given"
         } else {
             "drawn at random"
@@ -503,11 +516,13 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         );
     }
     let n_workers = plan.len();
+    let seed_fixed = seed_given;
     let job_for = |i: usize| Job {
         pipeline: p.path.clone(),
         traces: Some(p.traces.clone()),
         worker: i,
         seed,
+        seed_fixed,
         log_file: launch.join(format!("worker-{i}.log")),
         log_level: flags.log_level.clone(),
         force: flags.force.clone(),
@@ -550,6 +565,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     bytes: r.bytes,
                     worker: None,
                     status: "not-started".into(),
+                    up_to_date: false,
                     error: None,
                     wall_s: 0.0,
                     phases: Vec::new(),
@@ -671,6 +687,16 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                         rep.wall_s = wall_s;
                         if ok {
                             rep.status = "ok".into();
+                            rep.up_to_date = rep
+                                .phases
+                                .iter()
+                                .any(|ph| ph.status == PhaseStatus::UpToDate)
+                                && rep.phases.iter().all(|ph| {
+                                    matches!(
+                                        ph.status,
+                                        PhaseStatus::UpToDate | PhaseStatus::Constructed
+                                    )
+                                });
                         } else if let Some(why) = skipped {
                             rep.status = "skipped".into();
                             rep.error = Some(why);
@@ -840,6 +866,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         wall_s: wall,
         interrupted,
         runs_ok: count("ok"),
+        runs_up_to_date: runs.iter().filter(|r| r.up_to_date).count(),
         runs_failed: count("failed"),
         runs_skipped: count("skipped"),
         runs_not_started: count("not-started") + count("interrupted"),
@@ -883,9 +910,14 @@ fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
     use std::fmt::Write as _;
     let _ = writeln!(
         s,
-        "spyral: {} runs: {} ok, {} failed, {} skipped, {} not run{} in {:.2} s ({} workers, seed {})",
+        "spyral: {} runs: {} ok{}, {} failed, {} skipped, {} not run{} in {:.2} s ({} workers, seed {})",
         r.runs.len(),
         r.runs_ok,
+        if r.runs_up_to_date > 0 {
+            format!(" ({} already up to date)", r.runs_up_to_date)
+        } else {
+            String::new()
+        },
         r.runs_failed,
         r.runs_skipped,
         r.runs_not_started,

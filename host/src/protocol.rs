@@ -35,6 +35,8 @@ pub struct Job {
     pub worker: usize,
     /// Base seed.
     pub seed: u64,
+    /// Whether the pipeline or the command line fixed the seed (it is then part of provenance).
+    pub seed_fixed: bool,
     /// The worker's log file.
     pub log_file: PathBuf,
     /// Log level name.

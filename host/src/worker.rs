@@ -10,7 +10,9 @@ use crate::chain::{self, ChainPhase};
 use crate::pipeline::Pipeline;
 use crate::plugins::Registry;
 use crate::protocol::{Assign, ErrorInfo, Job, PhaseRecord, PhaseStatus, WorkerMsg};
+use crate::provenance::{self, Identity, State};
 use abi_stable::std_types::RStr;
+use spyral_core::seed::stable_hash;
 use spyral_core::{LogLevel, PhaseResult, RunContext, RunSink};
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +43,14 @@ impl Outbox {
             std::process::exit(4);
         }
     }
+}
+
+/// Seconds since the epoch.
+pub fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// CPU seconds used by this process.
@@ -245,7 +255,7 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
         if failure.is_some() {
             outbox.send(&WorkerMsg::PhaseFinished {
                 run,
-                record: record(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
+                record: record_of(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
             });
             continue;
         }
@@ -256,7 +266,15 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
                     payload = r;
                     outbox.send(&WorkerMsg::PhaseFinished {
                         run,
-                        record: record(&c.name, PhaseStatus::Constructed, None, 0.0, 0.0, 0, None),
+                        record: record_of(
+                            &c.name,
+                            PhaseStatus::Constructed,
+                            None,
+                            0.0,
+                            0.0,
+                            0,
+                            None,
+                        ),
                     });
                 }
                 Err(e) => {
@@ -268,7 +286,7 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
                     });
                     outbox.send(&WorkerMsg::PhaseFinished {
                         run,
-                        record: record(
+                        record: record_of(
                             &c.name,
                             PhaseStatus::Failed,
                             Some(e.to_string()),
@@ -290,15 +308,41 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
             });
             outbox.send(&WorkerMsg::PhaseFinished {
                 run,
-                record: record(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
+                record: record_of(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
             });
             continue;
+        }
+        let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+        let identity = Identity {
+            kind: c.spec.kind.clone(),
+            phase: c.name.clone(),
+            library: c.library.clone(),
+            config_hash: format!("{:016x}", stable_hash(&c.resolved_config())),
+            inputs: provenance::inputs(&payload),
+            seed: job.seed_fixed.then_some(seed),
+        };
+        let artifact_dir = ws.artifact_dir();
+        let forced = job.force.iter().any(|f| f == "*" || *f == c.name);
+        if !forced {
+            let record = provenance::read(&provenance::record_path(&artifact_dir, run));
+            if let (State::Current, Some(rec)) = (
+                provenance::state(record.as_ref(), &identity),
+                record.as_ref(),
+            ) {
+                tracing::info!("run {run}: phase {} is up to date; not running it", c.name);
+                payload = provenance::result_of(rec);
+                outbox.send(&WorkerMsg::PhaseFinished {
+                    run,
+                    record: record_of(&c.name, PhaseStatus::UpToDate, None, 0.0, 0.0, 0, None),
+                });
+                continue;
+            }
         }
         outbox.send(&WorkerMsg::PhaseStarted {
             run,
             phase: c.name.clone(),
         });
-        let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+        let started_at = epoch_seconds();
         let sink = Sink {
             outbox,
             run,
@@ -313,13 +357,27 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
         let out = c.phase.run(&payload, &ctx).into_result();
         let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let items = sink.total.load(Ordering::Relaxed);
+        let mut prov = provenance::Record {
+            run,
+            hash: identity.hash(),
+            identity,
+            status: "ok".into(),
+            error: None,
+            outputs: Vec::new(),
+            started: started_at,
+            finished: epoch_seconds(),
+        };
         match out {
             Ok(r) if r.successful => {
                 tracing::info!("phase {} complete for run {run} in {wall:.3} s", c.name);
+                prov.outputs = provenance::outputs(&r);
+                if let Err(e) = provenance::write(&artifact_dir, &prov) {
+                    tracing::warn!("run {run}: cannot write the provenance of {}: {e}", c.name);
+                }
                 let meta = serde_json::Value::Object(r.metadata_map());
                 outbox.send(&WorkerMsg::PhaseFinished {
                     run,
-                    record: record(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta)),
+                    record: record_of(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta)),
                 });
                 payload = r;
             }
@@ -332,9 +390,16 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
                     Err(e) => (e.kind.to_string(), e.message().to_string()),
                 };
                 tracing::error!("run {run}: phase {} failed: {kind}: {message}", c.name);
+                if kind != "cancelled" {
+                    prov.status = "failed".into();
+                    prov.error = Some(format!("{kind}: {message}"));
+                    if let Err(e) = provenance::write(&artifact_dir, &prov) {
+                        tracing::warn!("run {run}: cannot record the failure of {}: {e}", c.name);
+                    }
+                }
                 outbox.send(&WorkerMsg::PhaseFinished {
                     run,
-                    record: record(
+                    record: record_of(
                         &c.name,
                         PhaseStatus::Failed,
                         Some(format!("{kind}: {message}")),
@@ -361,7 +426,7 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
     });
 }
 
-fn record(
+fn record_of(
     phase: &str,
     status: PhaseStatus,
     error: Option<String>,

@@ -148,6 +148,8 @@ pub struct FailConfig {
     pub expects: Option<String>,
     /// Sleep this many milliseconds in every run (interrupt tests).
     pub sleep_ms: u64,
+    /// Fail the chosen runs only while this file exists (retry tests).
+    pub while_exists: Option<std::path::PathBuf>,
 }
 
 fn misbehave(mode: Mode, what: &str) -> PhaseError {
@@ -217,7 +219,8 @@ impl Phase for Fail {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
-        if self.0.method.is_none() && self.0.runs.contains(&ctx.run()) {
+        let armed = self.0.while_exists.as_ref().is_none_or(|f| f.exists());
+        if self.0.method.is_none() && armed && self.0.runs.contains(&ctx.run()) {
             return Err(misbehave(self.0.mode, &format!("run {}", ctx.run())));
         }
         stamp(ctx, p, 1024)
