@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-system.sh
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "== installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,8 +18,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
 echo "== tests"
-if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
-else
-    cargo test --workspace --locked --no-fail-fast
-fi
+cargo nextest run --workspace --locked --no-fail-fast
+echo "== SLURM end-to-end test (one-node cluster on this machine)"
+scripts/slurm-cluster.sh start
+trap 'scripts/slurm-cluster.sh stop' EXIT
+cargo nextest run --locked -p spyral-e2e --test slurm --run-ignored only --no-fail-fast

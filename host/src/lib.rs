@@ -11,6 +11,7 @@
 //! - [`worker`]: the hidden `spyral worker` process;
 //! - [`parent`]: the parent side of `spyral run` (spawn, collect, display, report);
 //! - [`segments`]: shared read-only memory segments (memfd);
+//! - [`slurm`]: `spyral slurm`, sbatch scripts for job arrays;
 //! - [`logs`]: per-launch log folders and log files;
 //! - [`status`]: `spyral status`, the per-run, per-phase state table;
 //! - [`scaffold`]: `spyral new-phase`.
@@ -25,5 +26,6 @@ pub mod provenance;
 pub mod runs;
 pub mod scaffold;
 pub mod segments;
+pub mod slurm;
 pub mod status;
 pub mod worker;

@@ -42,22 +42,32 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Creates a new launch folder under `<workspace>/log/` and points `latest` at it.
-pub fn new_launch_dir(workspace: &Path) -> std::io::Result<PathBuf> {
+/// Creates a new launch folder `<workspace>/log/<timestamp><suffix>` (suffix e.g. `-shard-2of8`)
+/// and points `latest` at it. Safe when several launches start in the same second.
+pub fn new_launch_dir(workspace: &Path, suffix: &str) -> std::io::Result<PathBuf> {
     let log = workspace.join("log");
     std::fs::create_dir_all(&log)?;
-    let base = timestamp(SystemTime::now());
-    let mut dir = log.join(&base);
+    let base = format!("{}{suffix}", timestamp(SystemTime::now()));
     let mut n = 1;
-    while dir.exists() {
-        n += 1;
-        dir = log.join(format!("{base}.{n}"));
-    }
-    std::fs::create_dir(&dir)?;
-    let latest = log.join("latest");
-    let _ = std::fs::remove_file(&latest);
+    let dir = loop {
+        let dir = if n == 1 {
+            log.join(&base)
+        } else {
+            log.join(format!("{base}.{n}"))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => break dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    // Replace `latest` atomically: make the new link under a private name, then rename it.
     if let Some(name) = dir.file_name() {
-        let _ = std::os::unix::fs::symlink(name, &latest);
+        let tmp = log.join(format!(".latest.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        if std::os::unix::fs::symlink(name, &tmp).is_ok() {
+            let _ = std::fs::rename(&tmp, log.join("latest"));
+        }
     }
     Ok(dir)
 }
@@ -136,8 +146,8 @@ mod tests {
     #[test]
     fn launch_dirs_are_kept() {
         let ws = tempfile::tempdir().unwrap();
-        let a = new_launch_dir(ws.path()).unwrap();
-        let b = new_launch_dir(ws.path()).unwrap();
+        let a = new_launch_dir(ws.path(), "").unwrap();
+        let b = new_launch_dir(ws.path(), "").unwrap();
         assert_ne!(a, b);
         assert!(a.exists() && b.exists());
         let latest = std::fs::read_link(ws.path().join("log/latest")).unwrap();

@@ -86,6 +86,32 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write (and with --submit, submit) SLURM sbatch scripts: `spyral assets` once, then an
+    /// array of N tasks, each running one shard of the runs.
+    ///
+    /// Example: spyral slurm examples/pipeline.yaml --tasks 16 --cpus-per-task 8 --time 04:00:00 --submit
+    Slurm {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        /// Array tasks (shards).
+        #[arg(long)]
+        tasks: usize,
+        /// CPUs per task; each task runs that many workers.
+        #[arg(long, default_value_t = 1)]
+        cpus_per_task: usize,
+        /// Wall-time limit per task (sbatch --time).
+        #[arg(long)]
+        time: Option<String>,
+        /// Partition (sbatch --partition).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Extra sbatch argument, e.g. --sbatch-arg=--mem=16G (repeatable).
+        #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+        sbatch_arg: Vec<String>,
+        /// Submit with sbatch and print the job ids.
+        #[arg(long)]
+        submit: bool,
+    },
     /// Internal: a worker process started by `spyral run`.
     #[command(hide = true)]
     Worker,
@@ -108,6 +134,10 @@ struct OverrideArgs {
     /// Trace folder (overrides the file).
     #[arg(long)]
     traces: Option<PathBuf>,
+    /// Process only shard K (0-based) of N: K/N, or `slurm` to take them from
+    /// SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT.
+    #[arg(long)]
+    shard: Option<String>,
 }
 
 #[derive(Args)]
@@ -162,6 +192,12 @@ impl OverrideArgs {
             seed: None,
             traces: self.traces.clone(),
             on_error: None,
+            shard: self
+                .shard
+                .as_deref()
+                .map(parent::parse_shard)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         })
     }
 }
@@ -240,6 +276,40 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", spyral_host::status::render(&rows, &chain));
+            }
+            Ok(0)
+        }
+        Cmd::Slurm {
+            pipeline,
+            tasks,
+            cpus_per_task,
+            time,
+            partition,
+            sbatch_arg,
+            submit,
+        } => {
+            let p = Pipeline::load(&pipeline)?;
+            let abs = std::path::absolute(&pipeline)?;
+            let exe = std::env::current_exe()?;
+            let opts = spyral_host::slurm::SlurmOptions {
+                tasks,
+                cpus_per_task,
+                time,
+                partition,
+                extra: sbatch_arg,
+            };
+            let scripts = spyral_host::slurm::write_scripts(&exe, &abs, &p.workspace, &opts)?;
+            println!("assets script: {}", scripts.assets.display());
+            println!("array script:  {}", scripts.array.display());
+            if submit {
+                let (a, b) = spyral_host::slurm::submit(&scripts)?;
+                println!("submitted assets job {a} and array job {b} (runs after {a} succeeds)");
+            } else {
+                println!(
+                    "submit with: jid=$(sbatch --parsable {}) && sbatch --dependency=afterok:$jid {}",
+                    scripts.assets.display(),
+                    scripts.array.display()
+                );
             }
             Ok(0)
         }

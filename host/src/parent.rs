@@ -79,6 +79,53 @@ pub struct Overrides {
     pub traces: Option<PathBuf>,
     /// `--on-error`.
     pub on_error: Option<OnError>,
+    /// `--shard K/N`: process only shard K (0-based) of N.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// Parses `--shard K/N`, or `slurm` (from `SLURM_ARRAY_TASK_ID` and `SLURM_ARRAY_TASK_COUNT`).
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (k, n) = if text == "slurm" {
+        let get = |v: &str| {
+            std::env::var(v).map_err(|_| {
+                format!("--shard slurm: {v} is not set (not inside a SLURM array job?)")
+            })
+        };
+        (get("SLURM_ARRAY_TASK_ID")?, get("SLURM_ARRAY_TASK_COUNT")?)
+    } else {
+        let (k, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("--shard `{text}`: expected K/N (e.g. 0/8) or slurm"))?;
+        (k.to_string(), n.to_string())
+    };
+    let k: usize = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shard: `{k}` is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shard: `{n}` is not a number"))?;
+    if n == 0 || k >= n {
+        return Err(format!(
+            "--shard {k}/{n}: K must be in 0..N and N at least 1"
+        ));
+    }
+    Ok((k, n))
+}
+
+/// The runs of shard `k` of `n`: the snake plan of all runs over `n` shards (balanced by size).
+pub fn shard_runs(all: &[Run], k: usize, n: usize) -> Vec<Run> {
+    let plan = runs::snake(all, n);
+    plan.into_iter()
+        .find(|s| s.worker == k)
+        .map(|s| {
+            s.runs
+                .iter()
+                .filter_map(|r| all.iter().find(|x| x.run == *r).cloned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Loads `path` and applies `o`.
@@ -447,7 +494,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     let mut p = load_pipeline(path, o)?;
     let (_registry, mut chain) = prepare(&p)?;
     create_workspace(&p, &chain)?;
-    let launch = crate::logs::new_launch_dir(&p.workspace)
+    let suffix = o
+        .shard
+        .map(|(k, n)| format!("-shard-{k}of{n}"))
+        .unwrap_or_default();
+    let launch = crate::logs::new_launch_dir(&p.workspace, &suffix)
         .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
     crate::logs::init_file_logging(&launch.join("parent.log"), &flags.log_level, Some("warn"))
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
@@ -484,7 +535,22 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             c.resolved_config().replace('\n', " ")
         );
     }
-    let collected = runs::collect(&p.traces, &p.runs);
+    let mut collected = runs::collect(&p.traces, &p.runs);
+    if let Some((k, n)) = o.shard {
+        let all = collected.runs.len();
+        collected.runs = shard_runs(&collected.runs, k, n);
+        tracing::info!(
+            "shard {k}/{n}: {} of the {all} runs: {:?}",
+            collected.runs.len(),
+            collected.runs.iter().map(|r| r.run).collect::<Vec<_>>()
+        );
+        if collected.runs.is_empty() {
+            println!(
+                "spyral: shard {k}/{n} has no runs ({all} runs over {n} shards); nothing to do"
+            );
+            return Ok(Outcome { code: 0 });
+        }
+    }
     for s in &collected.skip_outside {
         tracing::warn!(
             "skip entry {s} is outside the run range {}..={}",
@@ -1163,7 +1229,7 @@ pub fn assets(path: &Path, o: &Overrides, log_level: &str) -> Result<(), RunErro
     let p = load_pipeline(path, o)?;
     let (_registry, mut chain) = prepare(&p)?;
     create_workspace(&p, &chain)?;
-    let launch = crate::logs::new_launch_dir(&p.workspace)
+    let launch = crate::logs::new_launch_dir(&p.workspace, "-assets")
         .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
     crate::logs::init_file_logging(&launch.join("parent.log"), log_level, Some("warn"))
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
@@ -1202,7 +1268,10 @@ pub struct PlanView {
 /// `spyral plan`.
 pub fn plan(path: &Path, o: &Overrides) -> Result<PlanView, RunError> {
     let p = load_pipeline(path, o)?;
-    let c = runs::collect(&p.traces, &p.runs);
+    let mut c = runs::collect(&p.traces, &p.runs);
+    if let Some((k, n)) = o.shard {
+        c.runs = shard_runs(&c.runs, k, n);
+    }
     if c.runs.is_empty() {
         return Err(no_runs(&p, &c));
     }
