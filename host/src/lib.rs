@@ -14,9 +14,11 @@
 //! - [`slurm`]: `spyral slurm`, sbatch scripts for job arrays;
 //! - [`logs`]: per-launch log folders and log files;
 //! - [`status`]: `spyral status`, the per-run, per-phase state table;
-//! - [`scaffold`]: `spyral new-phase`.
+//! - [`scaffold`]: `spyral new-phase`;
+//! - [`demo`]: `spyral simulate` and `spyral demo` (through `spyral-phases`' simulator).
 
 pub mod chain;
+pub mod demo;
 pub mod logs;
 pub mod parent;
 pub mod pipeline;

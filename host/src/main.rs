@@ -112,6 +112,50 @@ enum Cmd {
         #[arg(long)]
         submit: bool,
     },
+    /// Simulate AT-TPC runs (realistic GET and FRIB traces, truth records) into a folder.
+    ///
+    /// Example: spyral simulate --out traces --runs 4 --events 200 --seed 7 --format merger-2.0
+    Simulate {
+        /// Output folder (run_NNNN.h5, truth/run_NNNN.jsonl).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of runs.
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+        /// First run number.
+        #[arg(long, default_value_t = 1)]
+        first_run: u32,
+        /// Events per run.
+        #[arg(long, default_value_t = 160)]
+        events: u64,
+        /// Base seed (each run's seed derives from it).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// legacy, merger-1.0, merger-2.0 or harmonizer-0.1.
+        #[arg(long, default_value = "merger-2.0")]
+        format: String,
+        /// Pad map CSVs: GEOMETRY [TIME] SCALE (default: the built-in pad plane).
+        #[arg(long, num_args = 2..=3)]
+        pad_map: Vec<PathBuf>,
+        /// Simulator configuration (YAML): beam, reaction, gas, noise... (see `spyral_phases::sim::SimConfig`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Simulate a small dataset into DIR and run the default pipeline on it, with the progress
+    /// display; prints where the outputs are.
+    ///
+    /// Example: spyral demo --dir spyral-demo
+    Demo {
+        /// Folder for the simulated runs, the pipeline and the workspace.
+        #[arg(long, default_value = "spyral-demo")]
+        dir: PathBuf,
+        /// Draw no progress bars.
+        #[arg(long)]
+        no_display: bool,
+    },
     /// Internal: a worker process started by `spyral run`.
     #[command(hide = true)]
     Worker,
@@ -313,6 +357,32 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             }
             Ok(0)
         }
+        Cmd::Simulate {
+            out,
+            runs,
+            first_run,
+            events,
+            seed,
+            format,
+            pad_map,
+            config,
+            threads,
+        } => {
+            let format = spyral_host::demo::parse_format(&format).map_err(anyhow::Error::msg)?;
+            spyral_host::demo::simulate(&spyral_host::demo::SimulateOptions {
+                out,
+                first_run,
+                events: vec![events; runs as usize],
+                seed,
+                format,
+                pad_map,
+                config,
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            })?;
+            Ok(0)
+        }
+        Cmd::Demo { dir, no_display } => Ok(spyral_host::demo::demo(&dir, no_display)? as u8),
         Cmd::Worker => unreachable!("handled in main"),
     }
 }

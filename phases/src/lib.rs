@@ -2,15 +2,45 @@
 //!
 //! - [`signal`]: trace signal processing (baseline removal, scipy-compatible peak finding);
 //! - [`attpc`]: the AT-TPC data layer (trace file formats, pad plane, detector parameters);
+//! - [`physics`]: nuclear masses, gas targets, stopping powers (shared by simulator and solver);
 //! - [`sim`]: the run simulator used by demos, tests and benchmarks;
-//! - the phases themselves, exported as a plugin library (and linked into `spyral` as built-ins).
+//! - [`table`]: parquet tables with Spyral's column names and types;
+//! - [`schemas`]: the result schemas of the default phases;
+//! - the phases: [`pointcloud`], [`cluster`], [`estimation`], [`solver`].
+//!
+//! The crate is both an `rlib` (linked into `spyral` as the built-in phases) and a `cdylib` (a
+//! plugin library like any other).
 
 pub mod attpc;
+pub mod cluster;
+pub mod estimation;
+pub mod fit;
+pub mod physics;
+pub mod pointcloud;
+pub mod schemas;
 pub mod signal;
 pub mod sim;
+pub mod solver;
+pub mod table;
 
 spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
-    kinds: [],
+    kinds: [
+        spyral_core::kind::<pointcloud::PointcloudPhase>(
+            "pointcloud",
+            "Pointcloud",
+            "Raw GET traces to point clouds: baseline removal, peak finding, pad geometry, z calibration, IC gate",
+        ),
+        spyral_core::kind::<estimation::EstimationPhase>(
+            "estimation",
+            "Estimation",
+            "Clusters to physics estimates: smoothing splines, vertex, polar/azimuthal angles, B rho, dE/dx",
+        ),
+        spyral_core::kind::<solver::InterpSolverPhase>(
+            "interp-solver",
+            "InterpSolver",
+            "Estimates to fitted tracks: ODE trajectory mesh (shared), PID and IC gates, bounded fits of B rho, angles and vertex",
+        ),
+    ],
 }

@@ -1,0 +1,224 @@
+//! `spyral simulate` and `spyral demo`: simulated AT-TPC runs on disk, and the default pipeline
+//! run over them. The physics lives in `spyral-phases` (`sim`); this module is the command-line
+//! side: options, progress display, files and the demo pipeline.
+
+use crate::parent::{self, Overrides, RunFlags, RunError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use spyral_phases::attpc::detector::PadParameters;
+use spyral_phases::attpc::padmap::PadMap;
+use spyral_phases::attpc::traces::TraceFormat;
+use spyral_phases::sim::{simulate_run, RunSpec, SimConfig};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Errors of simulate/demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Bad option or configuration.
+    #[error("{0}")]
+    Invalid(String),
+    /// Simulation failed.
+    #[error("simulating run {run}: {message}")]
+    Sim {
+        /// Run.
+        run: u32,
+        /// What failed.
+        message: String,
+    },
+    /// File problem.
+    #[error("{0}")]
+    Io(String),
+    /// The pipeline run failed to start.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Options of `spyral simulate`.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// First run number.
+    pub first_run: u32,
+    /// Events per run, one entry per run.
+    pub events: Vec<u64>,
+    /// Base seed.
+    pub seed: u64,
+    /// File format.
+    pub format: TraceFormat,
+    /// Pad map CSVs: geometry, time offsets, scales.
+    pub pad_map: Vec<PathBuf>,
+    /// Simulator configuration file (YAML or JSON).
+    pub config: Option<PathBuf>,
+    /// Threads.
+    pub threads: usize,
+}
+
+/// Loads a simulator configuration file (YAML or JSON); defaults when `None`.
+pub fn load_config(path: Option<&Path>) -> Result<SimConfig, DemoError> {
+    let Some(path) = path else {
+        return Ok(SimConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DemoError::Io(format!("cannot read {}: {e}", path.display())))?;
+    serde_saphyr::from_str(&text)
+        .map_err(|e| DemoError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Parses a format name (`legacy`, `merger-1.0`, `merger-2.0`, `harmonizer-0.1`).
+pub fn parse_format(name: &str) -> Result<TraceFormat, String> {
+    TraceFormat::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown format `{name}` (expected one of: {})",
+            TraceFormat::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+fn pad_map(files: &[PathBuf]) -> Result<PadMap, DemoError> {
+    let params = match files {
+        [] => PadParameters::default(),
+        [geo, time, scale] => PadParameters {
+            pad_geometry_path: Some(geo.clone()),
+            pad_time_path: Some(time.clone()),
+            pad_scale_path: Some(scale.clone()),
+        },
+        [geo, scale] => PadParameters {
+            pad_geometry_path: Some(geo.clone()),
+            pad_time_path: None,
+            pad_scale_path: Some(scale.clone()),
+        },
+        _ => {
+            return Err(DemoError::Invalid(
+                "--pad-map takes GEOMETRY.csv [TIME.csv] SCALE.csv".into(),
+            ))
+        }
+    };
+    PadMap::load(&params).map_err(|e| DemoError::Invalid(format!("pad map: {e}")))
+}
+
+/// `spyral simulate`. Returns the written trace files.
+pub fn simulate(o: &SimulateOptions) -> Result<Vec<PathBuf>, DemoError> {
+    let config = load_config(o.config.as_deref())?;
+    let pads = pad_map(&o.pad_map)?;
+    std::fs::create_dir_all(&o.out)
+        .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", o.out.display())))?;
+    let total: u64 = o.events.iter().sum();
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+        b.set_style(
+            ProgressStyle::with_template(
+                "simulating [{bar:30.cyan/blue}] {pos}/{len} events {msg} | {elapsed_precise} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let t0 = Instant::now();
+    let mut written = Vec::new();
+    let mut done_before = 0u64;
+    let mut bytes = 0u64;
+    for (i, &events) in o.events.iter().enumerate() {
+        let run = o.first_run + i as u32;
+        let spec = RunSpec {
+            run,
+            events,
+            seed: spyral_core::seed::derive_seed(o.seed, run, "simulate"),
+            format: o.format,
+        };
+        if let Some(b) = &bar {
+            b.set_message(format!("(run {run})"));
+        }
+        let progress = |done: u64| {
+            if let Some(b) = &bar {
+                b.set_position(done_before + done);
+            }
+        };
+        let out = simulate_run(&config, &pads, &o.out, spec, o.threads, &progress).map_err(|e| {
+            DemoError::Sim {
+                run,
+                message: e.to_string(),
+            }
+        })?;
+        done_before += events;
+        bytes += out.bytes;
+        let line = format!(
+            "wrote {} ({} events, {} traces, {}) and {}",
+            out.trace.display(),
+            events,
+            out.traces,
+            crate::segments::human_bytes(out.bytes),
+            out.truth.display()
+        );
+        match &bar {
+            Some(b) => b.println(line),
+            None => eprintln!("spyral: {line}"),
+        }
+        written.push(out.trace);
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "spyral: simulated {total} events in {secs:.1} s ({:.0} events/s, {:.1} MB/s written)",
+        total as f64 / secs.max(1e-9),
+        bytes as f64 / 1e6 / secs.max(1e-9)
+    );
+    Ok(written)
+}
+
+/// The demo pipeline, relative to the demo folder.
+pub const DEMO_PIPELINE: &str = include_str!("../../examples/demo.yaml");
+
+/// `spyral demo`: simulate a few runs into `dir/traces`, write `dir/pipeline.yaml`, run it.
+pub fn demo(dir: &Path, no_display: bool) -> Result<i32, DemoError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let traces = dir.join("traces");
+    let events = vec![250, 150, 200, 100];
+    let have_all = (1..=events.len() as u32)
+        .all(|r| traces.join(format!("{}.h5", spyral_core::run_stem(r))).exists());
+    if have_all {
+        eprintln!("spyral: reusing the simulated runs in {}", traces.display());
+    } else {
+        simulate(&SimulateOptions {
+            out: traces.clone(),
+            first_run: 1,
+            events,
+            seed: 2026,
+            format: TraceFormat::Merger2,
+            pad_map: Vec::new(),
+            config: None,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        })?;
+    }
+    for (name, text) in [
+        ("pipeline.yaml", DEMO_PIPELINE),
+        ("gas.json", include_str!("../../examples/gas/deuterium_300torr.json")),
+        ("pid.json", include_str!("../../examples/pid/deuteron.json")),
+    ] {
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| DemoError::Io(format!("cannot write {}: {e}", dir.join(name).display())))?;
+    }
+    let pipeline = dir.join("pipeline.yaml");
+    eprintln!("spyral: running {}", pipeline.display());
+    let out = parent::run(
+        &pipeline,
+        &Overrides::default(),
+        &RunFlags {
+            no_display,
+            log_level: "info".into(),
+            force: Vec::new(),
+        },
+    )?;
+    println!(
+        "\ndemo outputs under {}:\n  traces/        simulated runs (merger 2.0 format) and truth/ records\n  workspace/     one folder per phase (Pointcloud, Cluster, Estimation, InterpSolver) and log/\n  pipeline.yaml  the pipeline that was run; try `spyral status {}`",
+        dir.display(),
+        pipeline.display()
+    );
+    Ok(out.code)
+}

@@ -1,0 +1,996 @@
+//! `scipy.signal.find_peaks` for the options Spyral uses, and Spyral's peak records (spec §3.1.2,
+//! §1.8).
+//!
+//! [`PeakFinder::find`] reproduces scipy's steps in scipy's order:
+//!
+//! 1. local maxima: a run of equal samples with a strictly smaller sample on both sides and not
+//!    touching either end of the trace; the reported index is the middle of the run, rounded down;
+//! 2. `distance`: peaks are visited from the highest to the lowest and every still-kept peak
+//!    removes the peaks closer than `ceil(distance)` samples;
+//! 3. prominence with `wlen=None`: from the peak, walk outward on each side while samples are `<=`
+//!    the peak, the base is the first position of the minimum reached; the prominence is the peak
+//!    minus the higher of the two minima; then the `prominence` interval filter (inclusive);
+//! 4. widths at `peak - prominence * rel_height`, with the crossing positions linearly
+//!    interpolated between samples exactly as scipy's `_peak_widths`, then the `width` interval
+//!    filter (inclusive).
+//!
+//! Arithmetic is done in `f64` with the operations scipy uses, so the properties are bit-identical
+//! to scipy's for the same input.
+//!
+//! **Ties in the distance step.** scipy orders peaks with numpy's default `argsort`, which is not
+//! stable, and whose tie order depends on the numpy version and on the CPU (numpy dispatches to
+//! different SIMD sorts). Equal-height peaks closer than `distance` are common in integer ADC
+//! traces, so no fixed rule reproduces every scipy installation. This implementation uses the
+//! stable order (equal heights: the later peak has the higher priority), which is what scipy gives
+//! for small peak counts and what scipy issue #22906 proposes as the stable option. It is computed
+//! without sorting: the highest peak of a range is kept, its neighbours within the distance are
+//! dropped, and the two remaining sides are independent sub-problems.
+//!
+//! [`get_peaks`] and [`frib_peaks`] turn the found peaks into Spyral [`Peak`]s.
+
+use std::cmp::Ordering;
+
+use super::SignalError;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i16 {}
+    impl Sealed for u16 {}
+    impl Sealed for i32 {}
+    impl Sealed for u32 {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A sample type the peak finder accepts. Conversion to `f64` is exact and order-preserving for
+/// all of them, so comparing natively is the same as comparing the `f64` values scipy uses.
+pub trait PeakSample: Copy + PartialOrd + sealed::Sealed {
+    /// Whether every value converts exactly to `i32` (then the finder works on `i32`).
+    #[doc(hidden)]
+    const EXACT_I32: bool;
+
+    /// The sample as `f64` (exact).
+    fn to_f64(self) -> f64;
+
+    /// The sample as `i32`; exact when [`EXACT_I32`](Self::EXACT_I32) holds, otherwise unused.
+    #[doc(hidden)]
+    fn to_i32(self) -> i32;
+}
+
+macro_rules! peak_sample {
+    ($exact:expr; $($t:ty),*) => {
+        $(impl PeakSample for $t {
+            const EXACT_I32: bool = $exact;
+
+            #[inline]
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+
+            #[inline]
+            fn to_i32(self) -> i32 {
+                self as i32
+            }
+        })*
+    };
+}
+peak_sample!(true; i16, u16, i32);
+peak_sample!(false; u32, f32, f64);
+
+/// The representation the finder works on: `i32` for integer samples, `f64` otherwise (the
+/// comparisons are the same as scipy's on the `f64` conversion).
+trait Work: PeakSample {
+    /// A value below every local maximum (a maximum always has a smaller neighbour).
+    const BELOW_ALL: Self;
+}
+
+impl Work for i32 {
+    const BELOW_ALL: Self = i32::MIN;
+}
+
+impl Work for f64 {
+    const BELOW_ALL: Self = f64::NEG_INFINITY;
+}
+
+/// A closed interval condition, as scipy's `(min, max)` tuples; `None` is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Interval {
+    /// Inclusive lower bound.
+    pub min: Option<f64>,
+    /// Inclusive upper bound.
+    pub max: Option<f64>,
+}
+
+impl Interval {
+    /// `[min, inf)`, what scipy makes of a single number.
+    pub fn at_least(min: f64) -> Self {
+        Self {
+            min: Some(min),
+            max: None,
+        }
+    }
+
+    /// `[min, max]`.
+    pub fn between(min: f64, max: f64) -> Self {
+        Self {
+            min: Some(min),
+            max: Some(max),
+        }
+    }
+
+    /// scipy's `_select_by_property`: `min <= value and value <= max` (false for NaN).
+    pub fn contains(&self, value: f64) -> bool {
+        self.min.is_none_or(|m| m <= value) && self.max.is_none_or(|m| value <= m)
+    }
+}
+
+/// The `find_peaks` options supported here (`height`, `threshold`, `plateau_size` and `wlen` are
+/// not: Spyral does not use them, and `wlen` is always `None`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FindPeaksParams {
+    /// Minimal horizontal distance between peaks, `>= 1` (scipy uses `ceil(distance)`).
+    pub distance: Option<f64>,
+    /// Prominence condition.
+    pub prominence: Option<Interval>,
+    /// Width condition.
+    pub width: Option<Interval>,
+    /// Relative height at which the width is measured (scipy's default is 0.5).
+    pub rel_height: f64,
+}
+
+impl Default for FindPeaksParams {
+    fn default() -> Self {
+        Self {
+            distance: None,
+            prominence: None,
+            width: None,
+            rel_height: 0.5,
+        }
+    }
+}
+
+impl FindPeaksParams {
+    /// Spyral's GET call: `distance=peak_separation, prominence=peak_prominence,
+    /// width=(1.0, peak_max_width), rel_height=0.95`.
+    pub fn spyral_get(peak_separation: f64, peak_prominence: f64, peak_max_width: f64) -> Self {
+        Self {
+            distance: Some(peak_separation),
+            prominence: Some(Interval::at_least(peak_prominence)),
+            width: Some(Interval::between(1.0, peak_max_width)),
+            rel_height: 0.95,
+        }
+    }
+
+    /// Spyral's FRIBDAQ call: `distance=peak_separation, prominence=peak_prominence,
+    /// width=(0, peak_max_width), rel_height=0.85`.
+    pub fn spyral_frib(peak_separation: f64, peak_prominence: f64, peak_max_width: f64) -> Self {
+        Self {
+            distance: Some(peak_separation),
+            prominence: Some(Interval::at_least(peak_prominence)),
+            width: Some(Interval::between(0.0, peak_max_width)),
+            rel_height: 0.85,
+        }
+    }
+
+    /// Checks the arguments scipy would reject (`distance < 1`, `rel_height < 0`); a non-finite
+    /// distance is rejected too.
+    pub fn validate(&self) -> Result<(), SignalError> {
+        if let Some(d) = self.distance {
+            if !(d >= 1.0 && d.is_finite()) {
+                return Err(SignalError::InvalidDistance(d));
+            }
+        }
+        if self.rel_height < 0.0 {
+            return Err(SignalError::InvalidRelHeight(self.rel_height));
+        }
+        Ok(())
+    }
+}
+
+/// One peak returned by [`PeakFinder::find`], with scipy's properties.
+///
+/// The prominence and width properties are always computed (scipy computes them only when the
+/// `prominence`/`width` options are set; the selected peaks are the same).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FoundPeak {
+    /// Sample index of the peak.
+    pub index: usize,
+    /// `prominences`.
+    pub prominence: f64,
+    /// `left_bases`.
+    pub left_base: usize,
+    /// `right_bases`.
+    pub right_base: usize,
+    /// `widths`.
+    pub width: f64,
+    /// `width_heights`.
+    pub width_height: f64,
+    /// `left_ips`.
+    pub left_ips: f64,
+    /// `right_ips`.
+    pub right_ips: f64,
+}
+
+/// Work bound (`n * (n / d + 1)` sample visits) above which the distance step sorts the local
+/// maxima (as scipy does) instead of splitting sample ranges.
+const SPLIT_WORK_LIMIT: usize = 1 << 22;
+
+/// Reusable `find_peaks` state: keeps its buffers between calls so the hot loop does not allocate.
+#[derive(Debug, Clone, Default)]
+pub struct PeakFinder {
+    /// The trace as `i32` (integer inputs) or `f64` (as scipy converts it).
+    xi: Vec<i32>,
+    xf: Vec<f64>,
+    scratch: Scratch,
+    found: Vec<FoundPeak>,
+}
+
+/// The finder's working buffers.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    maxima: Vec<usize>,
+    starts: Vec<u8>,
+    candidates_i32: Vec<i32>,
+    candidates_f64: Vec<f64>,
+    heights: Vec<f64>,
+    keep: Vec<bool>,
+    ranges: Vec<(usize, usize)>,
+    order: Vec<usize>,
+}
+
+impl PeakFinder {
+    /// An empty finder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The peaks of the last successful [`find`](Self::find).
+    pub fn peaks(&self) -> &[FoundPeak] {
+        &self.found
+    }
+
+    /// Runs `find_peaks(x, **params)` and returns the selected peaks in increasing index order.
+    pub fn find<T: PeakSample>(
+        &mut self,
+        x: &[T],
+        params: &FindPeaksParams,
+    ) -> Result<&[FoundPeak], SignalError> {
+        params.validate()?;
+        self.found.clear();
+        if T::EXACT_I32 {
+            self.xi.clear();
+            self.xi.extend(x.iter().map(|v| v.to_i32()));
+            self.scratch.run(&self.xi, params, &mut self.found);
+        } else {
+            self.xf.clear();
+            self.xf.extend(x.iter().map(|v| v.to_f64()));
+            self.scratch.run(&self.xf, params, &mut self.found);
+        }
+        Ok(&self.found)
+    }
+}
+
+impl Scratch {
+    fn run<W: Work>(&mut self, x: &[W], params: &FindPeaksParams, found: &mut Vec<FoundPeak>)
+    where
+        Self: Candidates<W>,
+    {
+        match params.distance {
+            Some(distance) => {
+                // Peak positions are integers: scipy compares with the rounded-up distance
+                // (validated >= 1 and finite).
+                let d = distance.ceil() as usize;
+                let n = x.len();
+                if n.saturating_mul(n / d + 1) <= SPLIT_WORK_LIMIT {
+                    self.split_select(x, d);
+                } else {
+                    local_maxima_into(x, &mut self.maxima);
+                    self.sort_select(x, d);
+                }
+            }
+            None => local_maxima_into(x, &mut self.maxima),
+        }
+        for &peak in &self.maxima {
+            if let Some(p) = evaluate_peak(x, peak, params) {
+                found.push(p);
+            }
+        }
+    }
+
+    /// Distance selection without listing the local maxima: `candidates[i]` is `x[i]` at a local
+    /// maximum (plateau midpoints included) and [`Work::BELOW_ALL`] elsewhere. The highest
+    /// candidate of a sample range (the later one on ties) is kept, the candidates closer than
+    /// `d` to it are dropped, and the two remaining sides are solved independently. This is the
+    /// same as scipy's highest-first pass, because a dropped peak never removes anything and two
+    /// candidates on different sides are at least `2d` apart. Leaves the kept positions, sorted,
+    /// in `self.maxima`.
+    fn split_select<W: Work>(&mut self, x: &[W], d: usize)
+    where
+        Self: Candidates<W>,
+    {
+        self.maxima.clear();
+        let n = x.len();
+        if n < 3 {
+            return;
+        }
+        self.fill_candidates(x);
+        let (candidates, maxima, ranges) = self.split_buffers();
+        ranges.clear();
+        ranges.push((1, n - 1));
+        while let Some((lo, hi)) = ranges.pop() {
+            if lo >= hi {
+                continue;
+            }
+            let range = &candidates[lo..hi];
+            let top = range
+                .iter()
+                .fold(W::BELOW_ALL, |m, &v| if v > m { v } else { m });
+            if !(top > W::BELOW_ALL) {
+                continue;
+            }
+            let peak = lo + last_position(range, top);
+            maxima.push(peak);
+            ranges.push((lo, (peak + 1).saturating_sub(d).max(lo)));
+            ranges.push(((peak + d).min(hi), hi));
+        }
+        maxima.sort_unstable();
+    }
+
+    /// Distance selection as scipy writes it (priorities sorted, highest first) on the local
+    /// maxima in `self.maxima`, for very long traces with a small distance.
+    fn sort_select<W: Work>(&mut self, x: &[W], d: usize) {
+        let n = self.maxima.len();
+        self.heights.clear();
+        self.heights
+            .extend(self.maxima.iter().map(|&i| x[i].to_f64()));
+        self.keep.clear();
+        self.keep.resize(n, true);
+        self.order.clear();
+        self.order.extend(0..n);
+        let (heights, peaks, keep) = (&self.heights, &self.maxima, &mut self.keep);
+        // Heights of local maxima are never NaN; ties: the later peak has the higher priority.
+        self.order.sort_unstable_by(|&a, &b| {
+            heights[a]
+                .partial_cmp(&heights[b])
+                .unwrap_or(Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+        for &j in self.order.iter().rev() {
+            if !keep[j] {
+                continue;
+            }
+            let mut k = j;
+            while k > 0 && peaks[j] - peaks[k - 1] < d {
+                keep[k - 1] = false;
+                k -= 1;
+            }
+            let mut k = j + 1;
+            while k < n && peaks[k] - peaks[j] < d {
+                keep[k] = false;
+                k += 1;
+            }
+        }
+        let mut i = 0;
+        self.maxima.retain(|_| {
+            let k = keep[i];
+            i += 1;
+            k
+        });
+    }
+}
+
+/// Access to the candidate buffer of the right type.
+trait Candidates<W: Work> {
+    /// Fills the candidate values of `x` (see [`Scratch::split_select`]).
+    fn fill_candidates(&mut self, x: &[W]);
+    /// The candidate values, the output positions and the range stack.
+    fn split_buffers(&mut self) -> (&[W], &mut Vec<usize>, &mut Vec<(usize, usize)>);
+}
+
+macro_rules! candidates {
+    ($t:ty, $field:ident) => {
+        impl Candidates<$t> for Scratch {
+            fn fill_candidates(&mut self, x: &[$t]) {
+                fill_candidates(x, &mut self.$field, &mut self.starts);
+            }
+
+            fn split_buffers(&mut self) -> (&[$t], &mut Vec<usize>, &mut Vec<(usize, usize)>) {
+                (&self.$field, &mut self.maxima, &mut self.ranges)
+            }
+        }
+    };
+}
+candidates!(i32, candidates_i32);
+candidates!(f64, candidates_f64);
+
+/// `candidates[i] = x[i]` where a local maximum is reported (single-sample maxima and plateau
+/// midpoints), [`Work::BELOW_ALL`] elsewhere. `x.len() >= 3`.
+fn fill_candidates<W: Work>(x: &[W], candidates: &mut Vec<W>, starts: &mut Vec<u8>) {
+    let n = x.len();
+    let i_max = n - 1;
+    candidates.clear();
+    candidates.resize(n, W::BELOW_ALL);
+    starts.clear();
+    starts.resize(n.div_ceil(8) * 8, 0);
+    // One-sample maxima, and plateau starts (a rise into a pair of equal samples); vectorizable.
+    for ((((dst, start), &a), &b), &c) in candidates[1..i_max]
+        .iter_mut()
+        .zip(&mut starts[1..i_max])
+        .zip(&x[..i_max - 1])
+        .zip(&x[1..i_max])
+        .zip(&x[2..])
+    {
+        let rise = a < b;
+        *dst = if rise & (c < b) { b } else { W::BELOW_ALL };
+        *start = u8::from(rise & (c == b));
+    }
+    // Plateaus (rare): eight start flags per word, resolve the set ones.
+    for (g, chunk) in starts.chunks_exact(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let mut word = u64::from_le_bytes(bytes);
+        while word != 0 {
+            let i = g * 8 + (word.trailing_zeros() / 8) as usize;
+            word &= word - 1;
+            let c = x[i];
+            let mut ahead = i + 1;
+            while ahead < i_max && x[ahead] == c {
+                ahead += 1;
+            }
+            if x[ahead] < c {
+                let mid = (i + ahead - 1) / 2;
+                candidates[mid] = c;
+            }
+        }
+    }
+}
+
+/// Position of the last occurrence of `value` in `values` (which contains it), searched block
+/// by block from the end.
+#[inline]
+fn last_position<W: Work>(values: &[W], value: W) -> usize {
+    let mut end = values.len();
+    while end > BLOCK {
+        match block_at(values, end - BLOCK) {
+            Some(block) if !contains(block, value) => end -= BLOCK,
+            _ => break,
+        }
+    }
+    values[..end].iter().rposition(|&v| v == value).unwrap_or(0)
+}
+
+/// scipy's `_local_maxima_1d`: midpoints (rounded down) of the local maxima, into `out`.
+///
+/// A maximum is a run of equal samples whose left and right neighbours are both smaller; a run
+/// touching either end of `x` is not a maximum. (Allocates a scratch buffer; [`PeakFinder`]
+/// reuses its own.)
+pub fn local_maxima<T: PeakSample>(x: &[T], out: &mut Vec<usize>) {
+    local_maxima_into(x, out);
+}
+
+fn local_maxima_into<T: PeakSample>(x: &[T], out: &mut Vec<usize>) {
+    out.clear();
+    let i_max = x.len().saturating_sub(1);
+    let mut i = 1;
+    while i < i_max {
+        if x[i - 1] < x[i] {
+            let mut ahead = i + 1;
+            while ahead < i_max && x[ahead] == x[i] {
+                ahead += 1;
+            }
+            if x[ahead] < x[i] {
+                out.push((i + ahead - 1) / 2);
+                i = ahead;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Samples per block in the vectorizable scans.
+const BLOCK: usize = 8;
+
+/// Whether any sample of `block` stops a walk from a peak of height `top` (`!(v <= top)`, which
+/// is also true for NaN, as in scipy's loop condition).
+#[inline]
+fn any_above<W: Work>(block: &[W; BLOCK], top: W) -> bool {
+    block.iter().fold(false, |acc, &v| acc | !(v <= top))
+}
+
+/// Whether `block` contains `value`.
+#[inline]
+fn contains<W: Work>(block: &[W; BLOCK], value: W) -> bool {
+    block.iter().fold(false, |acc, &v| acc | (v == value))
+}
+
+/// The `BLOCK` samples starting at `start`, if they are all inside `x`.
+#[inline]
+fn block_at<W: Work>(x: &[W], start: usize) -> Option<&[W; BLOCK]> {
+    x.get(start..start + BLOCK)
+        .and_then(|b| <&[W; BLOCK]>::try_from(b).ok())
+}
+
+/// Minimum of `values` and `init` (no NaN in `values`: they are all `<=` a peak).
+#[inline]
+fn min_of<W: Work>(values: &[W], init: W) -> W {
+    values.iter().fold(init, |m, &v| if v < m { v } else { m })
+}
+
+/// scipy's left walk from `peak`: move left while samples are `<= top`; returns the minimum
+/// reached and its first position on the way (its rightmost occurrence), `(top, peak)` if nothing
+/// lower is reached.
+#[inline]
+fn walk_left<W: Work>(x: &[W], peak: usize, top: W) -> (W, usize) {
+    // The walked region [lo, peak] ends before the nearest sample that stops the walk; whole
+    // blocks first.
+    let mut lo = peak + 1;
+    while let Some(block) = lo.checked_sub(BLOCK).and_then(|s| block_at(x, s)) {
+        if any_above(block, top) {
+            break;
+        }
+        lo -= BLOCK;
+    }
+    while lo > 0 && x[lo - 1] <= top {
+        lo -= 1;
+    }
+    let region = &x[lo..=peak];
+    let min = min_of(region, top);
+    if !(min < top) {
+        return (top, peak);
+    }
+    // Rightmost occurrence of the minimum, block by block from the peak.
+    let mut end = region.len();
+    while end > BLOCK {
+        match block_at(region, end - BLOCK) {
+            Some(block) if !contains(block, min) => end -= BLOCK,
+            _ => break,
+        }
+    }
+    let j = region[..end].iter().rposition(|&v| v == min).unwrap_or(0);
+    (min, lo + j)
+}
+
+/// scipy's right walk from `peak` (mirror of [`walk_left`]): the minimum reached and its
+/// leftmost occurrence.
+#[inline]
+fn walk_right<W: Work>(x: &[W], peak: usize, top: W) -> (W, usize) {
+    let n = x.len();
+    let mut hi = peak;
+    while let Some(block) = block_at(x, hi) {
+        if any_above(block, top) {
+            break;
+        }
+        hi += BLOCK;
+    }
+    while hi < n && x[hi] <= top {
+        hi += 1;
+    }
+    let region = &x[peak..hi];
+    let min = min_of(region, top);
+    if !(min < top) {
+        return (top, peak);
+    }
+    let mut start = 0;
+    while start + BLOCK < region.len() {
+        match block_at(region, start) {
+            Some(block) if !contains(block, min) => start += BLOCK,
+            _ => break,
+        }
+    }
+    let j = region[start..]
+        .iter()
+        .position(|&v| v == min)
+        .map_or(0, |j| start + j);
+    (min, peak + j)
+}
+
+/// Prominence, widths and the two interval filters for one peak; `None` if it is filtered out.
+fn evaluate_peak<W: Work>(x: &[W], peak: usize, params: &FindPeaksParams) -> Option<FoundPeak> {
+    let top = x[peak];
+    let top_f = top.to_f64();
+
+    let (left_min, left_base) = walk_left(x, peak, top);
+    if let Some(pmin) = params.prominence.and_then(|p| p.min) {
+        // prominence = top - max(left_min, right_min) <= top - left_min: reject early.
+        if !(pmin <= top_f - left_min.to_f64()) {
+            return None;
+        }
+    }
+    let (right_min, right_base) = walk_right(x, peak, top);
+    let base_level = if left_min > right_min {
+        left_min
+    } else {
+        right_min
+    };
+    let prominence = top_f - base_level.to_f64();
+    if let Some(p) = params.prominence {
+        if !p.contains(prominence) {
+            return None;
+        }
+    }
+
+    // Widths (scipy's `_peak_widths`).
+    let height = top_f - prominence * params.rel_height;
+    let mut i = peak;
+    while left_base < i && height < x[i].to_f64() {
+        i -= 1;
+    }
+    let mut left_ips = i as f64;
+    let xi = x[i].to_f64();
+    if xi < height && i < peak {
+        let next = x[i + 1].to_f64();
+        if next != xi {
+            left_ips += (height - xi) / (next - xi);
+        }
+    }
+    let mut i = peak;
+    while i < right_base && height < x[i].to_f64() {
+        i += 1;
+    }
+    let mut right_ips = i as f64;
+    let xi = x[i].to_f64();
+    if xi < height && i > peak {
+        let prev = x[i - 1].to_f64();
+        if prev != xi {
+            right_ips -= (height - xi) / (prev - xi);
+        }
+    }
+    let width = right_ips - left_ips;
+    if let Some(w) = params.width {
+        if !w.contains(width) {
+            return None;
+        }
+    }
+    Some(FoundPeak {
+        index: peak,
+        prominence,
+        left_base,
+        right_base,
+        width,
+        width_height: height,
+        left_ips,
+        right_ips,
+    })
+}
+
+/// A Spyral `Peak` (spec §3.1.2); `uncorrected_amplitude`, always 0 in Spyral, is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Peak {
+    /// Peak position in time buckets (GET: index + jitter; FRIB: the integer index).
+    pub centroid: f64,
+    /// `trace[index]`.
+    pub amplitude: f64,
+    /// `floor(left_ips)`.
+    pub positive_inflection: i64,
+    /// `ceil(right_ips)`.
+    pub negative_inflection: i64,
+    /// `sum(|trace[floor(left_ips) .. ceil(right_ips)]|)` (end exclusive), as `i64`.
+    pub integral: i64,
+}
+
+impl Peak {
+    /// Builds the Spyral record of `found` on `trace`, with the given centroid.
+    pub fn from_found(trace: &[i32], found: &FoundPeak, centroid: f64) -> Self {
+        let positive_inflection = found.left_ips.floor() as i64;
+        let negative_inflection = found.right_ips.ceil() as i64;
+        let start = usize::try_from(positive_inflection)
+            .unwrap_or(0)
+            .min(trace.len());
+        let stop = usize::try_from(negative_inflection)
+            .unwrap_or(0)
+            .clamp(start, trace.len());
+        let integral = trace[start..stop].iter().map(|&v| i64::from(v).abs()).sum();
+        Self {
+            centroid,
+            amplitude: trace.get(found.index).map_or(0.0, |&v| f64::from(v)),
+            positive_inflection,
+            negative_inflection,
+            integral,
+        }
+    }
+}
+
+/// Spyral's GET peak finding on one baseline-removed trace (spec §3.1.2).
+///
+/// Runs `find_peaks` with `params` (normally [`FindPeaksParams::spyral_get`]), then for every
+/// found peak, in index order, calls `jitter` once (Spyral draws one `rng.random()` per found peak,
+/// including the ones the threshold rejects) and sets `centroid = index + jitter()`. Peaks with
+/// `amplitude > threshold` are written to `out` (cleared first).
+pub fn get_peaks(
+    finder: &mut PeakFinder,
+    trace: &[i32],
+    params: &FindPeaksParams,
+    threshold: f64,
+    mut jitter: impl FnMut() -> f64,
+    out: &mut Vec<Peak>,
+) -> Result<(), SignalError> {
+    out.clear();
+    for found in finder.find(trace, params)? {
+        let peak = Peak::from_found(trace, found, found.index as f64 + jitter());
+        if peak.amplitude > threshold {
+            out.push(peak);
+        }
+    }
+    Ok(())
+}
+
+/// Spyral's FRIBDAQ peak finding on one baseline-removed column (spec §1.8): `params` normally
+/// [`FindPeaksParams::spyral_frib`], centroid = the integer index, kept if
+/// `amplitude > threshold`. `out` is cleared first.
+pub fn frib_peaks(
+    finder: &mut PeakFinder,
+    trace: &[i32],
+    params: &FindPeaksParams,
+    threshold: f64,
+    out: &mut Vec<Peak>,
+) -> Result<(), SignalError> {
+    out.clear();
+    for found in finder.find(trace, params)? {
+        let peak = Peak::from_found(trace, found, found.index as f64);
+        if peak.amplitude > threshold {
+            out.push(peak);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maxima(x: &[f64]) -> Vec<usize> {
+        let mut out = Vec::new();
+        local_maxima(x, &mut out);
+        out
+    }
+
+    fn find(x: &[f64], params: &FindPeaksParams) -> Vec<FoundPeak> {
+        PeakFinder::new().find(x, params).unwrap().to_vec()
+    }
+
+    fn indices(x: &[f64], params: &FindPeaksParams) -> Vec<usize> {
+        find(x, params).iter().map(|p| p.index).collect()
+    }
+
+    #[test]
+    fn plateau_midpoint_rounds_down() {
+        assert_eq!(maxima(&[0., 1., 1., 0.]), vec![1]);
+        assert_eq!(maxima(&[0., 1., 1., 1., 0.]), vec![2]);
+        assert_eq!(maxima(&[0., 2., 2., 2., 2., 1.]), vec![2]);
+        // A plateau touching an end, or followed by a rise, is not a maximum.
+        assert!(maxima(&[0., 1., 1., 1.]).is_empty());
+        assert!(maxima(&[1., 1., 0.]).is_empty());
+        assert_eq!(maxima(&[0., 1., 1., 2., 0.]), vec![3]);
+        // Single samples.
+        assert_eq!(maxima(&[0., 3., 0., 3., 1., 1., 4., 0.]), vec![1, 3, 6]);
+        assert!(maxima(&[1., 2.]).is_empty());
+        // NaN is never a maximum and breaks plateaus.
+        assert_eq!(maxima(&[0., f64::NAN, 0., 2., 0.]), vec![3]);
+    }
+
+    #[test]
+    fn distance_keeps_highest_and_breaks_ties_to_the_later_peak() {
+        let p = FindPeaksParams {
+            distance: Some(3.0),
+            ..Default::default()
+        };
+        // scipy issue #22906's example: scipy gives [3, 7, 11] (small peak counts sort stably).
+        let x = [0., 1., 0., 1., 0., 1., 0., 1., 0., 1., 0., 1., 0.];
+        assert_eq!(indices(&x, &p), vec![3, 7, 11]);
+        // Highest first: 5 removes 3 and 7 (distance 2 < 3), 1 and 9 survive.
+        let x = [0., 1., 0., 2., 0., 3., 0., 2., 0., 1., 0.];
+        assert_eq!(indices(&x, &p), vec![1, 5, 9]);
+        // A removed peak does not remove others.
+        let x = [0., 3., 0., 2., 0., 1., 0.];
+        assert_eq!(indices(&x, &p), vec![1, 5]);
+        // Non-integer distance is rounded up: 2.5 -> 3.
+        let p25 = FindPeaksParams {
+            distance: Some(2.5),
+            ..Default::default()
+        };
+        assert_eq!(indices(&[0., 1., 0., 2., 0.], &p25), vec![3]);
+    }
+
+    #[test]
+    fn split_and_sort_selection_agree() {
+        let mut s = 12345u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as u32
+        };
+        let mut scratch = Scratch::default();
+        for round in 0..300 {
+            let n = 20 + (next() % 400) as usize;
+            let levels = 1 + next() % 6;
+            let xi: Vec<i32> = (0..n).map(|_| (next() % levels) as i32).collect();
+            // Non-integer heights for the f64 path.
+            let xf: Vec<f64> = xi.iter().map(|&v| f64::from(v) * 0.37).collect();
+            for d in [1usize, 2, 3, 5, 9, 50] {
+                scratch.split_select(&xi, d);
+                let split = scratch.maxima.clone();
+                local_maxima(&xi, &mut scratch.maxima);
+                scratch.sort_select(&xi, d);
+                assert_eq!(split, scratch.maxima, "round {round} d {d}");
+                scratch.split_select(&xf, d);
+                assert_eq!(split, scratch.maxima, "f64 round {round} d {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn prominence_bases() {
+        let p = FindPeaksParams {
+            prominence: Some(Interval::default()),
+            ..Default::default()
+        };
+        let found = find(&[0., 2., 1., 3., 0.], &p);
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            (found[0].prominence, found[0].left_base, found[0].right_base),
+            (1.0, 0, 2)
+        );
+        assert_eq!(
+            (found[1].prominence, found[1].left_base, found[1].right_base),
+            (3.0, 0, 4)
+        );
+        // Equal samples do not stop the walk; the base is the minimum nearest to the peak.
+        let found = find(&[1., 0., 5., 0., 3., 5., 7., 2., 2.], &p);
+        let first = found[0];
+        assert_eq!(first.index, 2);
+        assert_eq!((first.left_base, first.right_base), (1, 3));
+        assert_eq!(first.prominence, 5.0);
+        assert_eq!((found[1].index, found[1].left_base), (6, 3));
+        assert_eq!(found[1].right_base, 7);
+        assert_eq!(found[1].prominence, 5.0);
+        // Prominence filter is inclusive.
+        let p5 = FindPeaksParams {
+            prominence: Some(Interval::at_least(5.0)),
+            ..Default::default()
+        };
+        assert_eq!(
+            indices(&[1., 0., 5., 0., 3., 5., 7., 2., 2.], &p5),
+            vec![2, 6]
+        );
+        let p6 = FindPeaksParams {
+            prominence: Some(Interval::at_least(5.5)),
+            ..Default::default()
+        };
+        assert!(indices(&[1., 0., 5., 0., 3., 5., 7., 2., 2.], &p6).is_empty());
+    }
+
+    #[test]
+    fn width_interpolation() {
+        let p = FindPeaksParams {
+            width: Some(Interval::default()),
+            ..Default::default()
+        };
+        let f = find(&[0., 10., 0.], &p)[0];
+        assert_eq!(
+            (f.width_height, f.left_ips, f.right_ips, f.width),
+            (5.0, 0.5, 1.5, 1.0)
+        );
+        // Asymmetric peak, rel_height 0.95 as in Spyral: height = 20 - 20 * 0.95.
+        let p = FindPeaksParams {
+            width: Some(Interval::default()),
+            rel_height: 0.95,
+            ..Default::default()
+        };
+        let f = find(&[0., 4., 20., 12., 8., 0.], &p)[0];
+        let h = 20.0 - 20.0 * 0.95;
+        assert_eq!(f.width_height, h);
+        assert_eq!(f.left_ips, 0.0 + (h - 0.0) / (4.0 - 0.0));
+        assert_eq!(f.right_ips, 5.0 - (h - 0.0) / (8.0 - 0.0));
+        assert_eq!(f.width, f.right_ips - f.left_ips);
+        // A crossing exactly on a sample is not interpolated.
+        let p = FindPeaksParams {
+            width: Some(Interval::default()),
+            ..Default::default()
+        };
+        let f = find(&[0., 5., 10., 5., 0.], &p)[0];
+        assert_eq!((f.left_ips, f.right_ips), (1.0, 3.0));
+        // Width filter bounds are inclusive.
+        let w = |min, max| FindPeaksParams {
+            width: Some(Interval::between(min, max)),
+            ..Default::default()
+        };
+        assert_eq!(indices(&[0., 5., 10., 5., 0.], &w(2.0, 2.0)), vec![2]);
+        assert!(indices(&[0., 5., 10., 5., 0.], &w(2.5, 3.0)).is_empty());
+    }
+
+    #[test]
+    fn spyral_peak_records() {
+        let mut trace = vec![0i32; 40];
+        for (i, v) in [(10, 30), (11, 80), (12, 100), (13, 60), (14, 10), (15, -5)] {
+            trace[i] = v;
+        }
+        let mut finder = PeakFinder::new();
+        let params = FindPeaksParams::spyral_get(50.0, 20.0, 50.0);
+        let mut out = Vec::new();
+        let mut draws = 0;
+        get_peaks(
+            &mut finder,
+            &trace,
+            &params,
+            40.0,
+            || {
+                draws += 1;
+                0.25
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(draws, 1);
+        assert_eq!(out.len(), 1);
+        let p = out[0];
+        let f = finder.peaks()[0];
+        assert_eq!(p.centroid, 12.25);
+        assert_eq!(p.amplitude, 100.0);
+        assert_eq!(p.positive_inflection, f.left_ips.floor() as i64);
+        assert_eq!(p.negative_inflection, f.right_ips.ceil() as i64);
+        let (a, b) = (
+            p.positive_inflection as usize,
+            p.negative_inflection as usize,
+        );
+        let want: i64 = trace[a..b].iter().map(|&v| i64::from(v.abs())).sum();
+        assert_eq!(p.integral, want);
+
+        // The threshold is strict and still consumes a draw.
+        draws = 0;
+        get_peaks(
+            &mut finder,
+            &trace,
+            &params,
+            100.0,
+            || {
+                draws += 1;
+                0.0
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!((draws, out.len()), (1, 0));
+
+        frib_peaks(
+            &mut finder,
+            &trace,
+            &FindPeaksParams::spyral_frib(50.0, 20.0, 500.0),
+            40.0,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].centroid, 12.0);
+    }
+
+    #[test]
+    fn rejects_invalid_parameters() {
+        let mut f = PeakFinder::new();
+        let bad = FindPeaksParams {
+            distance: Some(0.5),
+            ..Default::default()
+        };
+        assert_eq!(
+            f.find(&[0i32, 1, 0], &bad).unwrap_err(),
+            SignalError::InvalidDistance(0.5)
+        );
+        let bad = FindPeaksParams {
+            rel_height: -1.0,
+            ..Default::default()
+        };
+        assert!(matches!(
+            f.find(&[0i32, 1, 0], &bad),
+            Err(SignalError::InvalidRelHeight(_))
+        ));
+        // Degenerate inputs.
+        assert!(f
+            .find::<i32>(&[], &FindPeaksParams::default())
+            .unwrap()
+            .is_empty());
+        assert!(f
+            .find(&[5i32, 5], &FindPeaksParams::default())
+            .unwrap()
+            .is_empty());
+    }
+}

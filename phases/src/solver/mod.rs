@@ -1,0 +1,449 @@
+//! The InterpSolver phase (kind `interp-solver`, folder `InterpSolver`): trajectory mesh asset,
+//! shared mesh, track fits (spyral-spec §3.4 and §5).
+//!
+//! - **Parent, `create_assets`**: builds (or reuses, when its metadata match) the trajectory
+//!   mesh `InterpSolver_assets/{iso}_in_{gas}_{pressure}Torr.npy` + `.json` ([`mesh`]).
+//! - **Parent, `create_shared_data`**: one shared segment `mesh` (float64, shape
+//!   `(n_time_steps, 3, ke_bins, polar_bins)`) streamed from the `.npy` file, so the parent never
+//!   holds two copies.
+//! - **Worker, `attach_shared`**: keeps the segment's `&'static [f64]`; the interpolator reads
+//!   it in place ([`interp`]). If no segment was attached (a tool running the phase outside the
+//!   host) the first run loads the mesh file into memory instead, with a warning.
+//! - **Worker, `run`**: reads the Estimation parquet, keeps the rows strictly inside the PID
+//!   polygon and (unless `ic_gate: false`) inside the IC window, loads each kept row's cluster,
+//!   fits it ([`fit`]) and writes `InterpSolver/run_NNNN_{iso}.parquet` with Spyral's columns.
+//!   Guesses outside the mesh are skipped (as in Spyral); a fit that fails (non-finite
+//!   objective, unreadable cluster) is logged and the run goes on (Spyral aborts the worker).
+//!   A run where no row passes the gates writes an empty table and succeeds (Spyral returns an
+//!   invalid result).
+
+pub mod config;
+pub mod distance;
+pub mod fit;
+pub mod interp;
+pub mod io;
+pub mod mesh;
+pub mod npy;
+pub mod ode;
+pub mod optim;
+pub mod pid;
+
+pub use config::SolverConfig;
+pub use distance::DistanceMode;
+pub use fit::{FitMethod, FitOutcome, FitResult, FitSettings, Guess, Skip, TrackFitter};
+pub use interp::MeshView;
+pub use mesh::{MeshAsset, MeshParameters};
+pub use pid::ParticleId;
+
+use crate::physics::{EnergyLossTable, GasTarget};
+use crate::schemas::{SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS};
+use crate::table::Table;
+use spyral_core::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Name of the shared segment holding the mesh.
+pub const MESH_SEGMENT: &str = "mesh";
+
+/// The phase.
+pub struct InterpSolverPhase {
+    name: String,
+    config: SolverConfig,
+    pid: ParticleId,
+    mesh_params: MeshParameters,
+    shared: Option<&'static [f64]>,
+    loaded: OnceLock<Result<Vec<f64>, String>>,
+}
+
+/// Reads a Spyral gas-target file, keeping the pressure as written (for the mesh file name).
+fn read_gas(path: &Path) -> Result<(GasTarget, String), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read gas file {}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("gas file {} is not valid JSON: {e}", path.display()))?;
+    let gas = GasTarget::from_json_value(&value).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pressure = mesh::pressure_repr(value.get("pressure(Torr)").unwrap_or(&serde_json::Value::Null));
+    Ok((gas, pressure))
+}
+
+impl PhaseFactory for InterpSolverPhase {
+    type Config = SolverConfig;
+    fn from_config(name: &str, config: SolverConfig) -> Result<Self, PhaseError> {
+        let cfg = |m: String| PhaseError::config(format!("phase {name}: {m}"));
+        config
+            .detector
+            .validate()
+            .map_err(|e| cfg(format!("detector: {e}")))?;
+        let gas_path = config.gas_data_path.clone().ok_or_else(|| {
+            cfg("gas_data_path is required (a Spyral gas-target JSON file)".into())
+        })?;
+        let pid_path = config.particle_id_filename.clone().ok_or_else(|| {
+            cfg("particle_id_filename is required (a Spyral particle-ID JSON file)".into())
+        })?;
+        let (gas, pressure_text) = read_gas(&gas_path).map_err(cfg)?;
+        let pid = ParticleId::from_file(&pid_path).map_err(|e| cfg(e.to_string()))?;
+        EnergyLossTable::new(&pid.nucleus, &gas).map_err(|e| cfg(e.to_string()))?;
+        if !(config.ic_min_val <= config.ic_max_val) {
+            return Err(cfg(format!(
+                "ic_min_val ({}) is larger than ic_max_val ({})",
+                config.ic_min_val, config.ic_max_val
+            )));
+        }
+        let mesh_params = MeshParameters {
+            particle: pid.nucleus,
+            gas,
+            pressure_text,
+            magnetic_field: config.detector.magnetic_field,
+            electric_field: config.detector.electric_field,
+            n_time_steps: config.n_time_steps,
+            ke_min: config.interp_ke_min,
+            ke_max: config.interp_ke_max,
+            ke_bins: config.interp_ke_bins,
+            polar_min: config.interp_polar_min,
+            polar_max: config.interp_polar_max,
+            polar_bins: config.interp_polar_bins,
+            energy_loss: true,
+            threads: 0,
+        };
+        mesh_params.validate().map_err(|e| cfg(e.to_string()))?;
+        Ok(InterpSolverPhase {
+            name: name.to_string(),
+            config,
+            pid,
+            mesh_params,
+            shared: None,
+            loaded: OnceLock::new(),
+        })
+    }
+}
+
+impl InterpSolverPhase {
+    /// The mesh parameters this phase uses.
+    pub fn mesh_parameters(&self) -> &MeshParameters {
+        &self.mesh_params
+    }
+
+    /// The PID gate.
+    pub fn particle_id(&self) -> &ParticleId {
+        &self.pid
+    }
+
+    /// The output parquet of `run`: `<InterpSolver>/run_NNNN_{iso}.parquet`.
+    pub fn output_path(&self, workspace: &Workspace, run: u32) -> PathBuf {
+        workspace.artifact_dir().join(format!(
+            "{}_{}.parquet",
+            run_stem(run),
+            self.pid.nucleus.isotope_symbol()
+        ))
+    }
+
+    /// The fit settings of this configuration.
+    pub fn fit_settings(&self) -> FitSettings {
+        let d = &self.config.detector;
+        FitSettings {
+            method: self.config.fit_method,
+            distance: self.config.distance,
+            fit_vertex_rho: self.config.fit_vertex_rho,
+            fit_vertex_phi: self.config.fit_vertex_phi,
+            fit_azimuthal: self.config.fit_azimuthal,
+            beam_region_radius_m: d.beam_region_radius * 0.001,
+            detector_length_m: d.detector_length * 0.001,
+            sigma_z_m: (d.detector_length / (d.window_time_bucket - d.micromegas_time_bucket)
+                * 0.001
+                * 0.5)
+                .abs(),
+        }
+    }
+
+    fn mesh_data(&self, workspace: &Workspace) -> Result<&[f64], PhaseError> {
+        if let Some(s) = self.shared {
+            return Ok(s);
+        }
+        let loaded = self.loaded.get_or_init(|| {
+            let (npy, _) = mesh::asset_paths(&self.mesh_params, &workspace.asset_dir());
+            tracing::warn!(
+                "phase {}: no shared mesh segment was attached; loading {} into this process's memory",
+                self.name,
+                npy.display()
+            );
+            mesh::read_mesh(&npy, &self.mesh_params.shape()).map_err(|e| e.to_string())
+        });
+        loaded
+            .as_deref()
+            .map_err(|e| PhaseError::invalid_input(format!("phase {}: {e}", self.name)))
+    }
+
+    fn mesh_view<'a>(&self, data: &'a [f64]) -> Result<MeshView<'a>, PhaseError> {
+        let p = &self.mesh_params;
+        MeshView::new(
+            data,
+            p.n_time_steps,
+            p.ke_bins,
+            p.polar_bins,
+            (p.ke_min, p.ke_max),
+            (p.polar_min, p.polar_max),
+        )
+        .ok_or_else(|| {
+            PhaseError::internal(format!(
+                "phase {}: the mesh holds {} values, its shape {:?} needs {}",
+                self.name,
+                data.len(),
+                p.shape(),
+                p.shape().iter().product::<u64>()
+            ))
+        })
+    }
+}
+
+/// Counters of one run.
+#[derive(Debug, Default, Clone, Copy)]
+struct RunCounts {
+    rows: usize,
+    gated: usize,
+    no_ic: usize,
+    fitted: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+impl Phase for InterpSolverPhase {
+    fn incoming_schema(&self) -> Option<ResultSchema> {
+        Some(crate::schemas::estimation())
+    }
+    fn outgoing_schema(&self) -> Option<ResultSchema> {
+        Some(crate::schemas::interp_solver())
+    }
+
+    fn create_assets(&mut self, workspace: &Workspace) -> Result<(), PhaseError> {
+        let asset = mesh::ensure_mesh(&self.mesh_params, &workspace.asset_dir()).map_err(|e| {
+            PhaseError::io(format!("phase {}: trajectory mesh: {e}", self.name))
+        })?;
+        if let Some(r) = &asset.report {
+            tracing::info!(
+                "phase {}: mesh generated in {:.2} s (pass 1 {:.2} s, pass 2 {:.2} s, {} threads)",
+                self.name,
+                r.seconds[2],
+                r.seconds[0],
+                r.seconds[1],
+                r.threads
+            );
+        }
+        Ok(())
+    }
+
+    fn create_shared_data(
+        &mut self,
+        workspace: &Workspace,
+        allocator: &mut SharedAllocator<'_, '_>,
+    ) -> Result<(), PhaseError> {
+        if cfg!(target_endian = "big") {
+            return Err(PhaseError::internal(
+                "the mesh file is little-endian; sharing it on a big-endian machine is not supported",
+            ));
+        }
+        let shape = self.mesh_params.shape();
+        let (npy, _) = mesh::asset_paths(&self.mesh_params, &workspace.asset_dir());
+        let (mut file, _) = mesh::check_npy(&npy, &shape)
+            .map_err(|e| PhaseError::invalid_input(format!("phase {}: {e}", self.name)))?;
+        let bytes = allocator.allocate_from_reader(MESH_SEGMENT, ElementType::F64, &shape, &mut file)?;
+        tracing::info!(
+            "phase {}: shared the trajectory mesh ({:.2} GB) from {}",
+            self.name,
+            bytes as f64 * 1e-9,
+            npy.display()
+        );
+        Ok(())
+    }
+
+    fn attach_shared(&mut self, segments: Vec<SharedSegment<'static>>) -> Result<(), PhaseError> {
+        let Some(seg) = segments.iter().find(|s| s.info.name.as_str() == MESH_SEGMENT) else {
+            tracing::warn!(
+                "phase {}: no `{MESH_SEGMENT}` segment was shared; the mesh will be read from its file",
+                self.name
+            );
+            return Ok(());
+        };
+        let shape = self.mesh_params.shape();
+        if seg.info.shape.as_slice() != shape {
+            return Err(PhaseError::invalid_input(format!(
+                "phase {}: the shared mesh has shape {:?}, this configuration needs {:?}",
+                self.name,
+                seg.info.shape.as_slice(),
+                shape
+            )));
+        }
+        let data = seg.as_slice::<f64>()?;
+        self.mesh_view(data)?;
+        self.shared = Some(data);
+        Ok(())
+    }
+
+    fn construct_artifact(
+        &self,
+        payload: &PhaseResult,
+        workspace: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(PhaseResult::new(payload.run_number)
+            .with_artifact("interp_solver", self.output_path(workspace, payload.run_number)))
+    }
+
+    fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        let run = ctx.run();
+        let ws = ctx.workspace();
+        let est_path = payload.require("estimation")?;
+        let cluster_path = payload.require("cluster")?;
+        let view = self.mesh_view(self.mesh_data(ws)?)?;
+        let pid = &self.pid;
+
+        let mut floats = vec![
+            "ic_amplitude",
+            "vertex_x",
+            "vertex_y",
+            "vertex_z",
+            "polar",
+            "azimuthal",
+            "brho",
+        ];
+        for axis in [pid.x_axis.as_str(), pid.y_axis.as_str()] {
+            if !floats.contains(&axis) {
+                floats.push(axis);
+            }
+        }
+        let est = io::read_estimation(&est_path, &floats)
+            .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?;
+        let mut n = RunCounts {
+            rows: est.rows,
+            ..RunCounts::default()
+        };
+        let (xs, ys, ic) = (est.float(&pid.x_axis), est.float(&pid.y_axis), est.float("ic_amplitude"));
+        let gated: Vec<usize> = (0..est.rows)
+            .filter(|&i| {
+                if !pid.contains(xs[i], ys[i]) {
+                    return false;
+                }
+                if ic[i] == -1.0 {
+                    n.no_ic += 1;
+                }
+                self.config.ic_passes(ic[i])
+            })
+            .collect();
+        n.gated = gated.len();
+        if self.config.ic_gate && n.no_ic > 0 {
+            tracing::warn!(
+                "run {run}: {} of the {} rows inside the PID gate have no ion-chamber data (ic_amplitude = -1) and fail the IC gate; set `ic_gate: false` in the {} config to fit data without an ion chamber",
+                n.no_ic,
+                (0..est.rows).filter(|&i| pid.contains(xs[i], ys[i])).count(),
+                self.name
+            );
+        }
+        let mut table = Table::with_columns(&SOLVER_INT_COLUMNS, &SOLVER_FLOAT_COLUMNS);
+        let dest = self.output_path(ws, run);
+        if gated.is_empty() {
+            tracing::warn!(
+                "run {run}: none of the {} Estimation rows passed the PID{} gate; writing an empty table",
+                est.rows,
+                if self.config.ic_gate { " and IC" } else { "" }
+            );
+        }
+        let fitter = TrackFitter::new(view, pid.nucleus, self.fit_settings());
+        let clusters = if gated.is_empty() {
+            None
+        } else {
+            Some(
+                io::ClusterFile::open(&cluster_path)
+                    .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?,
+            )
+        };
+        let mut progress = Progress::new(ctx, gated.len() as u64);
+        let mut fit_seconds = 0.0;
+        let ints: Vec<&[i64]> = io::ID_COLUMNS.iter().map(|c| est.int(c)).collect();
+        for &i in &gated {
+            if ctx.cancelled() {
+                return Err(PhaseError::cancelled());
+            }
+            progress.tick();
+            let (event, index) = (ints[0][i], ints[1][i]);
+            let Some(clusters) = &clusters else { break };
+            let cloud = match clusters.cloud(event, index) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("run {run}, event {event}, cluster {index}: {e}; not fitted");
+                    n.failed += 1;
+                    continue;
+                }
+            };
+            let guess = Guess {
+                polar: est.float("polar")[i],
+                azimuthal: est.float("azimuthal")[i],
+                brho: est.float("brho")[i],
+                vertex_mm: [
+                    est.float("vertex_x")[i],
+                    est.float("vertex_y")[i],
+                    est.float("vertex_z")[i],
+                ],
+            };
+            let t0 = Instant::now();
+            let outcome = fitter.fit(cloud.view(), &guess);
+            fit_seconds += t0.elapsed().as_secs_f64();
+            match outcome {
+                Ok(FitOutcome::Fitted(r)) => {
+                    n.fitted += 1;
+                    for (c, col) in io::ID_COLUMNS.iter().zip(&ints) {
+                        table.push_i64(c, col[i]);
+                    }
+                    let values = [
+                        r.vertex[0],
+                        r.sigma_vertex[0],
+                        r.vertex[1],
+                        r.sigma_vertex[1],
+                        r.vertex[2],
+                        r.sigma_vertex[2],
+                        r.brho,
+                        r.sigma_brho,
+                        r.ke,
+                        r.sigma_ke,
+                        r.polar,
+                        r.sigma_polar,
+                        r.azimuthal,
+                        r.sigma_azimuthal,
+                        r.redchisq,
+                    ];
+                    for (c, v) in SOLVER_FLOAT_COLUMNS.iter().zip(values) {
+                        table.push_f64(c, v);
+                    }
+                }
+                Ok(FitOutcome::Skipped(why)) => {
+                    n.skipped += 1;
+                    tracing::debug!("run {run}, event {event}, cluster {index}: not fitted: {why:?}");
+                }
+                Err(e) => {
+                    n.failed += 1;
+                    tracing::warn!("run {run}, event {event}, cluster {index}: the fit failed: {e}");
+                }
+            }
+        }
+        table.write_parquet(&dest)?;
+        let ms_per_fit = if n.fitted + n.failed > 0 {
+            fit_seconds * 1e3 / (n.fitted + n.failed) as f64
+        } else {
+            0.0
+        };
+        tracing::info!(
+            "run {run}: {} rows, {} passed the gates, {} fitted, {} outside the mesh, {} failed ({ms_per_fit:.2} ms per fit)",
+            n.rows,
+            n.gated,
+            n.fitted,
+            n.skipped,
+            n.failed
+        );
+        let mut result = PhaseResult::new(run).with_artifact("interp_solver", &dest);
+        result.set_metadata("rows", n.rows as u64);
+        result.set_metadata("gated", n.gated as u64);
+        result.set_metadata("fitted", n.fitted as u64);
+        result.set_metadata("skipped_outside_mesh", n.skipped as u64);
+        result.set_metadata("failed", n.failed as u64);
+        result.set_metadata("ms_per_fit", ms_per_fit);
+        Ok(result)
+    }
+}
