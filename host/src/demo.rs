@@ -2,7 +2,7 @@
 //! run over them. The physics lives in `spyral-phases` (`sim`); this module is the command-line
 //! side: options, progress display, files and the demo pipeline.
 
-use crate::parent::{self, Overrides, RunFlags, RunError};
+use crate::parent::{self, Overrides, RunError, RunFlags};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spyral_phases::attpc::detector::PadParameters;
 use spyral_phases::attpc::padmap::PadMap;
@@ -31,7 +31,13 @@ pub enum DemoError {
     Io(String),
     /// The pipeline run failed to start.
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(Box<RunError>),
+}
+
+impl From<RunError> for DemoError {
+    fn from(e: RunError) -> Self {
+        DemoError::Run(Box::new(e))
+    }
 }
 
 /// Options of `spyral simulate`.
@@ -71,7 +77,11 @@ pub fn parse_format(name: &str) -> Result<TraceFormat, String> {
     TraceFormat::from_name(name).ok_or_else(|| {
         format!(
             "unknown format `{name}` (expected one of: {})",
-            TraceFormat::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            TraceFormat::ALL
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
@@ -137,12 +147,13 @@ pub fn simulate(o: &SimulateOptions) -> Result<Vec<PathBuf>, DemoError> {
                 b.set_position(done_before + done);
             }
         };
-        let out = simulate_run(&config, &pads, &o.out, spec, o.threads, &progress).map_err(|e| {
-            DemoError::Sim {
-                run,
-                message: e.to_string(),
-            }
-        })?;
+        let out =
+            simulate_run(&config, &pads, &o.out, spec, o.threads, &progress).map_err(|e| {
+                DemoError::Sim {
+                    run,
+                    message: e.to_string(),
+                }
+            })?;
         done_before += events;
         bytes += out.bytes;
         let line = format!(
@@ -180,8 +191,11 @@ pub fn demo(dir: &Path, no_display: bool) -> Result<i32, DemoError> {
         .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", dir.display())))?;
     let traces = dir.join("traces");
     let events = vec![250, 150, 200, 100];
-    let have_all = (1..=events.len() as u32)
-        .all(|r| traces.join(format!("{}.h5", spyral_core::run_stem(r))).exists());
+    let have_all = (1..=events.len() as u32).all(|r| {
+        traces
+            .join(format!("{}.h5", spyral_core::run_stem(r)))
+            .exists()
+    });
     if have_all {
         eprintln!("spyral: reusing the simulated runs in {}", traces.display());
     } else {
@@ -193,16 +207,22 @@ pub fn demo(dir: &Path, no_display: bool) -> Result<i32, DemoError> {
             format: TraceFormat::Merger2,
             pad_map: Vec::new(),
             config: None,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         })?;
     }
     for (name, text) in [
         ("pipeline.yaml", DEMO_PIPELINE),
-        ("gas.json", include_str!("../../examples/gas/deuterium_300torr.json")),
+        (
+            "gas.json",
+            include_str!("../../examples/gas/deuterium_300torr.json"),
+        ),
         ("pid.json", include_str!("../../examples/pid/deuteron.json")),
     ] {
-        std::fs::write(dir.join(name), text)
-            .map_err(|e| DemoError::Io(format!("cannot write {}: {e}", dir.join(name).display())))?;
+        std::fs::write(dir.join(name), text).map_err(|e| {
+            DemoError::Io(format!("cannot write {}: {e}", dir.join(name).display()))
+        })?;
     }
     let pipeline = dir.join("pipeline.yaml");
     eprintln!("spyral: running {}", pipeline.display());

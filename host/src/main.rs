@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use spyral_host::parent::{self, Overrides, RunFlags};
 use spyral_host::pipeline::{OnError, Schedule};
-use spyral_host::{chain, pipeline::Pipeline, plugins, runs, scaffold};
+use spyral_host::{pipeline::Pipeline, plugins, runs, scaffold};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -377,8 +377,11 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                 format,
                 pad_map,
                 config,
-                threads: threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                threads: threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
             })?;
             Ok(0)
         }
@@ -434,9 +437,7 @@ fn indent(text: &str, n: usize) -> String {
 
 fn validate(path: &std::path::Path) -> Result<()> {
     let p = Pipeline::load(path)?;
-    let registry = plugins::Registry::build_for(&p.plugins, &p.kinds())?;
-    let chain = chain::build(&p, &registry)?;
-    chain::validate(&chain)?;
+    let (_registry, chain) = parent::prepare(&p)?;
     println!("# {}: valid", p.path.display());
     println!("workspace: {}", p.workspace.display());
     println!("traces: {}", p.traces.display());

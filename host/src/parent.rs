@@ -165,8 +165,26 @@ pub fn load_pipeline(path: &Path, o: &Overrides) -> Result<Pipeline, RunError> {
     Ok(p)
 }
 
+/// Makes the pipeline file's folder the current directory, so relative paths inside phase
+/// configurations (gas files, particle-ID gates, pad maps) are relative to the pipeline file,
+/// in the parent and in every worker. All of the host's own paths are absolute by then.
+pub fn enter_pipeline_dir(p: &Pipeline) -> Result<(), RunError> {
+    let dir = p
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::env::set_current_dir(dir).map_err(|e| {
+        RunError::Io(format!(
+            "cannot enter the pipeline folder {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
 /// Loads the plugins, builds and validates the chain.
 pub fn prepare(p: &Pipeline) -> Result<(Registry, Vec<ChainPhase>), RunError> {
+    enter_pipeline_dir(p)?;
     let registry = Registry::build_for(&p.plugins, &p.kinds())?;
     let chain = chain::build(p, &registry)?;
     chain::validate(&chain)?;
@@ -222,10 +240,18 @@ pub fn segment_budget() -> u64 {
     avail.saturating_sub(margin_mib << 20)
 }
 
+/// Seconds spent per phase.
+pub type PhaseSeconds = Vec<(String, f64)>;
+
 /// Runs `create_shared_data` on every active phase and seals what they allocate.
-pub fn create_shared(p: &Pipeline, chain: &mut [ChainPhase]) -> Result<Vec<Segment>, RunError> {
+pub fn create_shared(
+    p: &Pipeline,
+    chain: &mut [ChainPhase],
+) -> Result<(Vec<Segment>, PhaseSeconds), RunError> {
     let mut all: Vec<Segment> = Vec::new();
+    let mut times = Vec::new();
     for c in chain.iter_mut().filter(|c| c.spec.active) {
+        let t = Instant::now();
         let ws = c.workspace(p);
         let used: u64 = all.iter().map(|s| s.info.len).sum();
         let mut alloc = ParentAllocator::new(&c.name, segment_budget().saturating_sub(used));
@@ -260,9 +286,12 @@ pub fn create_shared(p: &Pipeline, chain: &mut [ChainPhase]) -> Result<Vec<Segme
                 s.info.shape.as_slice()
             );
         }
+        if !sealed.is_empty() {
+            times.push((c.name.clone(), t.elapsed().as_secs_f64()));
+        }
         all.extend(sealed);
     }
-    Ok(all)
+    Ok((all, times))
 }
 
 /// Options of `spyral run` that are not pipeline overrides.
@@ -296,10 +325,17 @@ struct SegmentReport {
     bytes: u64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+struct SharedReport {
+    phase: String,
+    seconds: f64,
+}
+
 #[derive(Debug, Serialize)]
 struct WorkerReport {
     worker: usize,
     startup_ms: Option<f64>,
+    attach_ms: Option<f64>,
     peak_rss_kib: Option<u64>,
     exit: String,
 }
@@ -319,6 +355,8 @@ struct Report {
     runs_skipped: usize,
     runs_not_started: usize,
     segments: Vec<SegmentReport>,
+    shared_data_seconds: Vec<SharedReport>,
+    parent_peak_rss_kib: u64,
     worker_reports: Vec<WorkerReport>,
     runs: Vec<RunReport>,
 }
@@ -342,6 +380,7 @@ struct WorkerState {
     alive: bool,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     startup_ms: Option<f64>,
+    attach_ms: Option<f64>,
     spawned: Instant,
     peak_rss_kib: Option<u64>,
     exit: String,
@@ -452,6 +491,7 @@ fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerSta
         alive: true,
         stderr_tail: tail,
         startup_ms: None,
+        attach_ms: None,
         spawned,
         peak_rss_kib: None,
         exit: String::new(),
@@ -563,7 +603,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     }
     eprintln!("spyral: creating assets...");
     create_assets(&p, &mut chain)?;
-    let segments = create_shared(&p, &mut chain)?;
+    let (segments, shared_times) = create_shared(&p, &mut chain)?;
+    let shared_times: Vec<SharedReport> = shared_times
+        .into_iter()
+        .map(|(phase, seconds)| SharedReport { phase, seconds })
+        .collect();
     let plan = match p.schedule {
         Schedule::Snake => runs::snake(&collected.runs, p.workers),
         Schedule::Dynamic => runs::dynamic_estimate(&collected.runs, p.workers),
@@ -690,7 +734,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 tracing::warn!("worker {i} wrote an unreadable message: {line}");
             }
             Event::Msg(i, msg) => match msg {
-                WorkerMsg::Ready { startup_ms } => {
+                WorkerMsg::Ready {
+                    startup_ms,
+                    attach_ms,
+                } => {
+                    workers[i].attach_ms = Some(attach_ms);
                     // From spawn to ready, as seen by the parent (exec and linking included).
                     let seen = workers[i].spawned.elapsed().as_secs_f64() * 1e3;
                     workers[i].startup_ms = Some(seen);
@@ -937,11 +985,14 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         runs_skipped: count("skipped"),
         runs_not_started: count("not-started") + count("interrupted"),
         segments: segment_reports,
+        shared_data_seconds: shared_times,
+        parent_peak_rss_kib: crate::worker::peak_rss_kib(),
         worker_reports: workers
             .iter()
             .map(|w| WorkerReport {
                 worker: w.index,
                 startup_ms: w.startup_ms,
+                attach_ms: w.attach_ms,
                 peak_rss_kib: w.peak_rss_kib,
                 exit: w.exit.clone(),
             })

@@ -276,7 +276,7 @@ impl Pipeline {
             });
         }
         Ok(Pipeline {
-            path: path.to_path_buf(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             text: text.to_string(),
             workspace: resolve(&raw.workspace),
             traces: resolve(&raw.traces),

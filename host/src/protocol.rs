@@ -110,6 +110,8 @@ pub enum WorkerMsg {
     Ready {
         /// Milliseconds from process start.
         startup_ms: f64,
+        /// Milliseconds spent mapping the shared segments and in `attach_shared`.
+        attach_ms: f64,
     },
     /// Asks for the next run.
     Next,

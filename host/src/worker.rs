@@ -158,8 +158,8 @@ pub fn main() -> i32 {
         std::process::id(),
         job.pipeline.display()
     );
-    let chain = match setup(&job) {
-        Ok(c) => c,
+    let (chain, attach) = match setup(&job) {
+        Ok(pair) => pair,
         Err(message) => {
             tracing::error!("{message}");
             outbox.send(&WorkerMsg::Fatal { message });
@@ -167,8 +167,11 @@ pub fn main() -> i32 {
         }
     };
     let startup_ms = started.elapsed().as_secs_f64() * 1e3;
-    tracing::info!("ready after {startup_ms:.1} ms");
-    outbox.send(&WorkerMsg::Ready { startup_ms });
+    tracing::info!("ready after {startup_ms:.1} ms (attaching shared segments: {attach:.3} ms)");
+    outbox.send(&WorkerMsg::Ready {
+        startup_ms,
+        attach_ms: attach,
+    });
     loop {
         if cancel.load(Ordering::Relaxed) {
             tracing::warn!("stop requested: not taking more runs");
@@ -198,14 +201,16 @@ pub fn main() -> i32 {
 
 struct Chain(Vec<ChainPhase>, Pipeline);
 
-fn setup(job: &Job) -> Result<Chain, String> {
+fn setup(job: &Job) -> Result<(Chain, f64), String> {
     let mut pipeline = Pipeline::load(&job.pipeline).map_err(|e| e.to_string())?;
     if let Some(t) = &job.traces {
         pipeline.traces = t.clone();
     }
+    crate::parent::enter_pipeline_dir(&pipeline).map_err(|e| e.to_string())?;
     let registry =
         Registry::build_for(&pipeline.plugins, &pipeline.kinds()).map_err(|e| e.to_string())?;
     let mut chain = chain::build(&pipeline, &registry).map_err(|e| e.to_string())?;
+    let t_attach = Instant::now();
     let segments = crate::segments::attach(&job.segments)?;
     for c in chain.iter_mut().filter(|c| c.spec.active) {
         let mine: Vec<_> = segments
@@ -226,7 +231,10 @@ fn setup(job: &Job) -> Result<Chain, String> {
             .into_result()
             .map_err(|e| format!("phase {}: attach_shared failed: {e}", c.name))?;
     }
-    Ok(Chain(chain, pipeline))
+    Ok((
+        Chain(chain, pipeline),
+        t_attach.elapsed().as_secs_f64() * 1e3,
+    ))
 }
 
 fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &AtomicBool) {

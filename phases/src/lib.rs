@@ -32,6 +32,11 @@ spyral_core::export_plugin! {
             "Pointcloud",
             "Raw GET traces to point clouds: baseline removal, peak finding, pad geometry, z calibration, IC gate",
         ),
+        spyral_core::kind::<cluster::ClusterPhase>(
+            "cluster",
+            "Cluster",
+            "Point clouds to clusters: HDBSCAN (scikit-learn semantics), LOF outlier cleaning, track direction, continuity/overlap joins",
+        ),
         spyral_core::kind::<estimation::EstimationPhase>(
             "estimation",
             "Estimation",

@@ -20,7 +20,7 @@ use crate::attpc::padmap::PadMap;
 use crate::attpc::traces::{
     FribData, FribTrigger, RawEvent, TraceReader, GET_SAMPLE_OFFSET, NUM_SCALERS, SCALER_NAMES,
 };
-use crate::signal::{get_peaks, frib_peaks, BaselineRemover, FindPeaksParams, Peak, PeakFinder};
+use crate::signal::{frib_peaks, get_peaks, BaselineRemover, FindPeaksParams, Peak, PeakFinder};
 use crate::table::Table;
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -115,12 +115,17 @@ pub struct CloudBuilder<'a> {
 
 impl<'a> CloudBuilder<'a> {
     /// State for one run, with its RNG seeded from `seed`.
-    pub fn new(config: &'a PointcloudConfig, pads: &'a PadMap, seed: u64) -> Result<Self, PhaseError> {
+    pub fn new(
+        config: &'a PointcloudConfig,
+        pads: &'a PadMap,
+        seed: u64,
+    ) -> Result<Self, PhaseError> {
         let cfg_err = |e: crate::signal::SignalError| PhaseError::config(e.to_string());
         Ok(CloudBuilder {
             config,
             pads,
-            get_baseline: BaselineRemover::get(config.get.baseline_window_scale).map_err(cfg_err)?,
+            get_baseline: BaselineRemover::get(config.get.baseline_window_scale)
+                .map_err(cfg_err)?,
             frib_baseline: BaselineRemover::frib(config.frib.baseline_window_scale)
                 .map_err(cfg_err)?,
             get_params: FindPeaksParams::spyral_get(
@@ -177,7 +182,9 @@ impl<'a> CloudBuilder<'a> {
             if self.peaks.is_empty() || self.peaks.len() > MAX_PEAKS_PER_TRACE {
                 continue;
             }
-            let Some(info) = self.pads.pad(pad) else { continue };
+            let Some(info) = self.pads.pad(pad) else {
+                continue;
+            };
             if self.pads.is_beam_pad(pad) {
                 continue;
             }
@@ -243,8 +250,10 @@ impl Phase for PointcloudPhase {
         payload: &PhaseResult,
         workspace: &Workspace,
     ) -> Result<PhaseResult, PhaseError> {
-        Ok(PhaseResult::new(payload.run_number)
-            .with_artifact("pointcloud", workspace.artifact_path(payload.run_number, "h5")))
+        Ok(PhaseResult::new(payload.run_number).with_artifact(
+            "pointcloud",
+            workspace.artifact_path(payload.run_number, "h5"),
+        ))
     }
 
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
@@ -256,7 +265,10 @@ impl Phase for PointcloudPhase {
         let dest = ws.artifact_path(run, "h5");
         let out = PartialFile::new(&dest)?;
         let h5err = |what: &str, e: hdf5::Error| {
-            PhaseError::io(format!("run {run}: writing {}: {what}: {e}", dest.display()))
+            PhaseError::io(format!(
+                "run {run}: writing {}: {what}: {e}",
+                dest.display()
+            ))
         };
         let file = hdf5::File::with_options()
             .with_fcpl(|p| p.obj_track_times(false))
@@ -325,7 +337,8 @@ impl Phase for PointcloudPhase {
                 ("ic_centroid", centroid),
                 ("ic_multiplicity", mult),
             ];
-            h5util::write_attr(&ds, "orig_run", &event.orig_run).map_err(|e| h5err("orig_run", e))?;
+            h5util::write_attr(&ds, "orig_run", &event.orig_run)
+                .map_err(|e| h5err("orig_run", e))?;
             h5util::write_attr(&ds, "orig_event", &event.orig_event)
                 .map_err(|e| h5err("orig_event", e))?;
             for (k, v) in attrs {
@@ -352,7 +365,10 @@ impl Phase for PointcloudPhase {
                         t.push_i64(name, i64::from(r.values[k]));
                     }
                 }
-                t.write_parquet(&ws.artifact_dir().join(format!("{}_scaler.parquet", run_stem(run))))?;
+                t.write_parquet(
+                    &ws.artifact_dir()
+                        .join(format!("{}_scaler.parquet", run_stem(run))),
+                )?;
             }
             None => tracing::info!("run {run}: the trace file has no scalers"),
         }

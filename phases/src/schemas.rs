@@ -24,8 +24,13 @@ pub fn cluster() -> ResultSchema {
 }
 
 /// The Estimation parquet's columns and types, in order.
-pub const ESTIMATION_INT_COLUMNS: [&str; 5] =
-    ["event", "cluster_index", "cluster_label", "orig_run", "orig_event"];
+pub const ESTIMATION_INT_COLUMNS: [&str; 5] = [
+    "event",
+    "cluster_index",
+    "cluster_label",
+    "orig_run",
+    "orig_event",
+];
 /// Float columns of the Estimation parquet, in order (after the int columns).
 pub const ESTIMATION_FLOAT_COLUMNS: [&str; 17] = [
     "ic_amplitude",
@@ -61,8 +66,13 @@ pub fn estimation() -> ResultSchema {
 }
 
 /// The InterpSolver parquet's int columns, in order.
-pub const SOLVER_INT_COLUMNS: [&str; 5] =
-    ["event", "cluster_index", "cluster_label", "orig_run", "orig_event"];
+pub const SOLVER_INT_COLUMNS: [&str; 5] = [
+    "event",
+    "cluster_index",
+    "cluster_label",
+    "orig_run",
+    "orig_event",
+];
 /// The InterpSolver parquet's float columns, in order.
 pub const SOLVER_FLOAT_COLUMNS: [&str; 15] = [
     "vertex_x",

@@ -161,8 +161,11 @@ mod tests {
     }
 
     fn partial_left(dir: &Path) -> bool {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"))
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
     }
 }

@@ -5,11 +5,12 @@
 //! Checked:
 //! - GET baseline removal (400 traces): the `i32` outputs are identical, the `f64` baselines of
 //!   every 20th trace agree within 1e-6;
-//! - FRIBDAQ baseline removal (6 matrices of 2048 x 8, per column): identical `i32` outputs, event 0
-//!   baselines within 1e-6;
+//! - FRIBDAQ baseline removal (6 matrices of 2048 x 8, per column): identical `i32` outputs,
+//!   event 0 baselines within 1e-6;
 //! - `find_peaks` with Spyral's GET and FRIB options (and one extra option set) on the
 //!   baseline-removed traces and on crafted traces: same peak indices and bases, properties within
-//!   1e-9 (they are in fact bit-identical);
+//!   1e-9 (they are bit-identical to scipy's; the only differences seen, 1 ulp, come from
+//!   serde_json's float parsing of the fixture);
 //! - Spyral `Peak` records (amplitude, inflections, integral, threshold) for GET and FRIB.
 //!
 //! `cargo test --release -p spyral-phases --test signal_parity -- --ignored --nocapture` prints the

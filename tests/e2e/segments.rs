@@ -117,55 +117,6 @@ fn a_segment_larger_than_memory_fails_fast() {
     assert!(!sb.latest_log().join("worker-0.log").exists());
 }
 
-/// Pss and Rss (KiB) of the mappings of memfd segments named `spyral:<phase>:<name>` in `pid`.
-fn segment_pss(pid: i32, tag: &str) -> (u64, u64) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
-        return (0, 0);
-    };
-    let (mut pss, mut rss, mut inside) = (0, 0, false);
-    for line in text.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            inside = line.contains(tag);
-        } else if inside {
-            let val = || {
-                line.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            if line.starts_with("Pss:") {
-                pss += val();
-            } else if line.starts_with("Rss:") {
-                rss += val();
-            }
-        }
-    }
-    (pss, rss)
-}
-
-fn children(parent: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after = stat.rsplit(')').next().unwrap_or("");
-        if after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<i32>().ok())
-            == Some(parent)
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn two_workers_share_one_physical_copy() {
     let sb = Sandbox::new();
@@ -188,8 +139,11 @@ fn two_workers_share_one_physical_copy() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut best: Option<(u64, Vec<(u64, u64)>)> = None;
     while std::time::Instant::now() < deadline {
-        let workers = children(child.id() as i32);
-        let per: Vec<(u64, u64)> = workers.iter().map(|&w| segment_pss(w, tag)).collect();
+        let workers = spyral_e2e::children(child.id() as i32);
+        let per: Vec<(u64, u64)> = workers
+            .iter()
+            .map(|&w| spyral_e2e::mapping_pss(w, tag))
+            .collect();
         let all_touched = per.len() == 2 && per.iter().all(|&(_, rss)| rss >= full_kib * 99 / 100);
         if all_touched {
             best = Some((per.iter().map(|p| p.0).sum(), per));
@@ -254,7 +208,8 @@ fn killing_the_parent_leaks_nothing() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while children(child.id() as i32).len() < 2 && std::time::Instant::now() < deadline {
+    while spyral_e2e::children(child.id() as i32).len() < 2 && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));

@@ -164,3 +164,68 @@ pub fn run_record(report: &serde_json::Value, run: u64) -> serde_json::Value {
 pub fn pid_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The direct children of process `parent`.
+pub fn children(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<i32>().ok())
+            == Some(parent)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// (Pss, Rss) in KiB of the mappings of `pid` whose line contains `tag` (e.g. a memfd name).
+pub fn mapping_pss(pid: i32, tag: &str) -> (u64, u64) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return (0, 0);
+    };
+    let (mut pss, mut rss, mut inside) = (0, 0, false);
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            inside = line.contains(tag);
+        } else if inside {
+            let val = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if line.starts_with("Pss:") {
+                pss += val;
+            } else if line.starts_with("Rss:") {
+                rss += val;
+            }
+        }
+    }
+    (pss, rss)
+}
+
+/// Total Pss of `pid` in KiB (from smaps_rollup).
+pub fn total_pss(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

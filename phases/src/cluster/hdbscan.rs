@@ -139,23 +139,15 @@ fn dist<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
 /// Distance of each point to its `k`-th nearest neighbour, itself included (selected on
 /// squared distances like scikit-learn's kd-tree, square root taken at the end).
 fn core_distances<const D: usize>(points: &[[f64; D]], k: usize) -> Vec<f64> {
-    let mut best: Vec<f64> = Vec::with_capacity(k + 1);
+    let mut row = vec![0.0f64; points.len()];
     points
         .iter()
         .map(|p| {
-            best.clear();
-            for q in points {
-                let d = dist2(p, q);
-                if best.len() < k {
-                    let pos = best.partition_point(|&b| b <= d);
-                    best.insert(pos, d);
-                } else if d < best[k - 1] {
-                    best.pop();
-                    let pos = best.partition_point(|&b| b <= d);
-                    best.insert(pos, d);
-                }
+            for (r, q) in row.iter_mut().zip(points) {
+                *r = dist2(p, q);
             }
-            best[k - 1].sqrt()
+            let (_, kth, _) = row.select_nth_unstable_by(k - 1, f64::total_cmp);
+            kth.sqrt()
         })
         .collect()
 }

@@ -327,7 +327,7 @@ impl Phase for ClusterPhase {
         h5util::write_attr(&root, "max_event", &max_event).map_err(|e| h5err("max_event", e))?;
 
         let total = if max_event >= min_event {
-            (max_event - min_event) as u64 + 1
+            max_event.abs_diff(min_event).saturating_add(1)
         } else {
             0
         };

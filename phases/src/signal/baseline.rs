@@ -1,29 +1,32 @@
 //! Fourier-filter baseline removal for GET and FRIBDAQ traces (spec §3.1.1 and §1.8).
 //!
-//! For each trace (a GET row of 512 `i16` samples, or a FRIBDAQ column of 2048 `u16` samples) Spyral:
+//! For each trace (a GET row of 512 `i16` samples, or a FRIBDAQ column of 2048 `u16` samples),
+//! Spyral:
 //!
 //! 1. copies sample 1 onto sample 0 and sample `n-2` onto sample `n-1` (in the integer type);
 //! 2. computes the mean and the population standard deviation of the row, marks the samples with
 //!    `x - mean > 1.5 * std` (one-sided), and replaces them by the mean of the unmasked samples,
 //!    truncated toward zero (the row is still integer);
-//! 3. filters that masked row with `fil = ifftshift(sinc(window / window_scale))`, `window = -n/2 ..
-//!    n/2 - 1`, used directly as a real frequency response: `baseline = real(IFFT(FFT(row) * fil))`;
+//! 3. filters that masked row with `fil = ifftshift(sinc(window / window_scale))`,
+//!    `window = -n/2 .. n/2 - 1`, used directly as a real frequency response:
+//!    `baseline = real(IFFT(FFT(row) * fil))`;
 //! 4. returns `trace - baseline` as `f64`, which the trace classes cast to `i32` (truncation toward
 //!    zero).
 //!
-//! [`BaselineRemover`] does exactly that with the filter, the twiddles and the FFT plans computed
-//! once, and all buffers preallocated. Because the row is real and the filter is real and even,
-//! the filtered spectrum is Hermitian: one complex FFT of half the length (the even samples as real
-//! parts, the odd samples as imaginary parts), a split step, the filter, the inverse split step and
-//! one inverse half-length FFT give the same baseline as numpy's full complex transforms, to
-//! rounding (about 1e-13 here).
+//! [`BaselineRemover`] does exactly that with the filter, its per-bin coefficients and the FFT
+//! plans computed once, and all buffers preallocated. Because the row is real and the filter is
+//! real and even, the filtered spectrum is Hermitian: one complex FFT of half the length (even
+//! samples as real parts, odd samples as imaginary parts), one 2x2 complex linear map per pair of
+//! bins `(k, n/2 - k)` (split into the real row's spectrum, filter, repack), and one inverse
+//! half-length FFT give the same baseline as numpy's full complex transforms, to rounding (about
+//! 1e-13 here).
 //!
 //! Numerical notes (why the integer outputs agree with the Python original):
 //! - the mean is `sum / n` with an exact sum (integers, far below 2^53), as in numpy and numba;
 //! - numba's `np.std` sums the squared deviations sequentially in `f64`. For power-of-two `n` and
 //!   12-bit ADC data every partial sum is exactly representable, so the exact integer formula
-//!   `(n·Σx² − (Σx)²) / n` gives the same bits; when it cannot be proven exact the sequential loop
-//!   is used instead;
+//!   `(n·Σx² − (Σx)²) / n` gives the same bits; when it cannot be proven exact the sequential
+//!   loop is used instead. The standard deviation is `sqrt(var)` (numba writes `var ** 0.5`);
 //! - the mask test is evaluated with the same `f64` operations (`x - mean > std * 1.5`);
 //! - a row whose masked copy is constant has an exactly constant baseline here, as in numpy, so
 //!   flat regions do not produce off-by-one truncations.
@@ -86,10 +89,11 @@ pub struct BaselineRemover {
     inv_n: f64,
     /// `fil[k]` for `k = 0..=half` (the filter is even: `fil[n - k] == fil[k]`).
     filter: Vec<f64>,
-    /// Per `k = 1..=half/2`, the coefficients `[c11, c12, c21, c22]` of the linear map from
-    /// `(Z[k], conj(Z[half-k]))` (half-length transform of the packed row) to
-    /// `(Z'[k], conj(Z'[half-k]))` (half-length transform of the packed baseline).
-    coefficients: Vec<[Complex<f64>; 4]>,
+    /// Per `k = 1..=half/2`, the real coefficients `[p, q, r]` of the linear map from
+    /// `(A, B) = (Z[k], conj(Z[half-k]))` (half-length transform of the packed row) to
+    /// `Z'[k] = p A + i r B`, `conj(Z'[half-k]) = -i r A + q B` (half-length transform of the packed
+    /// baseline); see [`pair_coefficients`].
+    coefficients: Vec<[f64; 3]>,
     forward: Arc<dyn Fft<f64>>,
     inverse: Arc<dyn Fft<f64>>,
     /// Half-length complex buffer: packed row, then packed baseline (unnormalized).
@@ -133,12 +137,8 @@ impl BaselineRemover {
             .collect();
         let coefficients = (1..=half / 2)
             .map(|k| {
-                let angle = -2.0 * PI * (k as f64) / (n_samples as f64);
-                pair_coefficients(
-                    filter[k],
-                    filter[half - k],
-                    Complex::new(angle.cos(), angle.sin()),
-                )
+                let theta = 2.0 * PI * (k as f64) / (n_samples as f64);
+                pair_coefficients(filter[k], filter[half - k], theta)
             })
             .collect();
         let mut planner = FftPlanner::<f64>::new();
@@ -196,14 +196,15 @@ impl BaselineRemover {
     pub fn remove<T: RawSample>(&mut self, row: &[T], out: &mut [i32]) -> Result<(), SignalError> {
         self.check_len(out.len())?;
         self.process(row)?;
+        // trace - baseline, then the integer cast in a separate loop (which vectorizes).
         let inv_n = self.inv_n;
-        for ((pair, o), b) in out
-            .chunks_exact_mut(2)
-            .zip(self.trace.chunks_exact(2))
-            .zip(self.packed.iter())
-        {
-            pair[0] = trunc_i32(o[0] - b.re * inv_n);
-            pair[1] = trunc_i32(o[1] - b.im * inv_n);
+        for (t, b) in self.trace.chunks_exact_mut(2).zip(self.packed.iter()) {
+            t[0] -= b.re * inv_n;
+            t[1] -= b.im * inv_n;
+        }
+        for (o, &v) in out.iter_mut().zip(self.trace.iter()) {
+            // `as` truncates toward zero (and saturates), like numpy's astype(int32) in range.
+            *o = v as i32;
         }
         Ok(())
     }
@@ -315,7 +316,7 @@ impl BaselineRemover {
         for (j, o) in out.iter_mut().enumerate() {
             let b = self.packed[j / 2];
             let b = if j % 2 == 0 { b.re } else { b.im };
-            *o = trunc_i32(self.trace[j] - b * inv_n);
+            *o = (self.trace[j] - b * inv_n) as i32;
         }
         Ok(())
     }
@@ -413,41 +414,33 @@ impl BaselineRemover {
         let y0 = (z0.re + z0.im) * fil[0];
         let yh = (z0.re - z0.im) * fil[h];
         z[0] = Complex::new(y0 + yh, y0 - yh);
-        for (k, c) in (1..=h / 2).zip(&self.coefficients) {
+        for (k, &[p, q, r]) in (1..=h / 2).zip(&self.coefficients) {
             let a = z[k];
-            let b = z[h - k].conj();
-            z[k] = c[0] * a + c[1] * b;
+            // b = conj(Z[h-k])
+            let (b_re, b_im) = (z[h - k].re, -z[h - k].im);
+            // Z'[k] = p A + i r B; Z'[h-k] = conj(-i r A + q B).
+            z[k] = Complex::new(p * a.re - r * b_im, p * a.im + r * b_re);
             if k != h - k {
-                z[h - k] = (c[2] * a + c[3] * b).conj();
+                z[h - k] = Complex::new(r * a.im + q * b_re, r * a.re - q * b_im);
             }
         }
     }
 }
 
 /// The linear map of one bin pair `(k, h-k)` (`h = n/2`, `f1 = fil[k]`, `f2 = fil[h-k]`,
-/// `w = exp(-2 pi i k / n)`) from `(A, B) = (Z[k], conj(Z[h-k]))` to
-/// `(Z'[k], conj(Z'[h-k]))`.
+/// `theta = 2 pi k / n`, `w = exp(-i theta)`) from `(A, B) = (Z[k], conj(Z[h-k]))` to
+/// `(Z'[k], conj(Z'[h-k]))`, returned as `[p, q, r]` with `Z'[k] = p A + i r B` and
+/// `conj(Z'[h-k]) = -i r A + q B`.
 ///
 /// Derivation: the spectrum of the real row is `X[k] = S + w D` and `X[h-k] = conj(S - w D)`
 /// with `S = (A + B) / 2`, `D = (A - B) / 2i`; the filtered bins are `Y = fil X`; the inverse
 /// packing is `Z'[k] = E + i O`, `conj(Z'[h-k]) = E - i O` with `E = Y[k] + conj(Y[h-k])` and
-/// `O = (Y[k] - conj(Y[h-k])) conj(w)`. Everything is complex-linear in `A` and `B`.
-fn pair_coefficients(f1: f64, f2: f64, w: Complex<f64>) -> [Complex<f64>; 4] {
-    let i = Complex::new(0.0, 1.0);
-    let sum = Complex::new(f1 + f2, 0.0);
-    let diff = f1 - f2;
-    // E + iO = alpha S + beta D, E - iO = gamma S + delta D.
-    let alpha = sum + i * w.conj() * diff;
-    let beta = w * diff + i * sum;
-    let gamma = sum - i * w.conj() * diff;
-    let delta = w * diff - i * sum;
-    // S = (A + B) / 2, D = -i (A - B) / 2.
-    [
-        (alpha - i * beta) * 0.5,
-        (alpha + i * beta) * 0.5,
-        (gamma - i * delta) * 0.5,
-        (gamma + i * delta) * 0.5,
-    ]
+/// `O = (Y[k] - conj(Y[h-k])) conj(w)`. With `s = f1 + f2` and `d = f1 - f2` this gives
+/// `Z'[k] = (s - d sin theta) A + i d cos theta B` and
+/// `conj(Z'[h-k]) = -i d cos theta A + (s + d sin theta) B`.
+fn pair_coefficients(f1: f64, f2: f64, theta: f64) -> [f64; 3] {
+    let (s, d) = (f1 + f2, f1 - f2);
+    [s - d * theta.sin(), s + d * theta.sin(), d * theta.cos()]
 }
 
 /// Lane-parallel sum and sum of squares. Exact for integer-valued data below 2^53.
@@ -490,27 +483,6 @@ fn selected_sum(values: &[f64], select: impl Fn(f64) -> bool) -> (f64, usize) {
     }
     let count = (c[0] + c[1] + c[2] + c[3]) as usize;
     ((a[0] + a[1]) + (a[2] + a[3]), count)
-}
-
-/// Truncation toward zero to `i32`, like numpy's `astype(int32)`.
-///
-/// The outputs of this module are bounded far inside the `i32` range (`|trace - baseline|` is at
-/// most `(1 + sqrt(n)) * 65535` for 16-bit samples: `|fil| <= 1`), where this equals `v as i32`.
-/// It avoids the saturating conversion, which the compiler does not vectorize: adding
-/// `1.5 * 2^52` rounds to the nearest integer, which sits in the low mantissa bits; one step toward
-/// zero then gives the truncation. Outside `|v| < 2^31` it falls back to `as`.
-#[inline]
-fn trunc_i32(v: f64) -> i32 {
-    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
-    const LIMIT: f64 = 2_147_483_648.0; // 2^31
-    if !(v.abs() < LIMIT) {
-        return v as i32;
-    }
-    let shifted = v + MAGIC;
-    let nearest = shifted - MAGIC;
-    // The low 32 bits of the shifted value are the nearest integer in two's complement.
-    let n = shifted.to_bits() as u32 as i32;
-    n - i32::from((v >= 0.0) & (nearest > v)) + i32::from((v < 0.0) & (nearest < v))
 }
 
 /// Population variance with numba's semantics (sequential `f64` sum of squared deviations),
@@ -654,40 +626,6 @@ mod tests {
         let (want, _) = reference(&row, 20.0);
         for j in 0..8 {
             assert!((b[j] - want[j]).abs() < 1e-12);
-        }
-    }
-
-    #[test]
-    fn trunc_matches_as_cast() {
-        let mut values = vec![
-            0.0,
-            -0.0,
-            0.5,
-            -0.5,
-            1.5,
-            -1.5,
-            2.5,
-            -2.5,
-            0.999_999_999_999,
-            -1e-300,
-        ];
-        for k in -2000..2000 {
-            let base = f64::from(k) * 1234.567;
-            for d in [0.0, 0.25, 0.5, 0.75, 1e-9, -1e-9, 0.499_999_999_999_9] {
-                values.push(base + d);
-                values.push(f64::from(k) + d);
-            }
-        }
-        values.extend([
-            2_147_483_647.4,
-            -2_147_483_648.0,
-            -2_147_483_648.7,
-            3e9,
-            -3e9,
-            f64::NAN,
-        ]);
-        for v in values {
-            assert_eq!(trunc_i32(v), v as i32, "{v}");
         }
     }
 

@@ -21,7 +21,9 @@
 //! let mut remover = BaselineRemover::new(512, 20.0)?;
 //! let mut finder = PeakFinder::new();
 //! let params = FindPeaksParams::spyral_get(50.0, 20.0, 50.0);
-//! let raw: Vec<i16> = (0..512).map(|i| 60 + if (200..220).contains(&i) { 300 } else { 0 }).collect();
+//! let raw: Vec<i16> = (0..512)
+//!     .map(|i| 60 + if (200..220).contains(&i) { 300 } else { 0 })
+//!     .collect();
 //! let mut trace = vec![0i32; 512];
 //! remover.remove(&raw, &mut trace)?;
 //! let mut peaks = Vec::new();

@@ -23,10 +23,17 @@
 //! traces, so no fixed rule reproduces every scipy installation. This implementation uses the
 //! stable order (equal heights: the later peak has the higher priority), which is what scipy gives
 //! for small peak counts and what scipy issue #22906 proposes as the stable option. It is computed
-//! without sorting: the highest peak of a range is kept, its neighbours within the distance are
-//! dropped, and the two remaining sides are independent sub-problems.
+//! without sorting: the highest local maximum of a sample range is kept, its neighbours within the
+//! distance are dropped, and the two remaining sides are independent sub-problems.
+//!
+//! Integer samples (`i16`, `u16`, `i32`) are processed as `i32`, others as `f64`; comparisons give
+//! the same answers as on scipy's `f64` copy.
 //!
 //! [`get_peaks`] and [`frib_peaks`] turn the found peaks into Spyral [`Peak`]s.
+
+// scipy's loops are written as `!(x <= peak)` and `!(min < peak)` so that NaN behaves as in C;
+// the negated comparisons on `PartialOrd` samples are deliberate.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use std::cmp::Ordering;
 
@@ -82,14 +89,32 @@ peak_sample!(false; u32, f32, f64);
 trait Work: PeakSample {
     /// A value below every local maximum (a maximum always has a smaller neighbour).
     const BELOW_ALL: Self;
+
+    /// The candidate buffer of this type.
+    fn candidates(buffers: &mut CandidateBuffers) -> &mut Vec<Self>;
 }
 
 impl Work for i32 {
     const BELOW_ALL: Self = i32::MIN;
+
+    fn candidates(buffers: &mut CandidateBuffers) -> &mut Vec<Self> {
+        &mut buffers.i32
+    }
 }
 
 impl Work for f64 {
     const BELOW_ALL: Self = f64::NEG_INFINITY;
+
+    fn candidates(buffers: &mut CandidateBuffers) -> &mut Vec<Self> {
+        &mut buffers.f64
+    }
+}
+
+/// Per-sample candidate values (see [`Scratch::split_select`]), one buffer per work type.
+#[derive(Debug, Clone, Default)]
+struct CandidateBuffers {
+    i32: Vec<i32>,
+    f64: Vec<f64>,
 }
 
 /// A closed interval condition, as scipy's `(min, max)` tuples; `None` is unbounded.
@@ -230,8 +255,7 @@ pub struct PeakFinder {
 struct Scratch {
     maxima: Vec<usize>,
     starts: Vec<u8>,
-    candidates_i32: Vec<i32>,
-    candidates_f64: Vec<f64>,
+    candidates: CandidateBuffers,
     heights: Vec<f64>,
     keep: Vec<bool>,
     ranges: Vec<(usize, usize)>,
@@ -271,10 +295,7 @@ impl PeakFinder {
 }
 
 impl Scratch {
-    fn run<W: Work>(&mut self, x: &[W], params: &FindPeaksParams, found: &mut Vec<FoundPeak>)
-    where
-        Self: Candidates<W>,
-    {
+    fn run<W: Work>(&mut self, x: &[W], params: &FindPeaksParams, found: &mut Vec<FoundPeak>) {
         match params.distance {
             Some(distance) => {
                 // Peak positions are integers: scipy compares with the rounded-up distance
@@ -304,17 +325,15 @@ impl Scratch {
     /// same as scipy's highest-first pass, because a dropped peak never removes anything and two
     /// candidates on different sides are at least `2d` apart. Leaves the kept positions, sorted,
     /// in `self.maxima`.
-    fn split_select<W: Work>(&mut self, x: &[W], d: usize)
-    where
-        Self: Candidates<W>,
-    {
+    fn split_select<W: Work>(&mut self, x: &[W], d: usize) {
         self.maxima.clear();
         let n = x.len();
         if n < 3 {
             return;
         }
-        self.fill_candidates(x);
-        let (candidates, maxima, ranges) = self.split_buffers();
+        let candidates = W::candidates(&mut self.candidates);
+        fill_candidates(x, candidates, &mut self.starts);
+        let (maxima, ranges) = (&mut self.maxima, &mut self.ranges);
         ranges.clear();
         ranges.push((1, n - 1));
         while let Some((lo, hi)) = ranges.pop() {
@@ -331,7 +350,7 @@ impl Scratch {
             let peak = lo + last_position(range, top);
             maxima.push(peak);
             ranges.push((lo, (peak + 1).saturating_sub(d).max(lo)));
-            ranges.push(((peak + d).min(hi), hi));
+            ranges.push((peak.saturating_add(d).min(hi), hi));
         }
         maxima.sort_unstable();
     }
@@ -378,30 +397,6 @@ impl Scratch {
         });
     }
 }
-
-/// Access to the candidate buffer of the right type.
-trait Candidates<W: Work> {
-    /// Fills the candidate values of `x` (see [`Scratch::split_select`]).
-    fn fill_candidates(&mut self, x: &[W]);
-    /// The candidate values, the output positions and the range stack.
-    fn split_buffers(&mut self) -> (&[W], &mut Vec<usize>, &mut Vec<(usize, usize)>);
-}
-
-macro_rules! candidates {
-    ($t:ty, $field:ident) => {
-        impl Candidates<$t> for Scratch {
-            fn fill_candidates(&mut self, x: &[$t]) {
-                fill_candidates(x, &mut self.$field, &mut self.starts);
-            }
-
-            fn split_buffers(&mut self) -> (&[$t], &mut Vec<usize>, &mut Vec<(usize, usize)>) {
-                (&self.$field, &mut self.maxima, &mut self.ranges)
-            }
-        }
-    };
-}
-candidates!(i32, candidates_i32);
-candidates!(f64, candidates_f64);
 
 /// `candidates[i] = x[i]` where a local maximum is reported (single-sample maxima and plateau
 /// midpoints), [`Work::BELOW_ALL`] elsewhere. `x.len() >= 3`.
@@ -694,8 +689,9 @@ impl Peak {
 ///
 /// Runs `find_peaks` with `params` (normally [`FindPeaksParams::spyral_get`]), then for every
 /// found peak, in index order, calls `jitter` once (Spyral draws one `rng.random()` per found peak,
-/// including the ones the threshold rejects) and sets `centroid = index + jitter()`. Peaks with
-/// `amplitude > threshold` are written to `out` (cleared first).
+/// including the ones the threshold rejects) and sets `centroid = index + jitter()`; Spyral's smear
+/// is `jitter = || u / 1000.0` with `u` uniform in `[0, 1)`. Peaks with `amplitude > threshold`
+/// are written to `out` (cleared first). The pad-id check (`pad != -1`) is the caller's.
 pub fn get_peaks(
     finder: &mut PeakFinder,
     trace: &[i32],
@@ -815,6 +811,143 @@ mod tests {
                 assert_eq!(split, scratch.maxima, "round {round} d {d}");
                 scratch.split_select(&xf, d);
                 assert_eq!(split, scratch.maxima, "f64 round {round} d {d}");
+            }
+        }
+    }
+
+    /// A literal transcription of scipy's `find_peaks` steps (stable tie order), for comparison.
+    fn reference(x: &[f64], p: &FindPeaksParams) -> Vec<FoundPeak> {
+        let mut peaks = Vec::new();
+        local_maxima_into(x, &mut peaks);
+        if let Some(distance) = p.distance {
+            let d = distance.ceil() as usize;
+            let mut order: Vec<usize> = (0..peaks.len()).collect();
+            order.sort_by(|&a, &b| x[peaks[a]].partial_cmp(&x[peaks[b]]).unwrap());
+            let mut keep = vec![true; peaks.len()];
+            for &j in order.iter().rev() {
+                if !keep[j] {
+                    continue;
+                }
+                for k in 0..peaks.len() {
+                    if k != j && peaks[k].abs_diff(peaks[j]) < d {
+                        keep[k] = false;
+                    }
+                }
+            }
+            peaks = peaks
+                .iter()
+                .zip(&keep)
+                .filter(|(_, &k)| k)
+                .map(|(&i, _)| i)
+                .collect();
+        }
+        let mut out = Vec::new();
+        for &peak in &peaks {
+            let top = x[peak];
+            let (mut lm, mut lb, mut i) = (top, peak, peak as isize);
+            while i >= 0 && x[i as usize] <= top {
+                if x[i as usize] < lm {
+                    lm = x[i as usize];
+                    lb = i as usize;
+                }
+                i -= 1;
+            }
+            let (mut rm, mut rb, mut i) = (top, peak, peak);
+            while i < x.len() && x[i] <= top {
+                if x[i] < rm {
+                    rm = x[i];
+                    rb = i;
+                }
+                i += 1;
+            }
+            let prominence = top - if lm > rm { lm } else { rm };
+            if !p.prominence.is_none_or(|iv| iv.contains(prominence)) {
+                continue;
+            }
+            let height = top - prominence * p.rel_height;
+            let mut i = peak;
+            while lb < i && height < x[i] {
+                i -= 1;
+            }
+            let mut left_ips = i as f64;
+            if x[i] < height && x[i + 1] != x[i] {
+                left_ips += (height - x[i]) / (x[i + 1] - x[i]);
+            }
+            let mut i = peak;
+            while i < rb && height < x[i] {
+                i += 1;
+            }
+            let mut right_ips = i as f64;
+            if x[i] < height && x[i - 1] != x[i] {
+                right_ips -= (height - x[i]) / (x[i - 1] - x[i]);
+            }
+            let width = right_ips - left_ips;
+            if !p.width.is_none_or(|iv| iv.contains(width)) {
+                continue;
+            }
+            out.push(FoundPeak {
+                index: peak,
+                prominence,
+                left_base: lb,
+                right_base: rb,
+                width,
+                width_height: height,
+                left_ips,
+                right_ips,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn matches_reference_on_random_traces() {
+        let mut s = 987654321u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as u32
+        };
+        let mut finder = PeakFinder::new();
+        let param_sets = [
+            FindPeaksParams::spyral_get(50.0, 20.0, 50.0),
+            FindPeaksParams::spyral_frib(50.0, 20.0, 500.0),
+            FindPeaksParams {
+                distance: Some(2.5),
+                prominence: Some(Interval::between(1.0, 30.0)),
+                width: Some(Interval::between(0.5, 9.0)),
+                rel_height: 0.3,
+            },
+            FindPeaksParams::default(),
+        ];
+        for round in 0..1500 {
+            let n = (next() % 300) as usize;
+            let levels = 1 + next() % 60;
+            let xi: Vec<i32> = (0..n).map(|_| (next() % levels) as i32 - 20).collect();
+            let mut xf: Vec<f64> = xi.iter().map(|&v| f64::from(v) * 0.75 + 0.1).collect();
+            if round % 7 == 0 && n > 4 {
+                xf[(next() as usize) % n] = f64::NAN;
+            }
+            for p in &param_sets {
+                let want = reference(&xi.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), p);
+                assert_eq!(finder.find(&xi, p).unwrap(), &want[..], "i32 round {round}");
+                let want = reference(&xf, p);
+                let got = finder.find(&xf, p).unwrap();
+                assert_eq!(got.len(), want.len(), "f64 round {round}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(
+                        (g.index, g.left_base, g.right_base),
+                        (w.index, w.left_base, w.right_base)
+                    );
+                    for (a, b) in [
+                        (g.prominence, w.prominence),
+                        (g.width, w.width),
+                        (g.left_ips, w.left_ips),
+                        (g.right_ips, w.right_ips),
+                    ] {
+                        assert!(a.to_bits() == b.to_bits(), "f64 round {round}: {a} vs {b}");
+                    }
+                }
             }
         }
     }
@@ -983,6 +1116,14 @@ mod tests {
             f.find(&[0i32, 1, 0], &bad),
             Err(SignalError::InvalidRelHeight(_))
         ));
+        // A huge distance keeps only the highest peak (the later one on ties).
+        let far = FindPeaksParams {
+            distance: Some(1e300),
+            ..Default::default()
+        };
+        let x = [0i32, 3, 0, 5, 0, 5, 0, 1, 0];
+        assert_eq!(f.find(&x, &far).unwrap().len(), 1);
+        assert_eq!(f.peaks()[0].index, 5);
         // Degenerate inputs.
         assert!(f
             .find::<i32>(&[], &FindPeaksParams::default())

@@ -104,7 +104,11 @@ pub fn simulate_run<P: PadLookup + Sync>(
                 .chunks(chunk.max(1))
                 .map(|part| {
                     let sim = &sim;
-                    s.spawn(move || part.iter().map(|&id| sim.simulate_event(id)).collect::<Vec<_>>())
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|&id| sim.simulate_event(id))
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             for h in handles {
@@ -114,7 +118,9 @@ pub fn simulate_run<P: PadLookup + Sync>(
             }
         });
         if events.len() != ids.len() {
-            return Err(SimError::Output("an event generator thread panicked".into()));
+            return Err(SimError::Output(
+                "an event generator thread panicked".into(),
+            ));
         }
         for ev in events {
             traces += ev.get.nrows() as u64;

@@ -99,8 +99,11 @@ mod tests {
         let c: SolverConfig =
             spyral_core::config::parse("InterpSolver", r#"{"fit_method": "leastsq"}"#).unwrap();
         assert_eq!(c.fit_method, FitMethod::Leastsq);
-        let e = spyral_core::config::parse::<SolverConfig>("InterpSolver", r#"{"fit_method": "nelder"}"#)
-            .unwrap_err();
+        let e = spyral_core::config::parse::<SolverConfig>(
+            "InterpSolver",
+            r#"{"fit_method": "nelder"}"#,
+        )
+        .unwrap_err();
         assert!(e.message().contains("fit_method"), "{}", e.message());
         assert!(spyral_core::config::parse::<SolverConfig>("X", r#"{"ic_mn_val": 1}"#).is_err());
         assert!(c.ic_passes(1000.0) || !c.ic_gate);

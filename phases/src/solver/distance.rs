@@ -134,7 +134,11 @@ pub fn nearest_distances(
         out.fill(f64::INFINITY);
         return;
     }
-    let mode = if traj.len() < 2 { DistanceMode::Points } else { mode };
+    let mode = if traj.len() < 2 {
+        DistanceMode::Points
+    } else {
+        mode
+    };
     // Monotonic runs [start, end] (inclusive; consecutive runs share their turning sample).
     let runs = &mut scratch.runs;
     runs.clear();
@@ -240,7 +244,9 @@ mod tests {
     use super::*;
 
     fn lcg(state: &mut u64) -> f64 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (*state >> 11) as f64 / (1u64 << 53) as f64
     }
 

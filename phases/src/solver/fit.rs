@@ -101,6 +101,8 @@ pub struct FitResult {
     pub redchisq: f64,
     /// Objective evaluations.
     pub evaluations: usize,
+    /// Minimiser iterations.
+    pub iterations: usize,
     /// Whether the minimiser reported convergence.
     pub converged: bool,
 }
@@ -178,7 +180,13 @@ impl Evaluator<'_, '_> {
         {
             return false;
         }
-        nearest_distances(&self.traj, &self.points, self.mode, &mut self.scratch, &mut self.dist);
+        nearest_distances(
+            &self.traj,
+            &self.points,
+            self.mode,
+            &mut self.scratch,
+            &mut self.dist,
+        );
         true
     }
 }
@@ -255,18 +263,32 @@ impl<'m> TrackFitter<'m> {
     ) -> Result<Option<f64>, FitError> {
         let (points, weights) = self.prepare(cloud)?;
         let mut traj = Vec::new();
-        if self.mesh.trajectory_at(vertex, polar, azimuthal, ke, &mut traj).is_err() {
+        if self
+            .mesh
+            .trajectory_at(vertex, polar, azimuthal, ke, &mut traj)
+            .is_err()
+        {
             return Ok(None);
         }
         let mut dist = vec![0.0; points.len()];
         let mut scratch = DistanceScratch::default();
-        nearest_distances(&traj, &points, self.settings.distance, &mut scratch, &mut dist);
+        nearest_distances(
+            &traj,
+            &points,
+            self.settings.distance,
+            &mut scratch,
+            &mut dist,
+        );
         Ok(Some(match self.settings.method {
             FitMethod::Lbfgsb => {
                 weights.iter().zip(&dist).map(|(w, d)| w * d).sum::<f64>()
                     / weights.iter().sum::<f64>()
             }
-            FitMethod::Leastsq => weights.iter().zip(&dist).map(|(w, d)| (w * d).powi(2)).sum(),
+            FitMethod::Leastsq => weights
+                .iter()
+                .zip(&dist)
+                .map(|(w, d)| (w * d).powi(2))
+                .sum(),
         }))
     }
 
@@ -275,9 +297,16 @@ impl<'m> TrackFitter<'m> {
     pub fn fit(&self, cloud: ArrayView2<'_, f64>, guess: &Guess) -> Result<FitOutcome, FitError> {
         let s = &self.settings;
         let g = guess;
-        if ![g.polar, g.azimuthal, g.brho, g.vertex_mm[0], g.vertex_mm[1], g.vertex_mm[2]]
-            .iter()
-            .all(|v| v.is_finite())
+        if ![
+            g.polar,
+            g.azimuthal,
+            g.brho,
+            g.vertex_mm[0],
+            g.vertex_mm[1],
+            g.vertex_mm[2],
+        ]
+        .iter()
+        .all(|v| v.is_finite())
         {
             return Ok(FitOutcome::Skipped(Skip::NonFiniteGuess));
         }
@@ -322,7 +351,14 @@ impl<'m> TrackFitter<'m> {
             TAU,
             (vz0 + 0.2).min(l),
         ];
-        let wants = [true, true, s.fit_vertex_rho, s.fit_vertex_phi, s.fit_azimuthal, true];
+        let wants = [
+            true,
+            true,
+            s.fit_vertex_rho,
+            s.fit_vertex_phi,
+            s.fit_azimuthal,
+            true,
+        ];
         let mut full = [0.0; 6];
         let mut vary: Vec<usize> = Vec::with_capacity(6);
         for k in 0..6 {
@@ -361,13 +397,18 @@ impl<'m> TrackFitter<'m> {
         };
         let max_evals = 2 * 2000 * (vary.len() + 1);
         let nvary = vary.len();
-        let (best, sigmas, redchisq, evals, converged) = match s.method {
+        let (best, sigmas, redchisq, evals, iterations, converged) = match s.method {
             FitMethod::Lbfgsb => {
                 let mut obj = |x: &[f64]| -> f64 {
                     if !ev.distances(&expand(x)) {
                         return f64::NAN;
                     }
-                    ev.weights.iter().zip(&ev.dist).map(|(w, d)| w * d).sum::<f64>() / wsum
+                    ev.weights
+                        .iter()
+                        .zip(&ev.dist)
+                        .map(|(w, d)| w * d)
+                        .sum::<f64>()
+                        / wsum
                 };
                 let opts = LbfgsOptions {
                     max_evals,
@@ -375,7 +416,7 @@ impl<'m> TrackFitter<'m> {
                 };
                 let m = minimize_lbfgsb(&mut obj, &x0, &vlo, &vhi, &opts)?;
                 let p = expand(&m.x);
-                (p, None, m.f, m.evals, m.converged)
+                (p, None, m.f, m.evals, m.iterations, m.converged)
             }
             FitMethod::Leastsq => {
                 let mut res = |x: &[f64], r: &mut [f64]| -> bool {
@@ -394,7 +435,7 @@ impl<'m> TrackFitter<'m> {
                 let m = least_squares_lm(&mut res, n, &x0, &vlo, &vhi, &opts)?;
                 let p = expand(&m.x);
                 let redchi = m.f / (n - nvary) as f64;
-                (p, m.covariance, redchi, m.evals, m.converged)
+                (p, m.covariance, redchi, m.evals, m.iterations, m.converged)
             }
         };
 
@@ -413,6 +454,7 @@ impl<'m> TrackFitter<'m> {
             sigma_azimuthal: SIGMA_SENTINEL,
             redchisq,
             evaluations: evals,
+            iterations,
             converged,
         };
         if let Some(cov) = sigmas {
@@ -423,7 +465,8 @@ impl<'m> TrackFitter<'m> {
                 out.sigma_brho = v;
                 let sc = BRHO_FACTOR * f64::from(self.particle.z);
                 let m = self.particle.mass_mev;
-                out.sigma_ke = (sc * sc * best[BRHO] / ((best[BRHO] * sc).powi(2) + m * m).sqrt() * v).abs();
+                out.sigma_ke =
+                    (sc * sc * best[BRHO] / ((best[BRHO] * sc).powi(2) + m * m).sqrt() * v).abs();
             }
             if let Some(v) = sd(POLAR) {
                 out.sigma_polar = v;

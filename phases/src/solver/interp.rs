@@ -53,7 +53,10 @@ impl<'a> MeshView<'a> {
         ke_range: (f64, f64),
         polar_range_deg: (f64, f64),
     ) -> Option<Self> {
-        let len = n_t.checked_mul(3)?.checked_mul(n_ke)?.checked_mul(n_polar)?;
+        let len = n_t
+            .checked_mul(3)?
+            .checked_mul(n_ke)?
+            .checked_mul(n_polar)?;
         if data.len() != len || n_t == 0 || n_ke < 2 || n_polar < 2 {
             return None;
         }
@@ -102,7 +105,12 @@ impl<'a> MeshView<'a> {
 
     /// The mesh-frame trajectory (origin, azimuth 0) of `(ke, polar)` into `out` (resized to
     /// `n_t`).
-    pub fn trajectory(&self, ke: f64, polar_rad: f64, out: &mut Vec<[f64; 3]>) -> Result<(), InterpError> {
+    pub fn trajectory(
+        &self,
+        ke: f64,
+        polar_rad: f64,
+        out: &mut Vec<[f64; 3]>,
+    ) -> Result<(), InterpError> {
         let err = InterpError::OutOfRange {
             ke,
             polar_deg: polar_rad.to_degrees(),
@@ -234,7 +242,8 @@ impl<'a> CachedInterpolator<'a> {
             polar_deg: polar_rad.to_degrees(),
         };
         let (i, fk) = MeshView::locate(ke, v.ke_min, v.ke_max, v.n_ke).ok_or(err)?;
-        let (j, fp) = MeshView::locate(polar_rad, v.polar_min, v.polar_max, v.n_polar).ok_or(err)?;
+        let (j, fp) =
+            MeshView::locate(polar_rad, v.polar_min, v.polar_max, v.n_polar).ok_or(err)?;
         let w00 = (1.0 - fk) * (1.0 - fp);
         let w01 = (1.0 - fk) * fp;
         let w10 = fk * (1.0 - fp);
@@ -254,17 +263,23 @@ impl<'a> CachedInterpolator<'a> {
         );
         let (sn, cs) = azimuthal_rad.sin_cos();
         out.clear();
-        out.extend(a.iter().zip(b).zip(c).zip(d).map(|(((p00, p01), p10), p11)| {
-            let mut p = [0.0; 3];
-            for (k, x) in p.iter_mut().enumerate() {
-                *x = w00 * p00[k] + w01 * p01[k] + w10 * p10[k] + w11 * p11[k];
-            }
-            [
-                cs * p[0] - sn * p[1] + vertex[0],
-                sn * p[0] + cs * p[1] + vertex[1],
-                p[2] + vertex[2],
-            ]
-        }));
+        out.extend(
+            a.iter()
+                .zip(b)
+                .zip(c)
+                .zip(d)
+                .map(|(((p00, p01), p10), p11)| {
+                    let mut p = [0.0; 3];
+                    for (k, x) in p.iter_mut().enumerate() {
+                        *x = w00 * p00[k] + w01 * p01[k] + w10 * p10[k] + w11 * p11[k];
+                    }
+                    [
+                        cs * p[0] - sn * p[1] + vertex[0],
+                        sn * p[0] + cs * p[1] + vertex[1],
+                        p[2] + vertex[2],
+                    ]
+                }),
+        );
         Ok(())
     }
 }
@@ -302,9 +317,12 @@ mod tests {
             v.trajectory(ke, th, &mut out).unwrap();
             assert_eq!(out.len(), 4);
             for (t, p) in out.iter().enumerate() {
-                for c in 0..3 {
+                for (c, pc) in p.iter().enumerate() {
                     let want = t as f64 + (c as f64 + 1.0) * ke + 2.0 * th;
-                    assert!((p[c] - want).abs() < 1e-9, "{ke} {th_deg} {t} {c}: {} vs {want}", p[c]);
+                    assert!(
+                        (pc - want).abs() < 1e-9,
+                        "{ke} {th_deg} {t} {c}: {pc} vs {want}"
+                    );
                 }
             }
         }
@@ -325,7 +343,8 @@ mod tests {
                     for j in 0..np {
                         let stop = 10 + 7 * i + 3 * j;
                         let tt = t.min(stop) as f64;
-                        d[((t * 3 + c) * nk + i) * np + j] = (tt * (c as f64 + 1.0) * 0.01 + i as f64 * 0.1).sin() + j as f64 * 0.01;
+                        d[((t * 3 + c) * nk + i) * np + j] =
+                            (tt * (c as f64 + 1.0) * 0.01 + i as f64 * 0.1).sin() + j as f64 * 0.01;
                     }
                 }
             }
@@ -336,13 +355,18 @@ mod tests {
         for k in 0..200 {
             let ke = 1.0 + 3.0 * ((k * 37) % 101) as f64 / 100.0;
             let th = (10.0 + 40.0 * ((k * 53) % 97) as f64 / 96.0).to_radians();
-            v.trajectory_at([0.1, 0.2, 0.3], th, 0.7, ke, &mut a).unwrap();
-            cache.trajectory_at([0.1, 0.2, 0.3], th, 0.7, ke, &mut b).unwrap();
+            v.trajectory_at([0.1, 0.2, 0.3], th, 0.7, ke, &mut a)
+                .unwrap();
+            cache
+                .trajectory_at([0.1, 0.2, 0.3], th, 0.7, ke, &mut b)
+                .unwrap();
             assert!(b.len() <= a.len() && b.len() >= 11);
             assert_eq!(&a[..b.len()], &b[..]);
             assert!(a[b.len()..].iter().all(|p| p == b.last().unwrap()));
         }
-        assert!(cache.trajectory_at([0.0; 3], 0.5, 0.0, 9.0, &mut b).is_err());
+        assert!(cache
+            .trajectory_at([0.0; 3], 0.5, 0.0, 9.0, &mut b)
+            .is_err());
     }
 
     #[test]
@@ -351,7 +375,14 @@ mod tests {
         let v = MeshView::new(&d, 2, 2, 2, (1.0, 10.0), (10.0, 80.0)).unwrap();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         v.trajectory(2.0, 0.5, &mut a).unwrap();
-        v.trajectory_at([1.0, 2.0, 3.0], 0.5, std::f64::consts::FRAC_PI_2, 2.0, &mut b).unwrap();
+        v.trajectory_at(
+            [1.0, 2.0, 3.0],
+            0.5,
+            std::f64::consts::FRAC_PI_2,
+            2.0,
+            &mut b,
+        )
+        .unwrap();
         for (p, q) in a.iter().zip(&b) {
             assert!((q[0] - (-p[1] + 1.0)).abs() < 1e-12);
             assert!((q[1] - (p[0] + 2.0)).abs() < 1e-12);

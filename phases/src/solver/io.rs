@@ -51,7 +51,13 @@ pub enum InputError {
 }
 
 /// Integer identification columns of the Estimation (and InterpSolver) parquet.
-pub const ID_COLUMNS: [&str; 5] = ["event", "cluster_index", "cluster_label", "orig_run", "orig_event"];
+pub const ID_COLUMNS: [&str; 5] = [
+    "event",
+    "cluster_index",
+    "cluster_label",
+    "orig_run",
+    "orig_event",
+];
 
 /// The Estimation rows the solver needs.
 #[derive(Debug, Clone, Default, PartialEq)]

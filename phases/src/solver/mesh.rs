@@ -25,9 +25,9 @@
 //! - the metadata also record the gas composition and pressure, the integrator and a format
 //!   number, so a change of any of them regenerates the mesh (Spyral compares only its keys).
 
-use super::ode::{locate_root, Control, DenseStep, Dopri5, OdeError, OdeSystem};
 use super::npy;
-use crate::physics::constants::{MEV_TO_JOULE, MEV_TO_KG, ELEMENTARY_CHARGE_C, SPEED_OF_LIGHT_M_S};
+use super::ode::{locate_root, Control, DenseStep, Dopri5, OdeError, OdeSystem};
+use crate::physics::constants::{ELEMENTARY_CHARGE_C, MEV_TO_JOULE, MEV_TO_KG, SPEED_OF_LIGHT_M_S};
 use crate::physics::{element_symbol, EnergyLossTable, GasTarget, Nucleus, PhysicsError};
 use serde_json::{json, Value};
 use spyral_core::PartialFile;
@@ -156,8 +156,7 @@ impl MeshParameters {
                 self.ke_min, self.ke_max
             ));
         }
-        if !(self.polar_min >= 0.0 && self.polar_max > self.polar_min && self.polar_max <= 180.0)
-        {
+        if !(self.polar_min >= 0.0 && self.polar_max > self.polar_min && self.polar_max <= 180.0) {
             return bad(format!(
                 "polar range [{}, {}] deg (need 0 <= min < max <= 180)",
                 self.polar_min, self.polar_max
@@ -166,7 +165,10 @@ impl MeshParameters {
         if !(self.magnetic_field.is_finite() && self.electric_field.is_finite()) {
             return bad("the fields must be finite".into());
         }
-        let elements = self.shape().iter().try_fold(8u64, |acc, &d| acc.checked_mul(d));
+        let elements = self
+            .shape()
+            .iter()
+            .try_fold(8u64, |acc, &d| acc.checked_mul(d));
         if elements.is_none_or(|b| b > isize::MAX as u64) {
             return bad("the mesh would be larger than memory can address".into());
         }
@@ -283,8 +285,16 @@ pub fn pretty_gas(gas: &GasTarget) -> String {
             let name: String = comp
                 .iter()
                 .map(|e| {
-                    let sub = if e.s > 1 { digits(e.s, &SUB) } else { String::new() };
-                    format!("{}{}{sub}", digits(e.a, &SUP), element_symbol(e.z).unwrap_or("?"))
+                    let sub = if e.s > 1 {
+                        digits(e.s, &SUB)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{}{}{sub}",
+                        digits(e.a, &SUP),
+                        element_symbol(e.z).unwrap_or("?")
+                    )
                 })
                 .collect();
             if gas.is_mixture() {
@@ -436,16 +446,37 @@ impl TrackModel {
         let tol = step.h * 1e-9;
         let (t0, t1) = (step.t0, step.t1());
         if y1[2] >= MAX_ABS_Z_M {
-            let t = locate_root(|t| step.component(2, t) - MAX_ABS_Z_M, t0, t1, step.y0[2] - MAX_ABS_Z_M, y1[2] - MAX_ABS_Z_M, tol);
+            let t = locate_root(
+                |t| step.component(2, t) - MAX_ABS_Z_M,
+                t0,
+                t1,
+                step.y0[2] - MAX_ABS_Z_M,
+                y1[2] - MAX_ABS_Z_M,
+                tol,
+            );
             consider(t, StopReason::LeftZ);
         }
         if y1[2] <= -MAX_ABS_Z_M {
-            let t = locate_root(|t| -MAX_ABS_Z_M - step.component(2, t), t0, t1, -MAX_ABS_Z_M - step.y0[2], -MAX_ABS_Z_M - y1[2], tol);
+            let t = locate_root(
+                |t| -MAX_ABS_Z_M - step.component(2, t),
+                t0,
+                t1,
+                -MAX_ABS_Z_M - step.y0[2],
+                -MAX_ABS_Z_M - y1[2],
+                tol,
+            );
             consider(t, StopReason::LeftZ);
         }
         if rho(y1) >= MAX_RHO_M {
             let g = |t: f64| step.component(0, t).hypot(step.component(1, t)) - MAX_RHO_M;
-            let t = locate_root(g, t0, t1, rho(&step.y0) - MAX_RHO_M, rho(y1) - MAX_RHO_M, tol);
+            let t = locate_root(
+                g,
+                t0,
+                t1,
+                rho(&step.y0) - MAX_RHO_M,
+                rho(y1) - MAX_RHO_M,
+                tol,
+            );
             consider(t, StopReason::LeftRho);
         }
         if self.table.is_some() {
@@ -595,7 +626,14 @@ pub fn generate(params: &MeshParameters, dest: &Path) -> Result<MeshReport, Mesh
                             break;
                         }
                         let (i, j) = (node / np, node % np);
-                        match model.track(&coarse, ke_of(i), polar_of(j), COARSE_WINDOW_S, &[], &mut dummy) {
+                        match model.track(
+                            &coarse,
+                            ke_of(i),
+                            polar_of(j),
+                            COARSE_WINDOW_S,
+                            &[],
+                            &mut dummy,
+                        ) {
                             Ok(r) => {
                                 t_max = t_max.max(r.t_end);
                                 steps += r.steps as u64;
@@ -623,12 +661,14 @@ pub fn generate(params: &MeshParameters, dest: &Path) -> Result<MeshReport, Mesh
         return Err(e);
     }
     if results.len() != threads {
-        return Err(MeshError::Parameters("a mesh worker thread panicked".into()));
+        return Err(MeshError::Parameters(
+            "a mesh worker thread panicked".into(),
+        ));
     }
     let t_max = results.iter().map(|r| r.0).fold(0.0, f64::max);
     let steps1: u64 = results.iter().map(|r| r.1).sum();
     let secs1 = t_pass1.elapsed().as_secs_f64();
-    if !(t_max > FIRST_SAMPLE_TIME_S) {
+    if t_max.is_nan() || t_max <= FIRST_SAMPLE_TIME_S {
         return Err(MeshError::Parameters(format!(
             "every track ends before {FIRST_SAMPLE_TIME_S:e} s (longest {t_max:e} s): nothing to sample"
         )));
@@ -641,7 +681,8 @@ pub fn generate(params: &MeshParameters, dest: &Path) -> Result<MeshReport, Mesh
     let out = PartialFile::new(dest).map_err(|e| MeshError::Commit(e.message().to_string()))?;
     let tmp = out.path().to_path_buf();
     let mut file = File::create(&tmp).map_err(io_err("cannot create", &tmp))?;
-    file.write_all(&header).map_err(io_err("cannot write", &tmp))?;
+    file.write_all(&header)
+        .map_err(io_err("cannot write", &tmp))?;
     file.set_len(header.len() as u64 + params.nbytes())
         .map_err(io_err("cannot size", &tmp))?;
     let fine = Dopri5::new(RTOL, ATOL);
@@ -673,7 +714,14 @@ pub fn generate(params: &MeshParameters, dest: &Path) -> Result<MeshReport, Mesh
                         buf.resize(nt * 3 * kn * np, 0.0);
                         for i in k0..k1 {
                             for j in 0..np {
-                                match model.track(&fine, ke_of(i), polar_of(j), t_max, &times, &mut node) {
+                                match model.track(
+                                    &fine,
+                                    ke_of(i),
+                                    polar_of(j),
+                                    t_max,
+                                    &times,
+                                    &mut node,
+                                ) {
                                     Ok(r) => steps += r.steps as u64,
                                     Err(source) => {
                                         if let Ok(mut e) = first_error.lock() {
@@ -701,8 +749,7 @@ pub fn generate(params: &MeshParameters, dest: &Path) -> Result<MeshReport, Mesh
                                 bytes.extend_from_slice(&v.to_le_bytes());
                             }
                             let (t, c) = (b / 3, b % 3);
-                            let offset = header_len
-                                + ((((t * 3 + c) * nk + k0) * np) as u64) * 8;
+                            let offset = header_len + ((((t * 3 + c) * nk + k0) * np) as u64) * 8;
                             if let Err(source) = file_ref.write_all_at(&bytes, offset) {
                                 if let Ok(mut e) = first_error.lock() {
                                     e.get_or_insert(MeshError::Io {
@@ -725,13 +772,19 @@ pub fn generate(params: &MeshParameters, dest: &Path) -> Result<MeshReport, Mesh
         return Err(e);
     }
     if steps2.len() != threads {
-        return Err(MeshError::Parameters("a mesh worker thread panicked".into()));
+        return Err(MeshError::Parameters(
+            "a mesh worker thread panicked".into(),
+        ));
     }
     drop(file);
-    out.commit().map_err(|e| MeshError::Commit(e.message().to_string()))?;
+    out.commit()
+        .map_err(|e| MeshError::Commit(e.message().to_string()))?;
     let secs2 = t_pass2.elapsed().as_secs_f64();
     let total = started.elapsed().as_secs_f64();
-    tracing::info!("trajectory mesh written to {} in {total:.2} s", dest.display());
+    tracing::info!(
+        "trajectory mesh written to {} in {total:.2} s",
+        dest.display()
+    );
     Ok(MeshReport {
         t_max,
         seconds: [secs1, secs2, total],
@@ -805,9 +858,11 @@ pub fn ensure_mesh(params: &MeshParameters, asset_dir: &Path) -> Result<MeshAsse
     }
     let text = serde_json::to_string_pretty(&meta)
         .map_err(|e| MeshError::Parameters(format!("cannot serialise the metadata: {e}")))?;
-    let out = PartialFile::new(&meta_path).map_err(|e| MeshError::Commit(e.message().to_string()))?;
+    let out =
+        PartialFile::new(&meta_path).map_err(|e| MeshError::Commit(e.message().to_string()))?;
     std::fs::write(out.path(), text).map_err(io_err("cannot write", &meta_path))?;
-    out.commit().map_err(|e| MeshError::Commit(e.message().to_string()))?;
+    out.commit()
+        .map_err(|e| MeshError::Commit(e.message().to_string()))?;
     Ok(MeshAsset {
         npy_path,
         meta_path,
@@ -819,7 +874,11 @@ pub fn ensure_mesh(params: &MeshParameters, asset_dir: &Path) -> Result<MeshAsse
 
 /// `Ok(())` if the files exist, the metadata match the parameters and the `.npy` header and
 /// size are right; otherwise the reason to regenerate.
-pub fn is_current(params: &MeshParameters, npy_path: &Path, meta_path: &Path) -> Result<(), String> {
+pub fn is_current(
+    params: &MeshParameters,
+    npy_path: &Path,
+    meta_path: &Path,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(meta_path)
         .map_err(|_| format!("no metadata file {}", meta_path.display()))?;
     let stored: Value = serde_json::from_str(&text)
@@ -834,7 +893,9 @@ pub fn is_current(params: &MeshParameters, npy_path: &Path, meta_path: &Path) ->
             }
         }
     }
-    check_npy(npy_path, &params.shape()).map(|_| ()).map_err(|e| e.to_string())
+    check_npy(npy_path, &params.shape())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Opens a mesh `.npy` file and checks its header against `shape` and its size; returns the
@@ -853,12 +914,17 @@ pub fn check_npy(path: &Path, shape: &[u64; 4]) -> Result<(File, npy::NpyHeader)
         )));
     }
     if header.shape != shape {
-        return Err(fmt(format!("has shape {:?}, expected {:?}", header.shape, shape)));
+        return Err(fmt(format!(
+            "has shape {:?}, expected {:?}",
+            header.shape, shape
+        )));
     }
     let len = f.metadata().map_err(io_err("cannot stat", path))?.len();
     let want = header.data_offset + header.len() * 8;
     if len != want {
-        return Err(fmt(format!("is {len} bytes long, expected {want} (incomplete?)")));
+        return Err(fmt(format!(
+            "is {len} bytes long, expected {want} (incomplete?)"
+        )));
     }
     Ok((f, header))
 }
@@ -873,7 +939,8 @@ pub fn read_mesh(path: &Path, shape: &[u64; 4]) -> Result<Vec<f64>, MeshError> {
     let mut chunk = vec![0u8; 1 << 16];
     while out.len() < n {
         let want = ((n - out.len()) * 8).min(chunk.len());
-        r.read_exact(&mut chunk[..want]).map_err(io_err("cannot read", path))?;
+        r.read_exact(&mut chunk[..want])
+            .map_err(io_err("cannot read", path))?;
         out.extend(
             chunk[..want]
                 .chunks_exact(8)
@@ -894,7 +961,8 @@ fn json_close(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w)))
         }
         _ => a == b,
     }

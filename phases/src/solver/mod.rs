@@ -15,7 +15,19 @@
 //!   Guesses outside the mesh are skipped (as in Spyral); a fit that fails (non-finite
 //!   objective, unreadable cluster) is logged and the run goes on (Spyral aborts the worker).
 //!   A run where no row passes the gates writes an empty table and succeeds (Spyral returns an
-//!   invalid result).
+//!   invalid result). A missing Estimation or Cluster artifact is an error naming it (Spyral
+//!   sends "Waiting" and returns an invalid result).
+//!
+//! Fits read the mesh through a small per-fit cache of node trajectories
+//! ([`interp::CachedInterpolator`]): the mesh layout puts consecutive time samples of one node
+//! half a megabyte apart, so gathering the few nodes a fit needs once is ~15x cheaper than
+//! interpolating from the strided mesh at every evaluation. Closest-point distances use a
+//! z-ordered band search ([`distance`]) instead of Spyral's all-pairs loop; both give the same
+//! distances.
+//!
+//! Measured on the 2-core development machine (release build, default mesh 350 x 166 x 1000):
+//! generation 2.6 s unloaded (4-5 s while other builds ran); 2-5 ms of CPU per fit depending on
+//! the method and the distance definition (~180 points per track).
 
 pub mod config;
 pub mod distance;
@@ -63,7 +75,11 @@ fn read_gas(path: &Path) -> Result<(GasTarget, String), String> {
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("gas file {} is not valid JSON: {e}", path.display()))?;
     let gas = GasTarget::from_json_value(&value).map_err(|e| format!("{}: {e}", path.display()))?;
-    let pressure = mesh::pressure_repr(value.get("pressure(Torr)").unwrap_or(&serde_json::Value::Null));
+    let pressure = mesh::pressure_repr(
+        value
+            .get("pressure(Torr)")
+            .unwrap_or(&serde_json::Value::Null),
+    );
     Ok((gas, pressure))
 }
 
@@ -84,7 +100,10 @@ impl PhaseFactory for InterpSolverPhase {
         let (gas, pressure_text) = read_gas(&gas_path).map_err(cfg)?;
         let pid = ParticleId::from_file(&pid_path).map_err(|e| cfg(e.to_string()))?;
         EnergyLossTable::new(&pid.nucleus, &gas).map_err(|e| cfg(e.to_string()))?;
-        if !(config.ic_min_val <= config.ic_max_val) {
+        if config.ic_min_val.is_nan()
+            || config.ic_max_val.is_nan()
+            || config.ic_min_val > config.ic_max_val
+        {
             return Err(cfg(format!(
                 "ic_min_val ({}) is larger than ic_max_val ({})",
                 config.ic_min_val, config.ic_max_val
@@ -216,9 +235,8 @@ impl Phase for InterpSolverPhase {
     }
 
     fn create_assets(&mut self, workspace: &Workspace) -> Result<(), PhaseError> {
-        let asset = mesh::ensure_mesh(&self.mesh_params, &workspace.asset_dir()).map_err(|e| {
-            PhaseError::io(format!("phase {}: trajectory mesh: {e}", self.name))
-        })?;
+        let asset = mesh::ensure_mesh(&self.mesh_params, &workspace.asset_dir())
+            .map_err(|e| PhaseError::io(format!("phase {}: trajectory mesh: {e}", self.name)))?;
         if let Some(r) = &asset.report {
             tracing::info!(
                 "phase {}: mesh generated in {:.2} s (pass 1 {:.2} s, pass 2 {:.2} s, {} threads)",
@@ -246,7 +264,8 @@ impl Phase for InterpSolverPhase {
         let (npy, _) = mesh::asset_paths(&self.mesh_params, &workspace.asset_dir());
         let (mut file, _) = mesh::check_npy(&npy, &shape)
             .map_err(|e| PhaseError::invalid_input(format!("phase {}: {e}", self.name)))?;
-        let bytes = allocator.allocate_from_reader(MESH_SEGMENT, ElementType::F64, &shape, &mut file)?;
+        let bytes =
+            allocator.allocate_from_reader(MESH_SEGMENT, ElementType::F64, &shape, &mut file)?;
         tracing::info!(
             "phase {}: shared the trajectory mesh ({:.2} GB) from {}",
             self.name,
@@ -257,7 +276,10 @@ impl Phase for InterpSolverPhase {
     }
 
     fn attach_shared(&mut self, segments: Vec<SharedSegment<'static>>) -> Result<(), PhaseError> {
-        let Some(seg) = segments.iter().find(|s| s.info.name.as_str() == MESH_SEGMENT) else {
+        let Some(seg) = segments
+            .iter()
+            .find(|s| s.info.name.as_str() == MESH_SEGMENT)
+        else {
             tracing::warn!(
                 "phase {}: no `{MESH_SEGMENT}` segment was shared; the mesh will be read from its file",
                 self.name
@@ -284,8 +306,10 @@ impl Phase for InterpSolverPhase {
         payload: &PhaseResult,
         workspace: &Workspace,
     ) -> Result<PhaseResult, PhaseError> {
-        Ok(PhaseResult::new(payload.run_number)
-            .with_artifact("interp_solver", self.output_path(workspace, payload.run_number)))
+        Ok(PhaseResult::new(payload.run_number).with_artifact(
+            "interp_solver",
+            self.output_path(workspace, payload.run_number),
+        ))
     }
 
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
@@ -316,7 +340,11 @@ impl Phase for InterpSolverPhase {
             rows: est.rows,
             ..RunCounts::default()
         };
-        let (xs, ys, ic) = (est.float(&pid.x_axis), est.float(&pid.y_axis), est.float("ic_amplitude"));
+        let (xs, ys, ic) = (
+            est.float(&pid.x_axis),
+            est.float(&pid.y_axis),
+            est.float("ic_amplitude"),
+        );
         let gated: Vec<usize> = (0..est.rows)
             .filter(|&i| {
                 if !pid.contains(xs[i], ys[i]) {
@@ -415,11 +443,15 @@ impl Phase for InterpSolverPhase {
                 }
                 Ok(FitOutcome::Skipped(why)) => {
                     n.skipped += 1;
-                    tracing::debug!("run {run}, event {event}, cluster {index}: not fitted: {why:?}");
+                    tracing::debug!(
+                        "run {run}, event {event}, cluster {index}: not fitted: {why:?}"
+                    );
                 }
                 Err(e) => {
                     n.failed += 1;
-                    tracing::warn!("run {run}, event {event}, cluster {index}: the fit failed: {e}");
+                    tracing::warn!(
+                        "run {run}, event {event}, cluster {index}: the fit failed: {e}"
+                    );
                 }
             }
         }

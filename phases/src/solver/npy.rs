@@ -63,7 +63,10 @@ pub fn f64_header(shape: &[u64]) -> Vec<u8> {
     // numpy leaves room for the first axis to grow to GROWTH_AXIS_MAX_DIGITS digits (so a file
     // can be appended to in place), then aligns; doing the same makes the header identical.
     if let Some(first) = dims.first() {
-        dict.extend(std::iter::repeat_n(' ', GROWTH_AXIS_MAX_DIGITS.saturating_sub(first.len())));
+        dict.extend(std::iter::repeat_n(
+            ' ',
+            GROWTH_AXIS_MAX_DIGITS.saturating_sub(first.len()),
+        ));
     }
     // magic (6) + version (2) + length (2) + dict + '\n' must be a multiple of ALIGN.
     let unpadded = 10 + dict.len() + 1;
@@ -100,14 +103,17 @@ pub fn read_header(r: &mut dyn Read) -> Result<NpyHeader, NpyError> {
         v => return Err(NpyError::Format(format!("unknown format version {v}"))),
     };
     if len > 1 << 20 {
-        return Err(NpyError::Format(format!("header of {len} bytes is too long")));
+        return Err(NpyError::Format(format!(
+            "header of {len} bytes is too long"
+        )));
     }
     let mut dict = Vec::new();
     r.take(len).read_to_end(&mut dict)?;
     if dict.len() as u64 != len {
         return Err(NpyError::Format("the header is truncated".into()));
     }
-    let text = String::from_utf8(dict).map_err(|_| NpyError::Format("header is not text".into()))?;
+    let text =
+        String::from_utf8(dict).map_err(|_| NpyError::Format("header is not text".into()))?;
     let descr = dict_value(&text, "descr")
         .and_then(|v| {
             let v = v.trim();

@@ -242,7 +242,7 @@ impl Dopri5 {
         if !(self.rtol > 0.0 && self.atol > 0.0) {
             return Err(OdeError::Settings("tolerances must be positive"));
         }
-        if !(t_end > t0) {
+        if t_end.is_nan() || t0.is_nan() || t_end <= t0 {
             return Err(OdeError::Settings("the time span must be positive"));
         }
         let span = t_end - t0;
@@ -314,12 +314,7 @@ impl Dopri5 {
             evals += 6;
             for i in 0..N {
                 err[i] = h
-                    * (E1 * k1[i]
-                        + E3 * k3[i]
-                        + E4 * k4[i]
-                        + E5 * k5[i]
-                        + E6 * k6[i]
-                        + E7 * k7[i]);
+                    * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]);
             }
             let en = self.err_norm(&y, &y1, &err);
             if !en.is_finite() {
@@ -350,12 +345,7 @@ impl Dopri5 {
                 dense.r[1][i] = bspl;
                 dense.r[2][i] = dy - h * k7[i] - bspl;
                 dense.r[3][i] = h
-                    * (D1 * k1[i]
-                        + D3 * k3[i]
-                        + D4 * k4[i]
-                        + D5 * k5[i]
-                        + D6 * k6[i]
-                        + D7 * k7[i]);
+                    * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i]);
             }
             if let Control::Stop(ts) = on_step(&dense) {
                 return Ok(Outcome {
@@ -393,7 +383,14 @@ impl Dopri5 {
 /// Finds a root of `g` in `[a, b]` given `g(a)` and `g(b)` of opposite signs (or `g(b) == 0`),
 /// by the Illinois variant of regula falsi; returns a time within `tol` of the crossing, on the
 /// side where the condition already holds (`b` side).
-pub fn locate_root(mut g: impl FnMut(f64) -> f64, a: f64, b: f64, ga: f64, gb: f64, tol: f64) -> f64 {
+pub fn locate_root(
+    mut g: impl FnMut(f64) -> f64,
+    a: f64,
+    b: f64,
+    ga: f64,
+    gb: f64,
+    tol: f64,
+) -> f64 {
     let (mut a, mut b, mut ga, mut gb) = (a, b, ga, gb);
     if gb == 0.0 {
         return b;
@@ -466,7 +463,8 @@ mod tests {
         let out = ode
             .integrate(&Oscillator, 0.0, [0.0, 1.0], 10.0, |s| {
                 if s.y1[1] <= 0.0 {
-                    let t = locate_root(|t| s.component(1, t), s.t0, s.t1(), s.y0[1], s.y1[1], 1e-13);
+                    let t =
+                        locate_root(|t| s.component(1, t), s.t0, s.t1(), s.y0[1], s.y1[1], 1e-13);
                     Control::Stop(t)
                 } else {
                     Control::Continue
@@ -474,7 +472,11 @@ mod tests {
             })
             .unwrap();
         assert!(out.stopped);
-        assert!((out.t_final - std::f64::consts::FRAC_PI_2).abs() < 1e-7, "{}", out.t_final);
+        assert!(
+            (out.t_final - std::f64::consts::FRAC_PI_2).abs() < 1e-7,
+            "{}",
+            out.t_final
+        );
     }
 
     #[test]

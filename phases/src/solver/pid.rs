@@ -189,6 +189,8 @@ mod tests {
         let v = json!({"vertices": [[0, 0], [1, 0], [1, 1]], "Z": 1, "A": 1, "xaxis": "dE", "yaxis": "arclength"});
         assert_eq!(ParticleId::from_json(&v).unwrap().y_axis, "arclength");
         assert!(ParticleId::from_json(&json!({"vertices": [[0, 0]], "Z": 1, "A": 1})).is_err());
-        assert!(ParticleId::from_json(&json!({"vertices": [[0, 0], [1, 0], [1, 1]], "A": 1})).is_err());
+        assert!(
+            ParticleId::from_json(&json!({"vertices": [[0, 0], [1, 0], [1, 1]], "A": 1})).is_err()
+        );
     }
 }

@@ -290,6 +290,9 @@ pub struct SegmentConfig {
     pub write_on_runs: Vec<u32>,
     /// Hold the worker this long after checking (for memory measurements).
     pub hold_ms: u64,
+    /// Fill the segment from this file (streamed, no second copy) instead of computing the
+    /// pattern; the file must hold the pattern (see [`pattern`]) as native-endian u64 words.
+    pub from_file: Option<std::path::PathBuf>,
 }
 impl Default for SegmentConfig {
     fn default() -> Self {
@@ -297,6 +300,7 @@ impl Default for SegmentConfig {
             mib: 16,
             write_on_runs: Vec::new(),
             hold_ms: 0,
+            from_file: None,
         }
     }
 }
@@ -323,6 +327,15 @@ impl Phase for Segment {
         _: &Workspace,
         alloc: &mut SharedAllocator<'_, '_>,
     ) -> Result<(), PhaseError> {
+        if let Some(path) = &self.config.from_file {
+            let len = std::fs::metadata(path)
+                .map_err(|e| PhaseError::io_at(path, "cannot stat", &e))?
+                .len();
+            let mut f = std::fs::File::open(path)
+                .map_err(|e| PhaseError::io_at(path, "cannot open", &e))?;
+            alloc.allocate_from_reader("pattern", ElementType::U64, &[len / 8], &mut f)?;
+            return Ok(());
+        }
         let words = self.config.mib * (1 << 20) / 8;
         let buf = alloc.allocate("pattern", ElementType::U64, &[words])?;
         for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
