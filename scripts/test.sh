@@ -17,9 +17,11 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
-echo "== tests"
-cargo nextest run --workspace --locked --no-fail-fast
 echo "== SLURM end-to-end test (one-node cluster on this machine)"
 scripts/slurm-cluster.sh start
 trap 'scripts/slurm-cluster.sh stop' EXIT
 cargo nextest run --locked -p spyral-e2e --test slurm --run-ignored only --no-fail-fast
+scripts/slurm-cluster.sh stop
+trap - EXIT
+echo "== tests"
+cargo nextest run --workspace --locked --no-fail-fast

@@ -215,14 +215,21 @@ pub fn demo(dir: &Path, no_display: bool) -> Result<i32, DemoError> {
     for (name, text) in [
         ("pipeline.yaml", DEMO_PIPELINE),
         (
-            "gas.json",
+            "gas/deuterium_300torr.json",
             include_str!("../../examples/gas/deuterium_300torr.json"),
         ),
-        ("pid.json", include_str!("../../examples/pid/deuteron.json")),
+        (
+            "pid/deuteron.json",
+            include_str!("../../examples/pid/deuteron.json"),
+        ),
     ] {
-        std::fs::write(dir.join(name), text).map_err(|e| {
-            DemoError::Io(format!("cannot write {}: {e}", dir.join(name).display()))
-        })?;
+        let path = dir.join(name);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)
+                .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", d.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| DemoError::Io(format!("cannot write {}: {e}", path.display())))?;
     }
     let pipeline = dir.join("pipeline.yaml");
     eprintln!("spyral: running {}", pipeline.display());

@@ -21,11 +21,11 @@ struct Cli {
 enum Cmd {
     /// Run a pipeline over its runs with worker processes.
     ///
-    /// Example: spyral run examples/pipeline.yaml --runs 1..=10 --workers 4
+    /// Example: spyral run examples/demo.yaml --runs 1..=10 --workers 4
     Run(RunArgs),
     /// Show the runs found and how they would be split over workers, without running.
     ///
-    /// Example: spyral plan examples/pipeline.yaml --workers 3 --json
+    /// Example: spyral plan examples/demo.yaml --workers 3 --json
     Plan {
         /// Pipeline file.
         pipeline: PathBuf,
@@ -37,7 +37,7 @@ enum Cmd {
     },
     /// Create the workspace and every active phase's assets, then stop (for batch systems).
     ///
-    /// Example: spyral assets examples/pipeline.yaml
+    /// Example: spyral assets examples/demo.yaml
     Assets {
         /// Pipeline file.
         pipeline: PathBuf,
@@ -47,7 +47,7 @@ enum Cmd {
     /// Load the plugins, construct every phase, check the schema chain and print the resolved
     /// pipeline (every default filled in).
     ///
-    /// Example: spyral validate examples/pipeline.yaml
+    /// Example: spyral validate examples/demo.yaml
     Validate {
         /// Pipeline file.
         pipeline: PathBuf,
@@ -76,7 +76,7 @@ enum Cmd {
     /// Show, for every run and phase, whether its artifacts are current, stale (and why),
     /// failed (and the error) or missing, from the provenance records. Runs nothing.
     ///
-    /// Example: spyral status examples/pipeline.yaml --json
+    /// Example: spyral status examples/demo.yaml --json
     Status {
         /// Pipeline file.
         pipeline: PathBuf,
@@ -89,7 +89,7 @@ enum Cmd {
     /// Write (and with --submit, submit) SLURM sbatch scripts: `spyral assets` once, then an
     /// array of N tasks, each running one shard of the runs.
     ///
-    /// Example: spyral slurm examples/pipeline.yaml --tasks 16 --cpus-per-task 8 --time 04:00:00 --submit
+    /// Example: spyral slurm examples/demo.yaml --tasks 16 --cpus-per-task 8 --time 04:00:00 --submit
     Slurm {
         /// Pipeline file.
         pipeline: PathBuf,

@@ -362,7 +362,10 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
         let ctx = RunContext::new(run, seed, &ws, &sink);
         tracing::info!("calling {}.run for run {run} (seed {seed:#x})", c.name);
         let (w0, c0) = (Instant::now(), cpu_seconds());
-        let out = c.phase.run(&payload, &ctx).into_result();
+        // Every event logged during the call (the plugin's own, through the bridge, included)
+        // carries the phase and the run.
+        let span = tracing::info_span!("phase", name = %c.name, run);
+        let out = span.in_scope(|| c.phase.run(&payload, &ctx).into_result());
         let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let items = sink.total.load(Ordering::Relaxed);
         let mut prov = provenance::Record {

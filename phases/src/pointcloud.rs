@@ -20,7 +20,9 @@ use crate::attpc::padmap::PadMap;
 use crate::attpc::traces::{
     FribData, FribTrigger, RawEvent, TraceReader, GET_SAMPLE_OFFSET, NUM_SCALERS, SCALER_NAMES,
 };
-use crate::signal::{frib_peaks, get_peaks, BaselineRemover, FindPeaksParams, Peak, PeakFinder};
+use crate::signal::{
+    frib_peaks, get_peaks_above, BaselineRemover, FindPeaksParams, Peak, PeakFinder,
+};
 use crate::table::Table;
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -170,7 +172,8 @@ impl<'a> CloudBuilder<'a> {
                 .remove(&self.raw, &mut self.trace)
                 .map_err(|e| PhaseError::internal(e.to_string()))?;
             let rng = &mut self.rng;
-            get_peaks(
+            // Only peaks above the threshold are kept: skip the small noise maxima early.
+            get_peaks_above(
                 &mut self.finder,
                 &self.trace,
                 &self.get_params,

@@ -319,6 +319,28 @@ fn plugin_tracing_reaches_the_worker_log() {
     let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let log = std::fs::read_to_string(sb.latest_log().join("worker-0.log")).unwrap();
-    assert!(log.contains("Template: run 1 read 1000 bytes"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("Template: run 1 read 1000 bytes"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("name=Template") && line.contains("run=1"),
+        "{line}"
+    );
     assert!(log.contains("calling Template.run for run 1"), "{log}");
+}
+
+#[test]
+fn example_pipelines_validate() {
+    let root = spyral_e2e::workspace_root();
+    for name in ["demo.yaml", "template.yaml"] {
+        let p = root.join("examples").join(name);
+        let out = Sandbox::new().spyral(&["validate", p.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{name}: {}", out.all());
+        assert!(
+            out.stdout.contains("schema chain ok"),
+            "{name}: {}",
+            out.stdout
+        );
+    }
 }

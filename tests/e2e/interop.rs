@@ -30,11 +30,42 @@ fn default_chain_outputs_open_in_h5py_and_polars() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let p = sb.file(
         "p.yaml",
-        "workspace: ws\ntraces: traces\nruns: {min: 1, max: 2}\nworkers: 2\nseed: 1\nphases:\n  - kind: pointcloud\n  - kind: cluster\n  - kind: estimation\n",
+        &format!(
+            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 2}}\nworkers: 2\nseed: 1\nplugins: [{}]\nphases:\n  - kind: pointcloud\n  - kind: cluster\n  - kind: estimation\n  - kind: charge-sum\n    active: false\n",
+            spyral_e2e::plugin("charge_sum").display()
+        ),
     );
     let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let ws = sb.ws();
+    // The example plugin reads Pointcloud's artifact: run it after Pointcloud.
+    let p2 = sb.file(
+        "p2.yaml",
+        &format!(
+            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 2}}\nseed: 1\nplugins: [{}]\nphases:\n  - kind: pointcloud\n  - kind: charge-sum\n    config: {{min_points: 20}}\n",
+            spyral_e2e::plugin("charge_sum").display()
+        ),
+    );
+    let out = sb.spyral(&["run", p2.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let (ok, text) = python(&format!(
+        r#"
+import polars as pl, h5py
+df = pl.read_parquet("{cs}")
+assert df.columns == ["event", "points", "pads", "total_amplitude", "total_integral", "mean_z"], df.columns
+assert df.height > 10 and (df["points"] >= 20).all()
+f = h5py.File("{pc}", "r")["cloud"]
+ev = int(df["event"][0])
+d = f[f"cloud_{{ev}}"][:]
+d = d[(d[:, 2] >= 0) & (d[:, 2] <= 1000)]
+assert d.shape[0] == int(df["points"][0]), (d.shape, df["points"][0])
+assert abs(d[:, 3].sum() - df["total_amplitude"][0]) < 1e-6
+print("charge-sum ok", df.height)
+"#,
+        cs = ws.join("ChargeSum/run_0001.parquet").display(),
+        pc = ws.join("Pointcloud/run_0001.h5").display()
+    ));
+    assert!(ok, "{text}");
     let (ok, text) = python(&format!(
         r#"
 import h5py, numpy as np

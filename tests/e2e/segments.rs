@@ -233,3 +233,34 @@ fn killing_the_parent_leaks_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn two_launches_of_one_pipeline_at_once_both_work() {
+    let sb = Sandbox::new();
+    for r in 1..=4 {
+        sb.trace(r, 100);
+    }
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 4}\nworkers: 2\nseed: 1",
+        "  - kind: segment\n    config: {mib: 32, hold_ms: 300}\n",
+    );
+    let spawn = || {
+        std::process::Command::new(spyral_e2e::spyral_bin())
+            .args(["run", p.to_str().unwrap(), "--no-display", "--force"])
+            .current_dir(sb.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

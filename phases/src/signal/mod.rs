@@ -37,7 +37,8 @@ pub mod peaks;
 
 pub use baseline::{BaselineRemover, RawSample};
 pub use peaks::{
-    frib_peaks, get_peaks, FindPeaksParams, FoundPeak, Interval, Peak, PeakFinder, PeakSample,
+    frib_peaks, get_peaks, get_peaks_above, FindPeaksParams, FoundPeak, Interval, Peak, PeakFinder,
+    PeakSample,
 };
 
 /// Number of time buckets in a GET trace (matrix columns 5..517).

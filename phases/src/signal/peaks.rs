@@ -253,6 +253,9 @@ pub struct PeakFinder {
 /// The finder's working buffers.
 #[derive(Debug, Clone, Default)]
 struct Scratch {
+    /// `find_peaks`' `height` lower bound (applied after the local maxima, before `distance`,
+    /// as scipy orders its filters); None: no bound.
+    min_height: Option<f64>,
     maxima: Vec<usize>,
     starts: Vec<u8>,
     candidates: CandidateBuffers,
@@ -273,6 +276,30 @@ impl PeakFinder {
         &self.found
     }
 
+    /// Like [`find`](Self::find) with scipy's `height=(min_height, None)` as well: only local
+    /// maxima at least `min_height` high are considered (before the distance step, as in scipy).
+    ///
+    /// For a caller that keeps only peaks above a threshold `t` anyway (Spyral's
+    /// `amplitude > peak_threshold`), `min_height = t` returns exactly the peaks above `t` that
+    /// [`find`](Self::find) returns: a lower peak never removes a higher one in the distance step,
+    /// and prominence and width depend only on the signal. It skips the work on the many small
+    /// noise maxima.
+    pub fn find_above(
+        &mut self,
+        x: &[i32],
+        params: &FindPeaksParams,
+        min_height: f64,
+    ) -> Result<&[FoundPeak], SignalError> {
+        params.validate()?;
+        self.found.clear();
+        self.scratch.min_height = Some(min_height);
+        self.xi.clear();
+        self.xi.extend_from_slice(x);
+        self.scratch.run(&self.xi, params, &mut self.found);
+        self.scratch.min_height = None;
+        Ok(&self.found)
+    }
+
     /// Runs `find_peaks(x, **params)` and returns the selected peaks in increasing index order.
     pub fn find<T: PeakSample>(
         &mut self,
@@ -281,6 +308,7 @@ impl PeakFinder {
     ) -> Result<&[FoundPeak], SignalError> {
         params.validate()?;
         self.found.clear();
+        self.scratch.min_height = None;
         if T::EXACT_I32 {
             self.xi.clear();
             self.xi.extend(x.iter().map(|v| v.to_i32()));
@@ -305,16 +333,27 @@ impl Scratch {
                 if n.saturating_mul(n / d + 1) <= SPLIT_WORK_LIMIT {
                     self.split_select(x, d);
                 } else {
-                    local_maxima_into(x, &mut self.maxima);
+                    local_maxima(x, &mut self.maxima);
+                    self.apply_min_height(x);
                     self.sort_select(x, d);
                 }
             }
-            None => local_maxima_into(x, &mut self.maxima),
+            None => {
+                local_maxima(x, &mut self.maxima);
+                self.apply_min_height(x);
+            }
         }
         for &peak in &self.maxima {
             if let Some(p) = evaluate_peak(x, peak, params) {
                 found.push(p);
             }
+        }
+    }
+
+    /// Drops the local maxima below the height bound, if any.
+    fn apply_min_height<W: Work>(&mut self, x: &[W]) {
+        if let Some(h) = self.min_height {
+            self.maxima.retain(|&p| x[p].to_f64() >= h);
         }
     }
 
@@ -344,7 +383,8 @@ impl Scratch {
             let top = range
                 .iter()
                 .fold(W::BELOW_ALL, |m, &v| if v > m { v } else { m });
-            if !(top > W::BELOW_ALL) {
+            if !(top > W::BELOW_ALL) || self.min_height.is_some_and(|h| top.to_f64() < h) {
+                // Nothing left, or only maxima under the height bound (the top is the highest).
                 continue;
             }
             let peak = lo + last_position(range, top);
@@ -457,13 +497,9 @@ fn last_position<W: Work>(values: &[W], value: W) -> usize {
 /// scipy's `_local_maxima_1d`: midpoints (rounded down) of the local maxima, into `out`.
 ///
 /// A maximum is a run of equal samples whose left and right neighbours are both smaller; a run
-/// touching either end of `x` is not a maximum. (Allocates a scratch buffer; [`PeakFinder`]
-/// reuses its own.)
+/// touching either end of `x` is not a maximum. (The scipy loop, as written; with a `distance`,
+/// [`PeakFinder`] does not list the maxima at all.)
 pub fn local_maxima<T: PeakSample>(x: &[T], out: &mut Vec<usize>) {
-    local_maxima_into(x, out);
-}
-
-fn local_maxima_into<T: PeakSample>(x: &[T], out: &mut Vec<usize>) {
     out.clear();
     let i_max = x.len().saturating_sub(1);
     let mut i = 1;
@@ -710,6 +746,27 @@ pub fn get_peaks(
     Ok(())
 }
 
+/// [`get_peaks`] for callers that do not need Spyral's random-draw count: the same peaks above
+/// `threshold` (see [`PeakFinder::find_above`]), found faster, with `jitter` called once per
+/// returned peak only.
+pub fn get_peaks_above(
+    finder: &mut PeakFinder,
+    trace: &[i32],
+    params: &FindPeaksParams,
+    threshold: f64,
+    mut jitter: impl FnMut() -> f64,
+    out: &mut Vec<Peak>,
+) -> Result<(), SignalError> {
+    out.clear();
+    for found in finder.find_above(trace, params, threshold)? {
+        let peak = Peak::from_found(trace, found, found.index as f64 + jitter());
+        if peak.amplitude > threshold {
+            out.push(peak);
+        }
+    }
+    Ok(())
+}
+
 /// Spyral's FRIBDAQ peak finding on one baseline-removed column (spec §1.8): `params` normally
 /// [`FindPeaksParams::spyral_frib`], centroid = the integer index, kept if
 /// `amplitude > threshold`. `out` is cleared first.
@@ -818,7 +875,7 @@ mod tests {
     /// A literal transcription of scipy's `find_peaks` steps (stable tie order), for comparison.
     fn reference(x: &[f64], p: &FindPeaksParams) -> Vec<FoundPeak> {
         let mut peaks = Vec::new();
-        local_maxima_into(x, &mut peaks);
+        local_maxima(x, &mut peaks);
         if let Some(distance) = p.distance {
             let d = distance.ceil() as usize;
             let mut order: Vec<usize> = (0..peaks.len()).collect();
@@ -1133,5 +1190,50 @@ mod tests {
             .find(&[5i32, 5], &FindPeaksParams::default())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn find_above_equals_find_then_threshold() {
+        // Noisy traces with pulses: the peaks above the threshold must be identical.
+        let params = FindPeaksParams::spyral_get(50.0, 20.0, 50.0);
+        let mut state: u64 = 0x1234_5678;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let (mut a, mut b) = (PeakFinder::new(), PeakFinder::new());
+        for t in 0..400 {
+            let mut x = vec![0i32; 512];
+            for v in x.iter_mut() {
+                *v = ((next() - 0.5) * 30.0) as i32;
+            }
+            for _ in 0..(t % 4) {
+                let c = (next() * 512.0) as usize;
+                let amp = next() * 300.0;
+                for (i, v) in x.iter_mut().enumerate() {
+                    let d = (i as f64 - c as f64) / 6.0;
+                    *v += (amp * (-d * d).exp()) as i32;
+                }
+            }
+            for threshold in [0.0, 15.0, 40.0, 100.0] {
+                let all: Vec<FoundPeak> = a
+                    .find(&x, &params)
+                    .unwrap()
+                    .iter()
+                    .filter(|p| f64::from(x[p.index]) > threshold)
+                    .copied()
+                    .collect();
+                let above: Vec<FoundPeak> = b
+                    .find_above(&x, &params, threshold)
+                    .unwrap()
+                    .iter()
+                    .filter(|p| f64::from(x[p.index]) > threshold)
+                    .copied()
+                    .collect();
+                assert_eq!(all, above, "trace {t}, threshold {threshold}");
+            }
+        }
     }
 }
