@@ -288,16 +288,30 @@ impl Phase for PointcloudPhase {
         let mut progress = Progress::new(ctx, reader.num_events());
         let (mut events, mut points, mut gated) = (0u64, 0u64, 0u64);
         let max_mult = self.config.frib.ic_multiplicity as usize;
-        for id in ids {
-            if ctx.cancelled() {
-                return Err(PhaseError::cancelled());
-            }
-            let event: Option<RawEvent> = reader.read_event(id)?;
-            progress.tick();
-            let Some(event) = event else { continue };
-            let mut ic: Option<IcInfo> = None;
-            if let Some(frib) = &event.frib {
-                match frib.trigger_type() {
+        // A reader thread fetches the next events while this one computes (HDF5 calls are
+        // serialised inside the library, computing is not), so reading overlaps processing.
+        let outcome: Result<(), PhaseError> = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(8);
+            let reader = &reader;
+            scope.spawn(move || {
+                for id in ids {
+                    let event = reader.read_event(id);
+                    let failed = event.is_err();
+                    if tx.send((id, event)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for (id, event) in rx {
+                if ctx.cancelled() {
+                    return Err(PhaseError::cancelled());
+                }
+                let event: Option<RawEvent> = event?;
+                progress.tick();
+                let Some(event) = event else { continue };
+                let mut ic: Option<IcInfo> = None;
+                if let Some(frib) = &event.frib {
+                    match frib.trigger_type() {
                     Some(FribTrigger::IcDownscale) => {
                         let info = builder.ion_chamber(frib)?;
                         if info.multiplicity > 0
@@ -314,42 +328,45 @@ impl Phase for PointcloudPhase {
                         frib.trigger
                     ),
                 }
-            }
-            let Some(get) = &event.pads else { continue };
-            let cloud = builder.cloud(get.view())?;
-            let ds = h5util::dataset_builder(&cloud_group)
-                .with_data(&cloud)
-                .create(format!("cloud_{id}").as_str())
-                .map_err(|e| h5err(&format!("cloud_{id}"), e))?;
-            let (mut amp, mut integral, mut centroid, mut mult) = (-1.0, -1.0, -1.0, -1.0);
-            if let Some(IcInfo {
-                multiplicity,
-                trigger: Some(peak),
-            }) = ic
-            {
-                if multiplicity > 0 && multiplicity <= max_mult {
-                    amp = peak.amplitude;
-                    integral = peak.integral as f64;
-                    centroid = peak.centroid;
-                    mult = multiplicity as f64;
                 }
+                let Some(get) = &event.pads else { continue };
+                let cloud = builder.cloud(get.view())?;
+                let ds = h5util::dataset_builder(&cloud_group)
+                    .with_data(&cloud)
+                    .create(format!("cloud_{id}").as_str())
+                    .map_err(|e| h5err(&format!("cloud_{id}"), e))?;
+                let (mut amp, mut integral, mut centroid, mut mult) = (-1.0, -1.0, -1.0, -1.0);
+                if let Some(IcInfo {
+                    multiplicity,
+                    trigger: Some(peak),
+                }) = ic
+                {
+                    if multiplicity > 0 && multiplicity <= max_mult {
+                        amp = peak.amplitude;
+                        integral = peak.integral as f64;
+                        centroid = peak.centroid;
+                        mult = multiplicity as f64;
+                    }
+                }
+                let attrs: [(&str, f64); 4] = [
+                    ("ic_amplitude", amp),
+                    ("ic_integral", integral),
+                    ("ic_centroid", centroid),
+                    ("ic_multiplicity", mult),
+                ];
+                h5util::write_attr(&ds, "orig_run", &event.orig_run)
+                    .map_err(|e| h5err("orig_run", e))?;
+                h5util::write_attr(&ds, "orig_event", &event.orig_event)
+                    .map_err(|e| h5err("orig_event", e))?;
+                for (k, v) in attrs {
+                    h5util::write_attr(&ds, k, &v).map_err(|e| h5err(k, e))?;
+                }
+                events += 1;
+                points += cloud.nrows() as u64;
             }
-            let attrs: [(&str, f64); 4] = [
-                ("ic_amplitude", amp),
-                ("ic_integral", integral),
-                ("ic_centroid", centroid),
-                ("ic_multiplicity", mult),
-            ];
-            h5util::write_attr(&ds, "orig_run", &event.orig_run)
-                .map_err(|e| h5err("orig_run", e))?;
-            h5util::write_attr(&ds, "orig_event", &event.orig_event)
-                .map_err(|e| h5err("orig_event", e))?;
-            for (k, v) in attrs {
-                h5util::write_attr(&ds, k, &v).map_err(|e| h5err(k, e))?;
-            }
-            events += 1;
-            points += cloud.nrows() as u64;
-        }
+            Ok(())
+        });
+        outcome?;
         drop(cloud_group);
         file.close().map_err(|e| h5err("close", e))?;
         let dest = out.commit()?;

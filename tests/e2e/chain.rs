@@ -1,0 +1,57 @@
+//! End-to-end test of the whole default chain with the InterpSolver's shared mesh: one worker
+//! and two workers (each attaching the parent's sealed mesh segment) produce byte-identical
+//! artifacts, and the fits exist.
+
+use spyral_e2e::{workspace_root, Sandbox};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+const PHASES: &str = "  - kind: pointcloud
+  - kind: cluster
+  - kind: estimation
+  - kind: interp-solver
+    config:
+      gas_data_path: gas.json
+      particle_id_filename: pid.json
+      n_time_steps: 200
+      interp_ke_max: 70.0
+      interp_ke_bins: 60
+      interp_polar_bins: 40
+";
+
+#[test]
+fn one_and_two_workers_fit_identically_with_the_shared_mesh() {
+    let mut outputs = Vec::new();
+    for workers in [1, 2] {
+        let sb = Sandbox::new();
+        for (name, src) in [("gas.json", "gas/deuterium_300torr.json"), ("pid.json", "pid/deuteron.json")] {
+            std::fs::copy(workspace_root().join("examples").join(src), sb.path().join(name)).unwrap();
+        }
+        let out = sb.spyral(&["simulate", "--out", "traces", "--runs", "3", "--events", "30", "--seed", "8"]);
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        let p = sb.file(
+            "p.yaml",
+            &format!("workspace: ws\ntraces: traces\nruns: {{min: 1, max: 3}}\nworkers: {workers}\nseed: 4\nphases:\n{PHASES}"),
+        );
+        let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        assert!(out.stdout.contains("shared segments: InterpSolver/mesh"), "{}", out.stdout);
+        let fits = files(&sb.ws().join("InterpSolver"));
+        assert_eq!(fits.len(), 3, "{:?}", fits.keys());
+        let total: usize = fits.values().map(|v| v.len()).sum();
+        assert!(total > 3 * 1000, "fits were written");
+        outputs.push((files(&sb.ws().join("Estimation")), fits, files(&sb.ws().join("Cluster"))));
+    }
+    assert_eq!(outputs[0].0, outputs[1].0, "Estimation");
+    assert_eq!(outputs[0].1, outputs[1].1, "InterpSolver");
+    assert_eq!(outputs[0].2, outputs[1].2, "Cluster");
+}
