@@ -50,6 +50,19 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// What phase `c` would be, run on `payload` with `seed` (None: the seed is drawn at each
+    /// launch and is not part of the identity).
+    pub fn of(c: &crate::chain::ChainPhase, payload: &PhaseResult, seed: Option<u64>) -> Identity {
+        Identity {
+            kind: c.spec.kind.clone(),
+            phase: c.name.clone(),
+            library: c.library.clone(),
+            config_hash: format!("{:016x}", stable_hash(&c.resolved_config())),
+            inputs: inputs(payload),
+            seed,
+        }
+    }
+
     /// A short hash of the whole identity.
     pub fn hash(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
@@ -185,6 +198,11 @@ pub enum State {
     },
     /// Never done (or the record is gone).
     Missing,
+    /// An inactive phase: its artifacts are used as they are (shown by `spyral status`).
+    Inactive {
+        /// Whether its artifacts exist.
+        exists: bool,
+    },
 }
 
 /// Compares the record on disk with the identity the phase would have now.

@@ -6,7 +6,7 @@ use crate::chain::ChainPhase;
 use crate::pipeline::Pipeline;
 use crate::provenance::{self, Identity, State};
 use serde::Serialize;
-use spyral_core::seed::{derive_seed, stable_hash};
+use spyral_core::seed::derive_seed;
 use spyral_core::PhaseResult;
 
 /// One cell of the table.
@@ -16,32 +16,7 @@ pub struct Cell {
     pub phase: String,
     /// Its state.
     #[serde(flatten)]
-    pub state: CellState,
-}
-
-/// The state of a (run, phase), as shown.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum CellState {
-    /// Done and current.
-    Current,
-    /// Done but stale.
-    Stale {
-        /// Why.
-        why: String,
-    },
-    /// Failed last time.
-    Failed {
-        /// The error.
-        error: String,
-    },
-    /// Not done.
-    Missing,
-    /// Inactive phase: its artifact is used as it is.
-    Inactive {
-        /// Whether the artifacts exist.
-        exists: bool,
-    },
+    pub state: State,
 }
 
 /// One run's row.
@@ -75,7 +50,7 @@ pub fn table(p: &Pipeline, chain: &[ChainPhase], runs: &[u32]) -> Vec<Row> {
                     .unwrap_or(false);
                 cells.push(Cell {
                     phase: c.name.clone(),
-                    state: CellState::Inactive { exists },
+                    state: State::Inactive { exists },
                 });
                 if let Ok(r) = constructed {
                     payload = r;
@@ -83,28 +58,16 @@ pub fn table(p: &Pipeline, chain: &[ChainPhase], runs: &[u32]) -> Vec<Row> {
                 continue;
             }
             let seed = p.seed.map(|s| derive_seed(s, run, &c.name));
-            let now = Identity {
-                kind: c.spec.kind.clone(),
-                phase: c.name.clone(),
-                library: c.library.clone(),
-                config_hash: format!("{:016x}", stable_hash(&c.resolved_config())),
-                inputs: provenance::inputs(&payload),
-                seed,
-            };
+            let now = Identity::of(c, &payload, seed);
             let record = provenance::read(&provenance::record_path(&ws.artifact_dir(), run));
             let state = provenance::state(record.as_ref(), &now);
             let cell = match (&state, upstream_changes) {
-                (State::Current, true) => CellState::Stale {
+                (State::Current, true) => State::Stale {
                     why: "an earlier phase will rerun".into(),
                 },
-                (State::Current, false) => CellState::Current,
-                (State::Stale { why }, _) => CellState::Stale { why: why.clone() },
-                (State::Failed { error }, _) => CellState::Failed {
-                    error: error.clone(),
-                },
-                (State::Missing, _) => CellState::Missing,
+                (other, _) => other.clone(),
             };
-            if cell != CellState::Current {
+            if cell != State::Current {
                 upstream_changes = true;
             }
             payload = match (&state, record) {
@@ -139,17 +102,17 @@ pub fn render(rows: &[Row], chain: &[ChainPhase]) -> String {
         let _ = write!(s, "{:>6}", r.run);
         for (cell, w) in r.phases.iter().zip(&width) {
             let text = match &cell.state {
-                CellState::Current => "current".to_string(),
-                CellState::Stale { why } => {
+                State::Current => "current".to_string(),
+                State::Stale { why } => {
                     notes.push(format!("run {} {}: stale: {why}", r.run, cell.phase));
                     "stale".to_string()
                 }
-                CellState::Failed { error } => {
+                State::Failed { error } => {
                     notes.push(format!("run {} {}: failed: {error}", r.run, cell.phase));
                     "FAILED".to_string()
                 }
-                CellState::Missing => "missing".to_string(),
-                CellState::Inactive { exists } => if *exists {
+                State::Missing => "missing".to_string(),
+                State::Inactive { exists } => if *exists {
                     "inactive"
                 } else {
                     "inactive(none)"

@@ -12,7 +12,6 @@ use crate::plugins::Registry;
 use crate::protocol::{Assign, ErrorInfo, Job, PhaseRecord, PhaseStatus, WorkerMsg};
 use crate::provenance::{self, Identity, State};
 use abi_stable::std_types::RStr;
-use spyral_core::seed::stable_hash;
 use spyral_core::{LogLevel, PhaseResult, RunContext, RunSink};
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -321,14 +320,7 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
             continue;
         }
         let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
-        let identity = Identity {
-            kind: c.spec.kind.clone(),
-            phase: c.name.clone(),
-            library: c.library.clone(),
-            config_hash: format!("{:016x}", stable_hash(&c.resolved_config())),
-            inputs: provenance::inputs(&payload),
-            seed: job.seed_fixed.then_some(seed),
-        };
+        let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
         let artifact_dir = ws.artifact_dir();
         let forced = job.force.iter().any(|f| f == "*" || *f == c.name);
         if !forced {

@@ -10,10 +10,19 @@ use std::time::Instant;
 
 fn main() {
     let sb = Sandbox::new();
-    for (name, src) in [("gas.json", "gas/deuterium_300torr.json"), ("pid.json", "pid/deuteron.json")] {
-        std::fs::copy(workspace_root().join("examples").join(src), sb.path().join(name)).unwrap();
+    for (name, src) in [
+        ("gas.json", "gas/deuterium_300torr.json"),
+        ("pid.json", "pid/deuteron.json"),
+    ] {
+        std::fs::copy(
+            workspace_root().join("examples").join(src),
+            sb.path().join(name),
+        )
+        .unwrap();
     }
-    let out = sb.spyral(&["simulate", "--out", "traces", "--runs", "2", "--events", "300", "--seed", "11"]);
+    let out = sb.spyral(&[
+        "simulate", "--out", "traces", "--runs", "2", "--events", "300", "--seed", "11",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let p = sb.file(
         "p.yaml",
@@ -23,7 +32,13 @@ fn main() {
     let out = sb.spyral(&["assets", p.to_str().unwrap()]);
     let mesh_s = t.elapsed().as_secs_f64();
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display", "--log-level", "warn"]);
+    let out = sb.spyral(&[
+        "run",
+        p.to_str().unwrap(),
+        "--no-display",
+        "--log-level",
+        "warn",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let rep = sb.report();
     let mut wall = std::collections::BTreeMap::<String, f64>::new();
@@ -47,18 +62,60 @@ fn main() {
     }
     let mesh_bytes = rep["segments"][0]["bytes"].as_f64().unwrap_or(f64::NAN);
     let mut table = String::new();
-    let _ = writeln!(table, "| measure | value | goal | Python Spyral (this machine) |");
+    let _ = writeln!(
+        table,
+        "| measure | value | goal | Python Spyral (this machine) |"
+    );
     let _ = writeln!(table, "|---|---|---|---|");
-    let _ = writeln!(table, "| events / clusters / fits | {events:.0} / {clusters:.0} / {fits:.0} | | |");
-    let _ = writeln!(table, "| Pointcloud ms per event (1 worker, incl. HDF5 read and write) | {:.3} | <= 0.5 | 10.9 |", wall["Pointcloud"] / events * 1e3);
-    let _ = writeln!(table, "| Cluster ms per event | {:.3} | <= 1 | 5.3 |", wall["Cluster"] / events * 1e3);
-    let _ = writeln!(table, "| Estimation ms per cluster | {:.3} | <= 0.25 | 4.3 |", wall["Estimation"] / clusters * 1e3);
-    let _ = writeln!(table, "| InterpSolver ms per fit (fit only) | {:.2} | <= 8 | 78 (median) |", ms_fit / fits.max(1.0));
-    let _ = writeln!(table, "| InterpSolver ms per fit (whole phase) | {:.2} | | |", wall["InterpSolver"] / fits.max(1.0) * 1e3);
+    let _ = writeln!(
+        table,
+        "| events / clusters / fits | {events:.0} / {clusters:.0} / {fits:.0} | | |"
+    );
+    let _ = writeln!(
+        table,
+        "| Pointcloud ms per event (1 worker, incl. HDF5 read and write) | {:.3} | <= 0.5 | 10.9 |",
+        wall["Pointcloud"] / events * 1e3
+    );
+    let _ = writeln!(
+        table,
+        "| Cluster ms per event | {:.3} | <= 1 | 5.3 |",
+        wall["Cluster"] / events * 1e3
+    );
+    let _ = writeln!(
+        table,
+        "| Estimation ms per cluster | {:.3} | <= 0.25 | 4.3 |",
+        wall["Estimation"] / clusters * 1e3
+    );
+    let _ = writeln!(
+        table,
+        "| InterpSolver ms per fit (fit only) | {:.2} | <= 8 | 78 (median) |",
+        ms_fit / fits.max(1.0)
+    );
+    let _ = writeln!(
+        table,
+        "| InterpSolver ms per fit (whole phase) | {:.2} | | |",
+        wall["InterpSolver"] / fits.max(1.0) * 1e3
+    );
     let _ = writeln!(table, "| default mesh (1000 x 350 x 166, {:.2} GB): `spyral assets` s | {mesh_s:.1} | <= 10 | 200 |", mesh_bytes / 1e9);
-    let _ = writeln!(table, "| mesh fill into the shared segment, s | {:.2} | | |", rep["shared_data_seconds"][0]["seconds"].as_f64().unwrap_or(f64::NAN));
-    let _ = writeln!(table, "| mesh attach per worker, ms | {:.3} | < 10 | 2300 |", rep["worker_reports"][0]["attach_ms"].as_f64().unwrap_or(f64::NAN));
-    let _ = writeln!(table, "| parent peak RSS / mesh size | {:.3} | <= 1.1 | 2.08 |", rep["parent_peak_rss_kib"].as_f64().unwrap_or(f64::NAN) * 1024.0 / mesh_bytes);
+    let _ = writeln!(
+        table,
+        "| mesh fill into the shared segment, s | {:.2} | | |",
+        rep["shared_data_seconds"][0]["seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
+    let _ = writeln!(
+        table,
+        "| mesh attach per worker, ms | {:.3} | < 10 | 2300 |",
+        rep["worker_reports"][0]["attach_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
+    let _ = writeln!(
+        table,
+        "| parent peak RSS / mesh size | {:.3} | <= 1.1 | 2.08 |",
+        rep["parent_peak_rss_kib"].as_f64().unwrap_or(f64::NAN) * 1024.0 / mesh_bytes
+    );
     println!("{table}");
     let dir = workspace_root().join("bench-results");
     let _ = std::fs::create_dir_all(&dir);

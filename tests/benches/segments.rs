@@ -38,13 +38,7 @@ fn main() {
                 file.display()
             ),
         );
-        let child = std::process::Command::new(spyral_e2e::spyral_bin())
-            .args(["run", p.to_str().unwrap(), "--no-display", "--force"])
-            .current_dir(sb.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display", "--force"]);
         let tag = "spyral:Segment:pattern";
         let full_kib = BYTES / 1024;
         let deadline = Instant::now() + Duration::from_secs(120);

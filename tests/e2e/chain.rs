@@ -2,18 +2,7 @@
 //! and two workers (each attaching the parent's sealed mesh segment) produce byte-identical
 //! artifacts, and the fits exist.
 
-use spyral_e2e::{workspace_root, Sandbox};
-use std::collections::BTreeMap;
-use std::path::Path;
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect()
-}
+use spyral_e2e::{file_bytes, workspace_root, Sandbox};
 
 const PHASES: &str = "  - kind: pointcloud
   - kind: cluster
@@ -33,10 +22,19 @@ fn one_and_two_workers_fit_identically_with_the_shared_mesh() {
     let mut outputs = Vec::new();
     for workers in [1, 2] {
         let sb = Sandbox::new();
-        for (name, src) in [("gas.json", "gas/deuterium_300torr.json"), ("pid.json", "pid/deuteron.json")] {
-            std::fs::copy(workspace_root().join("examples").join(src), sb.path().join(name)).unwrap();
+        for (name, src) in [
+            ("gas.json", "gas/deuterium_300torr.json"),
+            ("pid.json", "pid/deuteron.json"),
+        ] {
+            std::fs::copy(
+                workspace_root().join("examples").join(src),
+                sb.path().join(name),
+            )
+            .unwrap();
         }
-        let out = sb.spyral(&["simulate", "--out", "traces", "--runs", "3", "--events", "30", "--seed", "8"]);
+        let out = sb.spyral(&[
+            "simulate", "--out", "traces", "--runs", "3", "--events", "30", "--seed", "8",
+        ]);
         assert_eq!(out.code, Some(0), "{}", out.all());
         let p = sb.file(
             "p.yaml",
@@ -44,12 +42,20 @@ fn one_and_two_workers_fit_identically_with_the_shared_mesh() {
         );
         let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
         assert_eq!(out.code, Some(0), "{}", out.all());
-        assert!(out.stdout.contains("shared segments: InterpSolver/mesh"), "{}", out.stdout);
-        let fits = files(&sb.ws().join("InterpSolver"));
+        assert!(
+            out.stdout.contains("shared segments: InterpSolver/mesh"),
+            "{}",
+            out.stdout
+        );
+        let fits = file_bytes(&sb.ws().join("InterpSolver"));
         assert_eq!(fits.len(), 3, "{:?}", fits.keys());
         let total: usize = fits.values().map(|v| v.len()).sum();
         assert!(total > 3 * 1000, "fits were written");
-        outputs.push((files(&sb.ws().join("Estimation")), fits, files(&sb.ws().join("Cluster"))));
+        outputs.push((
+            file_bytes(&sb.ws().join("Estimation")),
+            fits,
+            file_bytes(&sb.ws().join("Cluster")),
+        ));
     }
     assert_eq!(outputs[0].0, outputs[1].0, "Estimation");
     assert_eq!(outputs[0].1, outputs[1].1, "InterpSolver");

@@ -123,13 +123,7 @@ fn killed_launch_finishes_only_what_is_missing_with_identical_results() {
         sb.trace(r, 3000 + r as usize);
     }
     let p = sb.pipeline("runs: {min: 1, max: 8}\nworkers: 2\nseed: 9", phases);
-    let mut child = std::process::Command::new(spyral_e2e::spyral_bin())
-        .args(["run", p.to_str().unwrap(), "--no-display"])
-        .current_dir(sb.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let done = std::fs::read_dir(sb.ws().join("Template"))

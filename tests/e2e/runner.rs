@@ -1,9 +1,7 @@
 //! End-to-end tests of `spyral run`: failure isolation, worker deaths, determinism across worker
 //! counts and schedules, interrupts, logs, planning and the report.
 
-use spyral_e2e::{pid_alive, run_record, Sandbox};
-use std::collections::BTreeMap;
-use std::path::Path;
+use spyral_e2e::{file_bytes, pid_alive, run_record, Sandbox};
 use std::time::{Duration, Instant};
 
 fn runs_with(sb: &Sandbox, n: u32) {
@@ -118,21 +116,6 @@ fn abort_policy_stops_at_first_failure() {
     assert_eq!(not_started, 5, "{rep:#}");
 }
 
-fn artifacts(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if !p.is_file() {
-            continue; // .provenance records name their own launch times
-        }
-        m.insert(
-            p.file_name().unwrap().to_string_lossy().into_owned(),
-            std::fs::read(&p).unwrap(),
-        );
-    }
-    m
-}
-
 #[test]
 fn outputs_do_not_depend_on_workers_or_schedule() {
     let mut results = Vec::new();
@@ -147,7 +130,7 @@ fn outputs_do_not_depend_on_workers_or_schedule() {
         );
         let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
         assert_eq!(out.code, Some(0), "{}", out.all());
-        let a = artifacts(&sb.ws().join("Stamp"));
+        let a = file_bytes(&sb.ws().join("Stamp"));
         assert_eq!(a.len(), 7);
         results.push(a);
     }
@@ -159,7 +142,7 @@ fn outputs_do_not_depend_on_workers_or_schedule() {
     runs_with(&sb, 7);
     let p = sb.pipeline("runs: {min: 1, max: 7}\nseed: 12", "  - kind: stamp\n");
     assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
-    assert_ne!(artifacts(&sb.ws().join("Stamp")), results[0]);
+    assert_ne!(file_bytes(&sb.ws().join("Stamp")), results[0]);
 }
 
 #[test]
@@ -297,13 +280,7 @@ fn sigint_stops_cleanly() {
         "runs: {min: 1, max: 8}\nworkers: 2\nseed: 1",
         "  - kind: fail\n    config: {sleep_ms: 400}\n",
     );
-    let child = std::process::Command::new(spyral_e2e::spyral_bin())
-        .args(["run", p.to_str().unwrap(), "--no-display"])
-        .current_dir(sb.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
     // Wait until some run has finished.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -316,7 +293,7 @@ fn sigint_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Remember the workers.
-    let workers = child_pids(child.id() as i32);
+    let workers = spyral_e2e::children(child.id() as i32);
     assert!(!workers.is_empty());
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -339,26 +316,4 @@ fn sigint_stops_cleanly() {
     }
     let rep = sb.report();
     assert_eq!(rep["interrupted"], true);
-}
-
-fn child_pids(parent: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let ppid: i32 = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if ppid == parent {
-            out.push(pid);
-        }
-    }
-    out
 }

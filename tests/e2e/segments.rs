@@ -1,17 +1,7 @@
 //! End-to-end tests of shared segments: read-only attach in workers, one physical copy,
 //! enforcement of read-only, no leaks, refusal of segments larger than memory.
 
-use spyral_e2e::{run_record, Sandbox};
-
-fn shmem_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Shmem:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
+use spyral_e2e::{run_record, shmem_kib, Sandbox};
 
 #[test]
 fn workers_verify_a_shared_segment() {
@@ -127,13 +117,7 @@ fn two_workers_share_one_physical_copy() {
         "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
         "  - kind: segment\n    config: {mib: 256, hold_ms: 4000}\n",
     );
-    let child = std::process::Command::new(spyral_e2e::spyral_bin())
-        .args(["run", p.to_str().unwrap(), "--no-display"])
-        .current_dir(sb.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
     let tag = "spyral:Segment:pattern";
     let full_kib = 256 * 1024;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -200,13 +184,7 @@ fn killing_the_parent_leaks_nothing() {
         "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
         "  - kind: segment\n    config: {mib: 128, hold_ms: 20000}\n",
     );
-    let mut child = std::process::Command::new(spyral_e2e::spyral_bin())
-        .args(["run", p.to_str().unwrap(), "--no-display"])
-        .current_dir(sb.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while spyral_e2e::children(child.id() as i32).len() < 2 && std::time::Instant::now() < deadline
     {
@@ -244,15 +222,7 @@ fn two_launches_of_one_pipeline_at_once_both_work() {
         "runs: {min: 1, max: 4}\nworkers: 2\nseed: 1",
         "  - kind: segment\n    config: {mib: 32, hold_ms: 300}\n",
     );
-    let spawn = || {
-        std::process::Command::new(spyral_e2e::spyral_bin())
-            .args(["run", p.to_str().unwrap(), "--no-display", "--force"])
-            .current_dir(sb.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || sb.spawn(&["run", p.to_str().unwrap(), "--no-display", "--force"]);
     let (a, b) = (spawn(), spawn());
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();

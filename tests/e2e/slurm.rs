@@ -4,25 +4,10 @@
 //! is `#[ignore]`d by default and run explicitly by `scripts/test.sh`:
 //! `cargo nextest run -p spyral-e2e --test slurm --run-ignored only`.
 
-use spyral_e2e::Sandbox;
+use spyral_e2e::{file_bytes, Sandbox};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_file())
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
 
 fn job_states(id: &str) -> Vec<(String, String)> {
     let out = Command::new("scontrol")
@@ -127,8 +112,8 @@ fn array_job_processes_every_run_once_like_a_local_run() {
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
     for dir in ["Stamp", "Template"] {
         assert_eq!(
-            files(&sb.ws().join(dir)),
-            files(&local.ws().join(dir)),
+            file_bytes(&sb.ws().join(dir)),
+            file_bytes(&local.ws().join(dir)),
             "{dir}"
         );
     }

@@ -139,6 +139,18 @@ impl Sandbox {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+    /// Starts `spyral ARGS` in the sandbox without waiting (stdout and stderr piped).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(spyral_bin())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("SPYRAL_PLUGIN_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start spyral")
+    }
     /// The newest launch's log folder.
     pub fn latest_log(&self) -> PathBuf {
         std::fs::canonicalize(self.ws().join("log/latest")).expect("log/latest")
@@ -224,6 +236,34 @@ pub fn total_pss(pid: i32) -> u64 {
         .and_then(|t| {
             t.lines()
                 .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The regular files directly in `dir`, by name, with their bytes.
+pub fn file_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read folder")
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read file"),
+            )
+        })
+        .collect()
+}
+
+/// `Shmem` of /proc/meminfo in KiB.
+pub fn shmem_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Shmem:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
