@@ -10,20 +10,7 @@ use std::time::Instant;
 
 fn main() {
     let sb = Sandbox::new();
-    for (name, src) in [
-        ("gas.json", "gas/deuterium_300torr.json"),
-        ("pid.json", "pid/deuteron.json"),
-    ] {
-        std::fs::copy(
-            workspace_root().join("examples").join(src),
-            sb.path().join(name),
-        )
-        .unwrap();
-    }
-    let out = sb.spyral(&[
-        "simulate", "--out", "traces", "--runs", "2", "--events", "300", "--seed", "11",
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    sb.simulated(2, 300, 11);
     let p = sb.file(
         "p.yaml",
         "workspace: ws\ntraces: traces\nruns: {min: 1, max: 2}\nworkers: 1\nseed: 1\nphases:\n  - kind: pointcloud\n  - kind: cluster\n  - kind: estimation\n  - kind: interp-solver\n    config: {gas_data_path: gas.json, particle_id_filename: pid.json}\n",

@@ -2,7 +2,7 @@
 //! and two workers (each attaching the parent's sealed mesh segment) produce byte-identical
 //! artifacts, and the fits exist.
 
-use spyral_e2e::{file_bytes, workspace_root, Sandbox};
+use spyral_e2e::{file_bytes, Sandbox};
 
 const PHASES: &str = "  - kind: pointcloud
   - kind: cluster
@@ -22,20 +22,7 @@ fn one_and_two_workers_fit_identically_with_the_shared_mesh() {
     let mut outputs = Vec::new();
     for workers in [1, 2] {
         let sb = Sandbox::new();
-        for (name, src) in [
-            ("gas.json", "gas/deuterium_300torr.json"),
-            ("pid.json", "pid/deuteron.json"),
-        ] {
-            std::fs::copy(
-                workspace_root().join("examples").join(src),
-                sb.path().join(name),
-            )
-            .unwrap();
-        }
-        let out = sb.spyral(&[
-            "simulate", "--out", "traces", "--runs", "3", "--events", "30", "--seed", "8",
-        ]);
-        assert_eq!(out.code, Some(0), "{}", out.all());
+        sb.simulated(3, 30, 8);
         let p = sb.file(
             "p.yaml",
             &format!("workspace: ws\ntraces: traces\nruns: {{min: 1, max: 3}}\nworkers: {workers}\nseed: 4\nphases:\n{PHASES}"),

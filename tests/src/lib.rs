@@ -105,6 +105,27 @@ impl Sandbox {
         std::fs::write(self.traces().join(format!("run_{run:04}.h5")), data).expect("write trace");
         self
     }
+    /// Copies the example gas target and deuteron particle-ID gate (`examples/`) into the
+    /// sandbox as `gas.json` and `pid.json`, and simulates `runs` runs of `events` events into
+    /// `traces/` with `spyral simulate`.
+    pub fn simulated(&self, runs: u32, events: u64, seed: u64) -> &Self {
+        for (name, src) in [
+            ("gas.json", "gas/deuterium_300torr.json"),
+            ("pid.json", "pid/deuteron.json"),
+        ] {
+            std::fs::copy(
+                workspace_root().join("examples").join(src),
+                self.path().join(name),
+            )
+            .expect("copy example input");
+        }
+        let (r, e, s) = (runs.to_string(), events.to_string(), seed.to_string());
+        let out = self.spyral(&[
+            "simulate", "--out", "traces", "--runs", &r, "--events", &e, "--seed", &s,
+        ]);
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        self
+    }
     /// Writes `text` to `name` in the sandbox and returns its path.
     pub fn file(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path().join(name);

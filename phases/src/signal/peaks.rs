@@ -736,19 +736,32 @@ pub fn get_peaks(
     mut jitter: impl FnMut() -> f64,
     out: &mut Vec<Peak>,
 ) -> Result<(), SignalError> {
+    let found = finder.find(trace, params)?;
+    keep_above(trace, found, threshold, &mut jitter, out);
+    Ok(())
+}
+
+/// Builds the `Peak` of every found peak (calling `jitter` once each, in index order) and keeps
+/// those with `amplitude > threshold` in `out` (cleared first).
+fn keep_above(
+    trace: &[i32],
+    found: &[FoundPeak],
+    threshold: f64,
+    jitter: &mut impl FnMut() -> f64,
+    out: &mut Vec<Peak>,
+) {
     out.clear();
-    for found in finder.find(trace, params)? {
-        let peak = Peak::from_found(trace, found, found.index as f64 + jitter());
+    for f in found {
+        let peak = Peak::from_found(trace, f, f.index as f64 + jitter());
         if peak.amplitude > threshold {
             out.push(peak);
         }
     }
-    Ok(())
 }
 
 /// [`get_peaks`] for callers that do not need Spyral's random-draw count: the same peaks above
 /// `threshold` (see [`PeakFinder::find_above`]), found faster, with `jitter` called once per
-/// returned peak only.
+/// peak at or above the threshold only.
 pub fn get_peaks_above(
     finder: &mut PeakFinder,
     trace: &[i32],
@@ -757,13 +770,8 @@ pub fn get_peaks_above(
     mut jitter: impl FnMut() -> f64,
     out: &mut Vec<Peak>,
 ) -> Result<(), SignalError> {
-    out.clear();
-    for found in finder.find_above(trace, params, threshold)? {
-        let peak = Peak::from_found(trace, found, found.index as f64 + jitter());
-        if peak.amplitude > threshold {
-            out.push(peak);
-        }
-    }
+    let found = finder.find_above(trace, params, threshold)?;
+    keep_above(trace, found, threshold, &mut jitter, out);
     Ok(())
 }
 
