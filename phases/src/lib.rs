@@ -6,6 +6,7 @@
 //! - [`sim`]: the run simulator used by demos, tests and benchmarks;
 //! - [`table`]: parquet tables with Spyral's column names and types;
 //! - [`schemas`]: the result schemas of the default phases;
+//! - [`garfield`]: the optional Garfield electron-drift correction used by Pointcloud;
 //! - the phases: [`pointcloud`], [`cluster`], [`estimation`], [`solver`].
 //!
 //! The crate is both an `rlib` (linked into `spyral` as the built-in phases) and a `cdylib` (a
@@ -15,6 +16,7 @@ pub mod attpc;
 pub mod cluster;
 pub mod estimation;
 pub mod fit;
+pub mod garfield;
 pub mod physics;
 pub mod pointcloud;
 pub mod schemas;

@@ -12,7 +12,11 @@
 //! `[x, y, z, amplitude, integral, pad, time bucket, scale]` and attributes `orig_run`,
 //! `orig_event`, `ic_amplitude`, `ic_integral`, `ic_centroid`, `ic_multiplicity`.
 //!
-//! Not done here yet: the optional Garfield electron-drift correction (a config error if enabled).
+//! With `detector.do_garfield_correction`, the Garfield electron-drift correction
+//! ([`crate::garfield`]) is applied after the z calibration: `create_assets` generates
+//! `<workspace>/Pointcloud_assets/<garfield file stem>.npy` unless it exists (it is keyed only by
+//! the stem, so it is reused even if the parameters change), and each worker loads it once, on
+//! its first run. Points outside the correction grid are dropped with the other NaN rows.
 
 use crate::attpc::detector::{DetectorParameters, FribParameters, GetParameters, PadParameters};
 use crate::attpc::h5util;
@@ -20,6 +24,7 @@ use crate::attpc::padmap::PadMap;
 use crate::attpc::traces::{
     FribData, FribTrigger, RawEvent, TraceReader, GET_SAMPLE_OFFSET, NUM_SCALERS, SCALER_NAMES,
 };
+use crate::garfield::Corrector;
 use crate::signal::{
     frib_peaks, get_peaks_above, BaselineRemover, FindPeaksParams, Peak, PeakFinder,
 };
@@ -29,7 +34,8 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 use spyral_core::prelude::*;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// Number of columns of a point-cloud row.
 pub const CLOUD_COLUMNS: usize = 8;
@@ -56,6 +62,94 @@ pub struct PointcloudPhase {
     name: String,
     config: PointcloudConfig,
     pads: Arc<PadMap>,
+    /// The Garfield corrector, loaded on the first run that needs it.
+    corrector: OnceLock<Corrector>,
+}
+
+/// The Garfield file of an enabled correction, checked to exist; `None` when disabled.
+fn garfield_file(name: &str, detector: &DetectorParameters) -> Result<Option<PathBuf>, PhaseError> {
+    if !detector.do_garfield_correction {
+        return Ok(None);
+    }
+    let Some(path) = &detector.garfield_file_path else {
+        return Err(PhaseError::config(format!(
+            "phase {name}: detector.do_garfield_correction is set but detector.garfield_file_path is not"
+        )));
+    };
+    if !path.is_file() {
+        return Err(PhaseError::config(format!(
+            "phase {name}: detector.garfield_file_path {} does not exist or is not a file (needed by detector.do_garfield_correction)",
+            path.display()
+        )));
+    }
+    Ok(Some(path.clone()))
+}
+
+impl PointcloudPhase {
+    /// The Garfield correction asset of this configuration in `workspace`, or `None` when the
+    /// correction is disabled.
+    pub fn garfield_asset_path(&self, workspace: &Workspace) -> Option<PathBuf> {
+        let det = &self.config.detector;
+        if !det.do_garfield_correction {
+            return None;
+        }
+        det.garfield_file_path
+            .as_deref()
+            .map(|g| crate::garfield::asset_path(&workspace.asset_dir(), g))
+    }
+
+    /// The Garfield corrector for runs in `workspace` (`None` when disabled): loaded from the
+    /// asset on the first call and kept for the phase's lifetime.
+    pub fn electron_corrector(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<Option<&Corrector>, PhaseError> {
+        let Some(path) = self.garfield_asset_path(workspace) else {
+            return Ok(None);
+        };
+        if let Some(c) = self.corrector.get() {
+            return Ok(Some(c));
+        }
+        let loaded = Corrector::load(&path).map_err(|e| {
+            PhaseError::invalid_input(format!(
+                "phase {}: Garfield correction asset (run create_assets first): {e}",
+                self.name
+            ))
+        })?;
+        // Another thread may have won the race; either value is the same grid.
+        let _ = self.corrector.set(loaded);
+        Ok(self.corrector.get())
+    }
+}
+
+/// Generates the Garfield correction grid from `garfield` into `dest` (through a temporary
+/// name) unless `dest` already exists.
+fn ensure_garfield_asset(
+    name: &str,
+    garfield: &Path,
+    detector: &DetectorParameters,
+    dest: &Path,
+) -> Result<(), PhaseError> {
+    if dest.is_file() {
+        tracing::info!(
+            "phase {name}: reusing the Garfield correction {}",
+            dest.display()
+        );
+        return Ok(());
+    }
+    tracing::info!(
+        "phase {name}: generating the Garfield correction {} from {}",
+        dest.display(),
+        garfield.display()
+    );
+    let grid = crate::garfield::generate(garfield, detector).map_err(|e| {
+        PhaseError::invalid_input(format!("phase {name}: Garfield correction: {e}"))
+    })?;
+    let out = PartialFile::new(dest)?;
+    crate::garfield::write_grid(&grid, out.path())
+        .map_err(|e| PhaseError::io(format!("phase {name}: Garfield correction: {e}")))?;
+    out.commit()?;
+    Ok(())
 }
 
 impl PhaseFactory for PointcloudPhase {
@@ -65,11 +159,7 @@ impl PhaseFactory for PointcloudPhase {
             .detector
             .validate()
             .map_err(|e| PhaseError::config(format!("phase {name}: detector: {e}")))?;
-        if config.detector.do_garfield_correction {
-            return Err(PhaseError::config(format!(
-                "phase {name}: detector.do_garfield_correction is not supported yet by this version of the Pointcloud phase; set it to false"
-            )));
-        }
+        garfield_file(name, &config.detector)?;
         FindPeaksParams::spyral_get(
             config.get.peak_separation,
             config.get.peak_prominence,
@@ -85,6 +175,7 @@ impl PhaseFactory for PointcloudPhase {
             name: name.to_string(),
             config,
             pads: Arc::new(pads),
+            corrector: OnceLock::new(),
         })
     }
 }
@@ -113,6 +204,7 @@ pub struct CloudBuilder<'a> {
     frib_trace: Vec<i32>,
     peaks: Vec<Peak>,
     rng: Pcg64,
+    corrector: Option<&'a Corrector>,
 }
 
 impl<'a> CloudBuilder<'a> {
@@ -147,7 +239,14 @@ impl<'a> CloudBuilder<'a> {
             frib_trace: vec![0; crate::signal::FRIB_TRACE_LENGTH],
             peaks: Vec::with_capacity(8),
             rng: Pcg64::seed_from_u64(seed),
+            corrector: None,
         })
+    }
+
+    /// Applies the Garfield electron-drift correction to every point (after z calibration).
+    pub fn with_correction(mut self, corrector: Option<&'a Corrector>) -> Self {
+        self.corrector = corrector;
+        self
     }
 
     /// The point cloud of a GET matrix `(n, 517)`: rows `[x, y, z, amplitude, integral, pad,
@@ -205,6 +304,11 @@ impl<'a> CloudBuilder<'a> {
                 ]);
             }
         }
+        if let Some(c) = self.corrector {
+            for r in &mut rows {
+                c.correct_point(r);
+            }
+        }
         rows.retain(|r| r.iter().all(|v| !v.is_nan()));
         rows.sort_by(|a, b| a[2].total_cmp(&b[2]));
         let n = rows.len();
@@ -248,6 +352,13 @@ impl Phase for PointcloudPhase {
     fn outgoing_schema(&self) -> Option<ResultSchema> {
         Some(crate::schemas::pointcloud())
     }
+    fn create_assets(&mut self, workspace: &Workspace) -> Result<(), PhaseError> {
+        let Some(garfield) = garfield_file(&self.name, &self.config.detector)? else {
+            return Ok(());
+        };
+        let dest = crate::garfield::asset_path(&workspace.asset_dir(), &garfield);
+        ensure_garfield_asset(&self.name, &garfield, &self.config.detector, &dest)
+    }
     fn construct_artifact(
         &self,
         payload: &PhaseResult,
@@ -283,7 +394,9 @@ impl Phase for PointcloudPhase {
         h5util::write_attr(&cloud_group, "max_event", &(reader.last_event() as i64))
             .map_err(|e| h5err("max_event", e))?;
 
-        let mut builder = CloudBuilder::new(&self.config, &self.pads, ctx.seed())?;
+        let corrector = self.electron_corrector(ws)?;
+        let mut builder =
+            CloudBuilder::new(&self.config, &self.pads, ctx.seed())?.with_correction(corrector);
         let ids = reader.event_ids();
         let mut progress = Progress::new(ctx, reader.num_events());
         let (mut events, mut points, mut gated) = (0u64, 0u64, 0u64);
