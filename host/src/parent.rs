@@ -683,6 +683,17 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             )
         })
         .collect();
+    eprintln!(
+        "spyral: {} runs ({}) on {} worker(s), {} schedule, seed {seed}; logs in {}",
+        collected.runs.len(),
+        human_bytes(total_bytes),
+        n_workers,
+        match p.schedule {
+            Schedule::Snake => "snake",
+            Schedule::Dynamic => "dynamic",
+        },
+        launch.display()
+    );
     let use_bars = !flags.no_display && std::io::stderr().is_terminal();
     let mut display = Display::new(
         use_bars,
@@ -695,17 +706,6 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     let mut done_bytes = 0u64;
     let mut finished = 0usize;
     let mut replacements = 0usize;
-    eprintln!(
-        "spyral: {} runs ({}) on {} worker(s), {} schedule, seed {seed}; logs in {}",
-        collected.runs.len(),
-        human_bytes(total_bytes),
-        n_workers,
-        match p.schedule {
-            Schedule::Snake => "snake",
-            Schedule::Dynamic => "dynamic",
-        },
-        launch.display()
-    );
     while workers.iter().any(|w| w.alive) {
         let Ok(ev) = rx.recv() else { break };
         match ev {
