@@ -174,41 +174,52 @@ fn memfd_holders() -> Vec<i32> {
 }
 
 #[test]
-fn killing_the_parent_leaks_nothing() {
-    let before = shmem_kib();
-    let sb = Sandbox::new();
-    for r in 1..=2 {
-        sb.trace(r, 100);
-    }
-    let p = sb.pipeline(
-        "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
-        "  - kind: segment\n    config: {mib: 128, hold_ms: 20000}\n",
-    );
-    let mut child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while spyral_e2e::children(child.id() as i32).len() < 2 && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(
-        shmem_kib() > before + 64 * 1024,
-        "the segment exists while running"
-    );
-    child.kill().unwrap(); // SIGKILL: no cleanup code runs in the parent
-    child.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let holders = memfd_holders();
-        let shmem = shmem_kib();
-        if holders.is_empty() && shmem < before + 32 * 1024 {
-            break;
+fn stopping_or_killing_the_parent_leaks_nothing() {
+    for signal in ["KILL", "INT", "TERM"] {
+        let before = shmem_kib();
+        let sb = Sandbox::new();
+        for r in 1..=2 {
+            sb.trace(r, 100);
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after SIGKILL of the parent: holders {holders:?}, Shmem {shmem} KiB (before {before})"
+        let p = sb.pipeline(
+            "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
+            "  - kind: segment\n    config: {mib: 128, hold_ms: 20000}\n",
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while spyral_e2e::children(child.id() as i32).len() < 2
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(
+            shmem_kib() > before + 64 * 1024,
+            "the segment exists while running"
+        );
+        // SIGKILL: no cleanup code runs in the parent; INT and TERM: the orderly stop.
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        if signal != "KILL" {
+            assert_eq!(out.status.code(), Some(130), "SIG{signal}");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let holders = memfd_holders();
+            let shmem = shmem_kib();
+            if holders.is_empty() && shmem < before + 32 * 1024 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after SIG{signal} to the parent: holders {holders:?}, Shmem {shmem} KiB (before {before})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 

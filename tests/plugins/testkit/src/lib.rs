@@ -377,8 +377,12 @@ impl Phase for Segment {
                 "{bad} words of the segment differ"
             )));
         }
-        if self.config.hold_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(self.config.hold_ms));
+        let end = std::time::Instant::now() + std::time::Duration::from_millis(self.config.hold_ms);
+        while std::time::Instant::now() < end {
+            if ctx.cancelled() {
+                return Err(PhaseError::cancelled());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         ctx.progress(1, 1);
         let mut r = p.clone();
