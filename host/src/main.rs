@@ -11,7 +11,13 @@ use std::process::ExitCode;
 
 /// Spyral-rs: AT-TPC run analysis as a chain of plugin phases, run in parallel.
 #[derive(Parser)]
-#[command(name = "spyral", version, about, long_about = None)]
+#[command(
+    name = "spyral",
+    version,
+    about = "Spyral-rs: analyse AT-TPC runs through a chain of plugin phases, in parallel worker processes.",
+    long_about = None,
+    after_help = "Start with `spyral demo` (simulated runs through the default chain) or `spyral validate PIPELINE`."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
