@@ -121,14 +121,25 @@ pub struct HardwareId {
 /// of AGET 0 of AsAd 0 of CoBo 0, then AGET 1, ... (64 pads per AGET, so 10240 pads use CoBos
 /// 0..9). `None` beyond the 11 x 4 x 4 x 64 available channels.
 pub fn hardware_id_for_pad(pad: u16) -> Option<HardwareId> {
+    let [cobo, asad, aget, channel] = hardware_address(pad);
+    if cobo >= usize::from(NUM_COBOS) {
+        return None;
+    }
+    Some(HardwareId {
+        cobo: cobo as u8,
+        asad: asad as u8,
+        aget: aget as u8,
+        channel: channel as u8,
+    })
+}
+
+/// `[cobo, asad, aget, channel]` of `pad` in this project's numbering (see
+/// [`hardware_id_for_pad`]), without the limit on the number of CoBos.
+pub fn hardware_address(pad: u16) -> [usize; 4] {
     let pad = usize::from(pad);
     let aget_index = pad / PADS_PER_AGET;
     let slot = pad % PADS_PER_AGET;
     let agets_per_cobo = usize::from(ASADS_PER_COBO) * usize::from(AGETS_PER_ASAD);
-    let cobo = aget_index / agets_per_cobo;
-    if cobo >= usize::from(NUM_COBOS) {
-        return None;
-    }
     let asad = (aget_index / usize::from(AGETS_PER_ASAD)) % usize::from(ASADS_PER_COBO);
     let aget = aget_index % usize::from(AGETS_PER_ASAD);
     // The slot-th channel that is not an FPN channel.
@@ -138,12 +149,7 @@ pub fn hardware_id_for_pad(pad: u16) -> Option<HardwareId> {
             channel += 1;
         }
     }
-    Some(HardwareId {
-        cobo: cobo as u8,
-        asad: asad as u8,
-        aget: aget as u8,
-        channel: channel as u8,
-    })
+    [aget_index / agets_per_cobo, asad, aget, channel]
 }
 
 /// The pad at a hardware address (inverse of [`hardware_id_for_pad`]); `None` for FPN or

@@ -66,60 +66,29 @@ pub trait PadLookup {
     }
 }
 
-impl<T: PadLookup + ?Sized> PadLookup for &T {
-    fn pad_at(&self, x: f64, y: f64) -> Option<u16> {
-        (**self).pad_at(x, y)
-    }
-    fn pad_count(&self) -> usize {
-        (**self).pad_count()
-    }
-    fn hardware_id(&self, pad: u16) -> [i16; 4] {
-        (**self).hardware_id(pad)
-    }
+/// Forwards the lookup through a pointer type.
+macro_rules! forward_pad_lookup {
+    ($($ptr:ty),*) => {$(
+        impl<T: PadLookup + ?Sized> PadLookup for $ptr {
+            fn pad_at(&self, x: f64, y: f64) -> Option<u16> {
+                (**self).pad_at(x, y)
+            }
+            fn pad_count(&self) -> usize {
+                (**self).pad_count()
+            }
+            fn hardware_id(&self, pad: u16) -> [i16; 4] {
+                (**self).hardware_id(pad)
+            }
+        }
+    )*};
 }
-
-impl<T: PadLookup + ?Sized> PadLookup for Box<T> {
-    fn pad_at(&self, x: f64, y: f64) -> Option<u16> {
-        (**self).pad_at(x, y)
-    }
-    fn pad_count(&self) -> usize {
-        (**self).pad_count()
-    }
-    fn hardware_id(&self, pad: u16) -> [i16; 4] {
-        (**self).hardware_id(pad)
-    }
-}
-
-impl<T: PadLookup + ?Sized> PadLookup for Arc<T> {
-    fn pad_at(&self, x: f64, y: f64) -> Option<u16> {
-        (**self).pad_at(x, y)
-    }
-    fn pad_count(&self) -> usize {
-        (**self).pad_count()
-    }
-    fn hardware_id(&self, pad: u16) -> [i16; 4] {
-        (**self).hardware_id(pad)
-    }
-}
+forward_pad_lookup!(&T, Box<T>, Arc<T>);
 
 /// A plausible hardware id for a pad when no electronics map is available: 64 pads per AGET (68
 /// channels minus the FPN channels 11, 22, 45, 56), 4 AGETs per AsAd, 4 AsAds per CoBo.
 pub fn synthetic_hardware_id(pad: u16) -> [i16; 4] {
-    const FPN: [u16; 4] = [11, 22, 45, 56];
-    let aget_index = pad / 64;
-    let mut channel = pad % 64;
-    for f in FPN {
-        if channel >= f {
-            channel += 1;
-        }
-    }
-    // All values are below 2^15 (pad ≤ 65535 → cobo ≤ 63).
-    [
-        (aget_index / 16) as i16,
-        ((aget_index / 4) % 4) as i16,
-        (aget_index % 4) as i16,
-        channel as i16,
-    ]
+    // All values are below 2^15 (pad <= 65535 gives cobo <= 63).
+    crate::attpc::padmap::hardware_address(pad).map(|v| v as i16)
 }
 
 /// Errors of the simulator.
