@@ -25,3 +25,5 @@ scripts/slurm-cluster.sh stop
 trap - EXIT
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast
+echo "== doc tests of the plugin contract (compile-fail checks included)"
+cargo test --locked --doc -p spyral-core

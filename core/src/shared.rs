@@ -67,13 +67,45 @@ impl ElementType {
     }
 }
 
-/// A Rust type that can be viewed in a segment.
-pub trait Element: Copy + 'static {
+mod sealed {
+    /// Only the plain number types below implement [`super::Element`]: the trait is sealed, so no
+    /// code outside this module (a plugin included) can claim that an arbitrary type may be read
+    /// from segment bytes.
+    pub trait Sealed {}
+}
+
+/// A plain number type that can be viewed in a segment: every bit pattern of its size is a valid
+/// value, so reading it from arbitrary segment bytes is sound.
+///
+/// The trait is sealed (implemented here for `u8`..`u64`, `i8`..`i64`, `f32` and `f64` only):
+/// safe code cannot implement it for a type with invalid bit patterns (a `bool`, an enum, a
+/// reference) and so cannot use [`SharedSegment::as_slice`] to cause undefined behaviour.
+///
+/// ```compile_fail
+/// // A plugin cannot declare its own type readable from segment bytes.
+/// #[derive(Clone, Copy)]
+/// struct Flag(bool);
+/// impl spyral_core::shared::Element for Flag {
+///     const TYPE: spyral_core::shared::ElementType = spyral_core::shared::ElementType::U8;
+/// }
+/// ```
+///
+/// ```
+/// // The plain number types are available.
+/// fn element_name<T: spyral_core::shared::Element>() -> &'static str {
+///     T::TYPE.name()
+/// }
+/// assert_eq!(element_name::<f64>(), "float64");
+/// ```
+pub trait Element: sealed::Sealed + Copy + 'static {
     /// The matching element type.
     const TYPE: ElementType;
 }
 macro_rules! element {
-    ($($t:ty => $e:ident),*) => { $(impl Element for $t { const TYPE: ElementType = ElementType::$e; })* };
+    ($($t:ty => $e:ident),*) => { $(
+        impl sealed::Sealed for $t {}
+        impl Element for $t { const TYPE: ElementType = ElementType::$e; }
+    )* };
 }
 element!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u64 => U64, i64 => I64, f32 => F32, f64 => F64);
 

@@ -1,10 +1,17 @@
 //! The phase chain: constructing every phase of a pipeline from its library and config, and
 //! validating it (unique names, schema agreement between consecutive active phases) before
 //! anything is created on disk.
+//!
+//! The parent builds the chain from the pipeline file once. Workers never read the file: they
+//! rebuild exactly the validated chain from its [`ResolvedPhase`]s (kind, name, resolved
+//! config, library path and code identity), which the parent sends in the job message.
 
+use crate::identity::LibraryId;
 use crate::pipeline::{PhaseSpec, Pipeline};
-use crate::plugins::{PluginError, Registry, Source};
+use crate::plugins::{Library, PluginError, Registry, Source};
+use serde::{Deserialize, Serialize};
 use spyral_core::{PhaseBox, PhaseErrorKind, ResultSchema, Workspace};
+use std::path::{Path, PathBuf};
 
 /// Errors while building or validating the chain.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +60,44 @@ pub enum ChainError {
     /// No phase is active.
     #[error("no phase of the pipeline is active")]
     NothingActive,
+    /// A plugin library changed on disk after the parent validated the chain.
+    #[error("plugin library {path} changed after the launch validated it (was {expected}, now {found}); rerun `spyral run` to use the new build")]
+    LibraryChanged {
+        /// The file.
+        path: PathBuf,
+        /// Identity the parent validated.
+        expected: String,
+        /// Identity found now.
+        found: String,
+    },
+    /// A resolved phase could not be rebuilt in a worker.
+    #[error("phase {name} ({kind}): cannot be rebuilt from its resolved configuration: {message}")]
+    Rebuild {
+        /// Phase name.
+        name: String,
+        /// Phase kind.
+        kind: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// One phase of a validated chain, as the parent sends it to workers: everything needed to
+/// construct exactly the phase the parent validated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResolvedPhase {
+    /// Position in the chain (0-based).
+    pub index: usize,
+    /// Phase kind.
+    pub kind: String,
+    /// Resolved name (also its folder name).
+    pub name: String,
+    /// Whether it runs.
+    pub active: bool,
+    /// The resolved configuration, every default filled in (JSON text).
+    pub config: String,
+    /// The library that provides it.
+    pub library: LibraryId,
 }
 
 /// One constructed phase.
@@ -63,20 +108,37 @@ pub struct ChainPhase {
     pub name: String,
     /// Where its library came from.
     pub source: Source,
-    /// Library name and version.
-    pub library: String,
+    /// The library's identity.
+    pub library: LibraryId,
     /// The phase object.
     pub phase: PhaseBox,
+    /// Its workspace (artifact and asset folders).
+    pub workspace: Workspace,
 }
 
 impl ChainPhase {
-    /// The phase's workspace in `pipeline`.
-    pub fn workspace(&self, pipeline: &Pipeline) -> Workspace {
-        Workspace::new(&pipeline.workspace, &pipeline.traces, &self.name)
+    /// The phase's workspace.
+    pub fn workspace(&self) -> Workspace {
+        self.workspace.clone()
     }
     /// Its resolved config (JSON text).
     pub fn resolved_config(&self) -> String {
         self.phase.resolved_config().into()
+    }
+    /// Its resolved config as a JSON value (`Null` if the phase returned invalid JSON).
+    pub fn resolved_config_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.resolved_config()).unwrap_or(serde_json::Value::Null)
+    }
+    /// What a worker needs to rebuild it.
+    pub fn resolved(&self) -> ResolvedPhase {
+        ResolvedPhase {
+            index: self.spec.index,
+            kind: self.spec.kind.clone(),
+            name: self.name.clone(),
+            active: self.spec.active,
+            config: self.resolved_config(),
+            library: self.library.clone(),
+        }
     }
 }
 
@@ -139,10 +201,74 @@ pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<ChainPhase>
         })?;
         out.push(ChainPhase {
             spec: spec.clone(),
+            workspace: Workspace::new(&pipeline.workspace, &pipeline.traces, &name),
             name,
             source: lib.source.clone(),
-            library: format!("{} {}", lib.info.library_name, lib.info.library_version),
+            library: lib.id.clone(),
             phase,
+        });
+    }
+    Ok(out)
+}
+
+/// Rebuilds, in a worker, exactly the chain the parent validated: each library is loaded from
+/// the path the parent used and must have the same code identity; each phase is constructed
+/// from its resolved configuration.
+pub fn rebuild(
+    resolved: &[ResolvedPhase],
+    workspace: &Path,
+    traces: &Path,
+) -> Result<Vec<ChainPhase>, ChainError> {
+    let mut libraries: Vec<Library> = Vec::new();
+    let mut out = Vec::new();
+    for r in resolved {
+        let have = libraries.iter().position(|l| l.id.path == r.library.path);
+        let lib_index = match have {
+            Some(i) => i,
+            None => {
+                let lib = match &r.library.path {
+                    None => crate::plugins::builtin(),
+                    Some(p) => crate::plugins::load(p)?,
+                };
+                if lib.id.code != r.library.code {
+                    return Err(ChainError::LibraryChanged {
+                        path: r
+                            .library
+                            .path
+                            .clone()
+                            .unwrap_or_else(|| PathBuf::from("(the spyral executable)")),
+                        expected: r.library.code.clone(),
+                        found: lib.id.code.clone(),
+                    });
+                }
+                libraries.push(lib);
+                libraries.len() - 1
+            }
+        };
+        let lib = &libraries[lib_index];
+        let phase =
+            lib.new_phase(&r.kind, &r.name, &r.config)
+                .map_err(|e| ChainError::Rebuild {
+                    name: r.name.clone(),
+                    kind: r.kind.clone(),
+                    message: e.to_string(),
+                })?;
+        let config: Option<serde_json::Value> = serde_json::from_str(&r.config).ok();
+        out.push(ChainPhase {
+            spec: PhaseSpec {
+                index: r.index,
+                kind: r.kind.clone(),
+                name: Some(r.name.clone()),
+                active: r.active,
+                config,
+                line: 0,
+                config_line: 0,
+            },
+            name: r.name.clone(),
+            source: lib.source.clone(),
+            library: lib.id.clone(),
+            phase,
+            workspace: Workspace::new(workspace, traces, &r.name),
         });
     }
     Ok(out)

@@ -32,6 +32,23 @@ pub enum DemoError {
     /// The pipeline run failed to start.
     #[error(transparent)]
     Run(Box<RunError>),
+    /// Files would be replaced and `--overwrite` was not given.
+    #[error("refusing to overwrite {} existing file(s) in {}: {}{}; pass --overwrite to replace them", files.len(), dir.display(), list_files(files), if files.len() > 5 { ", ..." } else { "" })]
+    WouldOverwrite {
+        /// The folder.
+        dir: PathBuf,
+        /// The files that exist.
+        files: Vec<PathBuf>,
+    },
+}
+
+fn list_files(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .take(5)
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<RunError> for DemoError {
@@ -59,6 +76,8 @@ pub struct SimulateOptions {
     pub config: Option<PathBuf>,
     /// Threads.
     pub threads: usize,
+    /// Replace existing run and truth files (otherwise their presence is an error).
+    pub overwrite: bool,
 }
 
 /// Loads a simulator configuration file (YAML or JSON); defaults when `None`.
@@ -108,10 +127,36 @@ fn pad_map(files: &[PathBuf]) -> Result<PadMap, DemoError> {
     PadMap::load(&params).map_err(|e| DemoError::Invalid(format!("pad map: {e}")))
 }
 
-/// `spyral simulate`. Returns the written trace files.
+/// The files `spyral simulate` would write: each run's trace file and truth record.
+pub fn simulated_files(o: &SimulateOptions) -> Vec<PathBuf> {
+    (0..o.events.len() as u32)
+        .flat_map(|i| {
+            let stem = spyral_core::run_stem(o.first_run + i);
+            [
+                o.out.join(format!("{stem}.h5")),
+                o.out.join("truth").join(format!("{stem}.jsonl")),
+            ]
+        })
+        .collect()
+}
+
+/// `spyral simulate`. Returns the written trace files. Existing run or truth files are an
+/// error unless `o.overwrite`.
 pub fn simulate(o: &SimulateOptions) -> Result<Vec<PathBuf>, DemoError> {
     let config = load_config(o.config.as_deref())?;
     let pads = pad_map(&o.pad_map)?;
+    if !o.overwrite {
+        let existing: Vec<PathBuf> = simulated_files(o)
+            .into_iter()
+            .filter(|f| f.symlink_metadata().is_ok())
+            .collect();
+        if !existing.is_empty() {
+            return Err(DemoError::WouldOverwrite {
+                dir: o.out.clone(),
+                files: existing,
+            });
+        }
+    }
     std::fs::create_dir_all(&o.out)
         .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", o.out.display())))?;
     let total: u64 = o.events.iter().sum();
@@ -185,34 +230,9 @@ pub fn simulate(o: &SimulateOptions) -> Result<Vec<PathBuf>, DemoError> {
 /// The demo pipeline, relative to the demo folder.
 pub const DEMO_PIPELINE: &str = include_str!("../../examples/demo.yaml");
 
-/// `spyral demo`: simulate a few runs into `dir/traces`, write `dir/pipeline.yaml`, run it.
-pub fn demo(dir: &Path, no_display: bool) -> Result<i32, DemoError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", dir.display())))?;
-    let traces = dir.join("traces");
-    let events = vec![250, 150, 200, 100];
-    let have_all = (1..=events.len() as u32).all(|r| {
-        traces
-            .join(format!("{}.h5", spyral_core::run_stem(r)))
-            .exists()
-    });
-    if have_all {
-        eprintln!("spyral: reusing the simulated runs in {}", traces.display());
-    } else {
-        simulate(&SimulateOptions {
-            out: traces.clone(),
-            first_run: 1,
-            events,
-            seed: 2026,
-            format: TraceFormat::Merger2,
-            pad_map: Vec::new(),
-            config: None,
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-        })?;
-    }
-    for (name, text) in [
+/// The files `spyral demo` writes besides the runs, with their contents.
+fn demo_inputs() -> [(&'static str, &'static str); 3] {
+    [
         ("pipeline.yaml", DEMO_PIPELINE),
         (
             "gas/deuterium_300torr.json",
@@ -222,8 +242,58 @@ pub fn demo(dir: &Path, no_display: bool) -> Result<i32, DemoError> {
             "pid/deuteron.json",
             include_str!("../../examples/pid/deuteron.json"),
         ),
-    ] {
+    ]
+}
+
+/// `spyral demo`: simulate a few runs into `dir/traces`, write `dir/pipeline.yaml`, run it.
+/// A folder from an earlier demo is reused as it is; files that differ from what the demo
+/// writes (an edited pipeline, other runs) are never replaced unless `overwrite`.
+pub fn demo(dir: &Path, no_display: bool, overwrite: bool) -> Result<i32, DemoError> {
+    let traces = dir.join("traces");
+    let events = vec![250, 150, 200, 100];
+    let sim = SimulateOptions {
+        out: traces.clone(),
+        first_run: 1,
+        events,
+        seed: 2026,
+        format: TraceFormat::Merger2,
+        pad_map: Vec::new(),
+        config: None,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        overwrite,
+    };
+    // Check everything before writing anything.
+    let differing: Vec<PathBuf> = demo_inputs()
+        .iter()
+        .map(|(name, text)| (dir.join(name), text))
+        .filter(|(path, text)| {
+            path.symlink_metadata().is_ok()
+                && std::fs::read_to_string(path).ok().as_deref() != Some(**text)
+        })
+        .map(|(path, _)| path)
+        .collect();
+    if !differing.is_empty() && !overwrite {
+        return Err(DemoError::WouldOverwrite {
+            dir: dir.to_path_buf(),
+            files: differing,
+        });
+    }
+    let runs = simulated_files(&sim);
+    let have_all = runs.iter().all(|f| f.exists());
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    if have_all && !overwrite {
+        eprintln!("spyral: reusing the simulated runs in {}", traces.display());
+    } else {
+        simulate(&sim)?;
+    }
+    for (name, text) in demo_inputs() {
         let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(text) {
+            continue;
+        }
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)
                 .map_err(|e| DemoError::Io(format!("cannot create {}: {e}", d.display())))?;

@@ -19,6 +19,8 @@
 
 pub mod chain;
 pub mod demo;
+pub mod identity;
+pub mod locks;
 pub mod logs;
 pub mod parent;
 pub mod pipeline;

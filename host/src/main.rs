@@ -149,6 +149,9 @@ enum Cmd {
         /// Threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Replace run and truth files that already exist (otherwise they are an error).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Simulate a small dataset into DIR and run the default pipeline on it, with the progress
     /// display; prints where the outputs are.
@@ -161,6 +164,10 @@ enum Cmd {
         /// Draw no progress bars.
         #[arg(long)]
         no_display: bool,
+        /// Replace files in DIR that differ from what the demo writes (an edited pipeline.yaml,
+        /// other runs); otherwise they are an error. An earlier demo's folder is reused as is.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Internal: a worker process started by `spyral run`.
     #[command(hide = true)]
@@ -373,6 +380,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             pad_map,
             config,
             threads,
+            overwrite,
         } => {
             let format = spyral_host::demo::parse_format(&format).map_err(anyhow::Error::msg)?;
             spyral_host::demo::simulate(&spyral_host::demo::SimulateOptions {
@@ -388,10 +396,15 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                         .map(|n| n.get())
                         .unwrap_or(1)
                 }),
+                overwrite,
             })?;
             Ok(0)
         }
-        Cmd::Demo { dir, no_display } => Ok(spyral_host::demo::demo(&dir, no_display)? as u8),
+        Cmd::Demo {
+            dir,
+            no_display,
+            overwrite,
+        } => Ok(spyral_host::demo::demo(&dir, no_display, overwrite)? as u8),
         Cmd::Worker => unreachable!("handled in main"),
     }
 }

@@ -10,7 +10,7 @@
 use crate::chain::{self, ChainPhase};
 use crate::pipeline::{OnError, Pipeline, Schedule};
 use crate::plugins::Registry;
-use crate::protocol::{Assign, Job, PhaseRecord, PhaseStatus, WorkerMsg};
+use crate::protocol::{Assign, Job, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg};
 use crate::runs::{self, Collected, Run};
 use crate::segments::{human_bytes, ParentAllocator, Segment};
 use crossbeam_channel::{unbounded, Sender};
@@ -182,12 +182,15 @@ pub fn enter_pipeline_dir(p: &Pipeline) -> Result<(), RunError> {
     })
 }
 
-/// Loads the plugins, builds and validates the chain.
+/// Loads the plugins, builds and validates the chain, and checks that no output folder of the
+/// workspace touches the trace folder.
 pub fn prepare(p: &Pipeline) -> Result<(Registry, Vec<ChainPhase>), RunError> {
     enter_pipeline_dir(p)?;
     let registry = Registry::build_for(&p.plugins, &p.kinds())?;
     let chain = chain::build(p, &registry)?;
     chain::validate(&chain)?;
+    let names: Vec<&str> = chain.iter().map(|c| c.name.as_str()).collect();
+    crate::pipeline::check_layout(p, &names)?;
     Ok((registry, chain))
 }
 
@@ -200,32 +203,74 @@ fn mkdir(path: &Path) -> Result<(), RunError> {
 pub fn create_workspace(p: &Pipeline, chain: &[ChainPhase]) -> Result<(), RunError> {
     mkdir(&p.workspace)?;
     for c in chain {
-        let ws = c.workspace(p);
+        let ws = c.workspace();
         mkdir(&ws.artifact_dir())?;
         mkdir(&ws.asset_dir())?;
     }
     Ok(())
 }
 
-/// Runs `create_assets` on every active phase.
-pub fn create_assets(p: &Pipeline, chain: &mut [ChainPhase]) -> Result<(), RunError> {
-    for c in chain.iter_mut().filter(|c| c.spec.active) {
-        let ws = c.workspace(p);
-        let t = Instant::now();
-        tracing::info!("calling {}.create_assets", c.name);
-        c.phase
-            .create_assets(&ws)
-            .into_result()
-            .map_err(|e| RunError::Phase {
-                phase: c.name.clone(),
-                what: "create_assets",
-                message: e.to_string(),
-            })?;
-        tracing::info!(
-            "{}: assets ready in {:.2} s",
-            c.name,
-            t.elapsed().as_secs_f64()
+/// What this process writes into lock files it holds.
+pub fn lock_holder(launch: &Path) -> String {
+    format!(
+        "pid {} launch {}",
+        std::process::id(),
+        launch
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    )
+}
+
+/// Takes phase `c`'s asset lock, waiting (with a message) while another launch builds them.
+fn lock_assets(p: &Pipeline, c: &ChainPhase, holder: &str) -> Result<crate::locks::Lock, RunError> {
+    let path = crate::locks::assets_lock_path(&p.workspace, &c.name);
+    let lock = crate::locks::lock(&path, holder, |who| {
+        let msg = format!(
+            "waiting for another launch ({who}) to finish the assets of phase {}",
+            c.name
         );
+        tracing::info!("{msg}");
+        eprintln!("spyral: {msg}");
+    })
+    .map_err(|e| RunError::Io(e.to_string()))?;
+    let n = crate::locks::remove_asset_partials(&c.workspace().asset_dir());
+    if n > 0 {
+        tracing::info!(
+            "removed {n} temporary asset file(s) of an interrupted launch in {}",
+            c.name
+        );
+    }
+    Ok(lock)
+}
+
+/// Runs `create_assets` on active phase `c` (the caller holds its asset lock).
+fn create_assets_of(c: &mut ChainPhase) -> Result<(), RunError> {
+    let ws = c.workspace();
+    let t = Instant::now();
+    tracing::info!("calling {}.create_assets", c.name);
+    c.phase
+        .create_assets(&ws)
+        .into_result()
+        .map_err(|e| RunError::Phase {
+            phase: c.name.clone(),
+            what: "create_assets",
+            message: e.to_string(),
+        })?;
+    tracing::info!(
+        "{}: assets ready in {:.2} s",
+        c.name,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs `create_assets` on every active phase, each under its asset lock: a second launch on
+/// the same workspace waits, then finds the assets current and reuses them.
+pub fn create_assets(p: &Pipeline, chain: &mut [ChainPhase], holder: &str) -> Result<(), RunError> {
+    for c in chain.iter_mut().filter(|c| c.spec.active) {
+        let _lock = lock_assets(p, c, holder)?;
+        create_assets_of(c)?;
     }
     Ok(())
 }
@@ -243,49 +288,59 @@ pub fn segment_budget() -> u64 {
 /// Seconds spent per phase.
 pub type PhaseSeconds = Vec<(String, f64)>;
 
-/// Runs `create_shared_data` on every active phase and seals what they allocate.
-pub fn create_shared(
+/// Runs `create_shared_data` on active phase `c` and seals what it allocates (the caller holds
+/// its asset lock, so the assets it reads cannot change meanwhile).
+fn create_shared_of(c: &mut ChainPhase, budget: u64) -> Result<Vec<Segment>, RunError> {
+    let ws = c.workspace();
+    let mut alloc = ParentAllocator::new(&c.name, budget);
+    tracing::debug!("calling {}.create_shared_data", c.name);
+    let r = c
+        .phase
+        .create_shared_data(
+            &ws,
+            spyral_core::shared::SegmentAllocator_TO::from_ptr(
+                abi_stable::sabi_types::RMut::new(&mut alloc),
+                abi_stable::sabi_trait::TD_Opaque,
+            ),
+        )
+        .into_result();
+    r.map_err(|e| RunError::Phase {
+        phase: c.name.clone(),
+        what: "create_shared_data",
+        message: e.to_string(),
+    })?;
+    let sealed = alloc.seal().map_err(|e| RunError::Phase {
+        phase: c.name.clone(),
+        what: "sealing shared segments",
+        message: e.to_string(),
+    })?;
+    for s in &sealed {
+        tracing::info!(
+            "phase {} allocated shared segment `{}`: {} ({} {:?})",
+            c.name,
+            s.info.name,
+            human_bytes(s.info.len),
+            s.info.element.name(),
+            s.info.shape.as_slice()
+        );
+    }
+    Ok(sealed)
+}
+
+/// For every active phase, under its asset lock: `create_assets`, then `create_shared_data`.
+pub fn create_assets_and_shared(
     p: &Pipeline,
     chain: &mut [ChainPhase],
+    holder: &str,
 ) -> Result<(Vec<Segment>, PhaseSeconds), RunError> {
     let mut all: Vec<Segment> = Vec::new();
     let mut times = Vec::new();
     for c in chain.iter_mut().filter(|c| c.spec.active) {
+        let _lock = lock_assets(p, c, holder)?;
+        create_assets_of(c)?;
         let t = Instant::now();
-        let ws = c.workspace(p);
         let used: u64 = all.iter().map(|s| s.info.len).sum();
-        let mut alloc = ParentAllocator::new(&c.name, segment_budget().saturating_sub(used));
-        tracing::debug!("calling {}.create_shared_data", c.name);
-        let r = c
-            .phase
-            .create_shared_data(
-                &ws,
-                spyral_core::shared::SegmentAllocator_TO::from_ptr(
-                    abi_stable::sabi_types::RMut::new(&mut alloc),
-                    abi_stable::sabi_trait::TD_Opaque,
-                ),
-            )
-            .into_result();
-        r.map_err(|e| RunError::Phase {
-            phase: c.name.clone(),
-            what: "create_shared_data",
-            message: e.to_string(),
-        })?;
-        let sealed = alloc.seal().map_err(|e| RunError::Phase {
-            phase: c.name.clone(),
-            what: "sealing shared segments",
-            message: e.to_string(),
-        })?;
-        for s in &sealed {
-            tracing::info!(
-                "phase {} allocated shared segment `{}`: {} ({} {:?})",
-                c.name,
-                s.info.name,
-                human_bytes(s.info.len),
-                s.info.element.name(),
-                s.info.shape.as_slice()
-            );
-        }
+        let sealed = create_shared_of(c, segment_budget().saturating_sub(used))?;
         if !sealed.is_empty() {
             times.push((c.name.clone(), t.elapsed().as_secs_f64()));
         }
@@ -305,12 +360,34 @@ pub struct RunFlags {
     pub force: Vec<String>,
 }
 
+/// Where a run stands in a launch.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RunStatus {
+    /// Not handed to a worker (yet).
+    NotStarted,
+    /// Handed to a worker, which has not said it started.
+    Assigned,
+    /// A worker is processing it.
+    Started,
+    /// Every phase succeeded or was up to date.
+    Ok,
+    /// A phase failed, or its worker died.
+    Failed,
+    /// Its trace file vanished.
+    Skipped,
+    /// Stopped by an interrupt or the abort policy.
+    Interrupted,
+    /// Another launch on the same workspace was processing it.
+    InAnotherLaunch,
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct RunReport {
     run: u32,
     bytes: u64,
     worker: Option<usize>,
-    status: String,
+    status: RunStatus,
     /// Every active phase was already up to date: nothing ran.
     up_to_date: bool,
     error: Option<String>,
@@ -353,7 +430,9 @@ struct Report {
     runs_up_to_date: usize,
     runs_failed: usize,
     runs_skipped: usize,
+    runs_in_another_launch: usize,
     runs_not_started: usize,
+    replacement_workers: usize,
     segments: Vec<SegmentReport>,
     shared_data_seconds: Vec<SharedReport>,
     parent_peak_rss_kib: u64,
@@ -374,6 +453,8 @@ struct WorkerState {
     pid: u32,
     stdin: Option<ChildStdin>,
     own: VecDeque<u32>,
+    /// The run handed out last and not yet finished (started or not).
+    assigned: Option<u32>,
     current_run: Option<u32>,
     current_phase: Option<String>,
     parked: bool,
@@ -392,6 +473,7 @@ struct WorkerState {
 impl WorkerState {
     fn assign(&mut self, run: Option<u32>) {
         self.parked = false;
+        self.assigned = run;
         if let Some(stdin) = self.stdin.as_mut() {
             let mut line = serde_json::to_string(&Assign { run }).unwrap_or_default();
             line.push('\n');
@@ -420,8 +502,9 @@ impl WorkerState {
 }
 
 fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerState, RunError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| RunError::Io(format!("cannot find the spyral executable: {e}")))?;
+    // `/proc/self/exe` is the running file even if the path it was started from has been
+    // replaced since (a rebuild during the launch): workers run the parent's exact code.
+    let exe = PathBuf::from("/proc/self/exe");
     use std::os::unix::process::CommandExt;
     let spawned = Instant::now();
     let mut child = Command::new(exe)
@@ -485,6 +568,7 @@ fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerSta
         pid,
         stdin,
         own: VecDeque::new(),
+        assigned: None,
         current_run: None,
         current_phase: None,
         parked: false,
@@ -544,8 +628,16 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
     let seed_given = p.seed.is_some();
     let seed = p.seed.unwrap_or_else(random_seed);
-    for c in &chain {
-        let n = crate::provenance::clean_partials(&c.workspace(&p).artifact_dir());
+    let holder = lock_holder(&launch);
+    // Temporary files whose owner is dead (their run's lock is free) go; those of runs another
+    // live launch is processing stay.
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let n = crate::locks::sweep_dead_partials(
+            &p.workspace,
+            &c.name,
+            &c.workspace().artifact_dir(),
+            &holder,
+        );
         if n > 0 {
             tracing::info!(
                 "removed {n} temporary file(s) of an interrupted launch in {}",
@@ -602,8 +694,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         return Err(no_runs(&p, &collected));
     }
     eprintln!("spyral: creating assets...");
-    create_assets(&p, &mut chain)?;
-    let (segments, shared_times) = create_shared(&p, &mut chain)?;
+    let (segments, shared_times) = create_assets_and_shared(&p, &mut chain, &holder)?;
     let shared_times: Vec<SharedReport> = shared_times
         .into_iter()
         .map(|(phase, seconds)| SharedReport { phase, seconds })
@@ -627,9 +718,20 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     }
     let n_workers = plan.len();
     let seed_fixed = seed_given;
+    let resolved: Vec<chain::ResolvedPhase> = chain.iter().map(ChainPhase::resolved).collect();
+    let base_dir = std::env::current_dir()
+        .map_err(|e| RunError::Io(format!("cannot read the current folder: {e}")))?;
+    let launch_name = launch
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let job_for = |i: usize| Job {
         pipeline: p.path.clone(),
-        traces: Some(p.traces.clone()),
+        workspace: p.workspace.clone(),
+        traces: p.traces.clone(),
+        base_dir: base_dir.clone(),
+        chain: resolved.clone(),
+        launch: launch_name.clone(),
         worker: i,
         seed,
         seed_fixed,
@@ -674,7 +776,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     run: r.run,
                     bytes: r.bytes,
                     worker: None,
-                    status: "not-started".into(),
+                    status: RunStatus::NotStarted,
                     up_to_date: false,
                     error: None,
                     wall_s: 0.0,
@@ -755,6 +857,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     {
                         if let Some(rep) = reports.get_mut(&r) {
                             rep.worker = Some(i);
+                            rep.status = RunStatus::Assigned;
                         }
                         workers[i].assign(Some(r));
                     } else {
@@ -765,7 +868,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     workers[i].current_run = Some(run);
                     workers[i].current_phase = None;
                     if let Some(rep) = reports.get_mut(&run) {
-                        rep.status = "started".into();
+                        rep.status = RunStatus::Started;
                         rep.worker = Some(i);
                     }
                     display.worker(&workers[i]);
@@ -788,52 +891,68 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 }
                 WorkerMsg::RunFinished {
                     run,
-                    ok,
-                    skipped,
-                    error,
+                    outcome,
                     wall_s,
                 } => {
                     finished += 1;
                     done_bytes += sizes.get(&run).copied().unwrap_or(0);
                     workers[i].current_run = None;
                     workers[i].current_phase = None;
+                    workers[i].assigned = None;
+                    let mut failed_msg = None;
                     if let Some(rep) = reports.get_mut(&run) {
                         rep.wall_s = wall_s;
-                        if ok {
-                            rep.status = "ok".into();
-                            rep.up_to_date = rep
-                                .phases
-                                .iter()
-                                .any(|ph| ph.status == PhaseStatus::UpToDate)
-                                && rep.phases.iter().all(|ph| {
-                                    matches!(
-                                        ph.status,
-                                        PhaseStatus::UpToDate | PhaseStatus::Constructed
-                                    )
-                                });
-                        } else if let Some(why) = skipped {
-                            rep.status = "skipped".into();
-                            rep.error = Some(why);
-                        } else {
-                            let e = error.as_ref();
-                            let cancelled = e.is_some_and(|e| e.kind == "cancelled");
-                            rep.status = if cancelled { "interrupted" } else { "failed" }.into();
-                            rep.error =
-                                e.map(|e| format!("phase {}: {}: {}", e.phase, e.kind, e.message));
-                            if !cancelled {
-                                let msg = rep.error.clone().unwrap_or_default();
-                                tracing::error!("run {run} failed on worker {i}: {msg}");
-                                display.println(&format!("run {run} failed: {msg}"));
-                                if p.on_error == OnError::Abort && !aborting {
-                                    aborting = true;
-                                    display
-                                        .println("on_error is abort: stopping the other workers");
-                                    for w in workers.iter_mut() {
-                                        w.signal(rustix::process::Signal::TERM);
-                                        if w.parked {
-                                            w.assign(None);
-                                        }
-                                    }
+                        match outcome {
+                            RunOutcome::Ok => {
+                                rep.status = RunStatus::Ok;
+                                rep.up_to_date = rep
+                                    .phases
+                                    .iter()
+                                    .any(|ph| ph.status == PhaseStatus::UpToDate)
+                                    && rep.phases.iter().all(|ph| {
+                                        matches!(
+                                            ph.status,
+                                            PhaseStatus::UpToDate | PhaseStatus::Constructed
+                                        )
+                                    });
+                            }
+                            RunOutcome::Skipped { why } => {
+                                rep.status = RunStatus::Skipped;
+                                rep.error = Some(why);
+                            }
+                            RunOutcome::InAnotherLaunch { phase, holder } => {
+                                rep.status = RunStatus::InAnotherLaunch;
+                                let msg = format!(
+                                    "run {run} is running in another launch ({holder}; phase {phase}); left to it"
+                                );
+                                tracing::warn!("{msg}");
+                                display.println(&msg);
+                                rep.error = Some(format!(
+                                    "running in another launch ({holder}; phase {phase})"
+                                ));
+                            }
+                            RunOutcome::Interrupted { phase } => {
+                                rep.status = RunStatus::Interrupted;
+                                rep.error = Some(format!("stopped on request at phase {phase}"));
+                            }
+                            RunOutcome::Failed { error: e } => {
+                                rep.status = RunStatus::Failed;
+                                let msg = format!("phase {}: {}: {}", e.phase, e.kind, e.message);
+                                rep.error = Some(msg.clone());
+                                failed_msg = Some(msg);
+                            }
+                        }
+                    }
+                    if let Some(msg) = failed_msg {
+                        tracing::error!("run {run} failed on worker {i}: {msg}");
+                        display.println(&format!("run {run} failed: {msg}"));
+                        if p.on_error == OnError::Abort && !aborting {
+                            aborting = true;
+                            display.println("on_error is abort: stopping the other workers");
+                            for w in workers.iter_mut() {
+                                w.signal(rustix::process::Signal::TERM);
+                                if w.parked {
+                                    w.assign(None);
                                 }
                             }
                         }
@@ -894,7 +1013,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     finished += 1;
                     done_bytes += sizes.get(&run).copied().unwrap_or(0);
                     if let Some(rep) = reports.get_mut(&run) {
-                        rep.status = if interrupted { "interrupted" } else { "failed" }.into();
+                        rep.status = if interrupted {
+                            RunStatus::Interrupted
+                        } else {
+                            RunStatus::Failed
+                        };
                         rep.error =
                             Some(format!("worker died ({text}) in phase {phase}{seg_note}"));
                     }
@@ -919,13 +1042,28 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     tracing::error!("{msg}");
                     display.println(&msg);
                 }
-                // Hand its unstarted runs to the others.
-                let orphans: Vec<u32> = workers[i].own.drain(..).collect();
+                // Hand its unstarted runs to the others: the one it was handed but had not
+                // started, and the rest of its own stack.
+                let handed = workers[i].assigned.take().filter(|r| {
+                    reports
+                        .get(r)
+                        .is_some_and(|rep| rep.status == RunStatus::Assigned)
+                });
+                let orphans: Vec<u32> =
+                    handed.into_iter().chain(workers[i].own.drain(..)).collect();
+                for r in &orphans {
+                    if let Some(rep) = reports.get_mut(r) {
+                        rep.status = RunStatus::NotStarted;
+                        rep.worker = None;
+                    }
+                }
                 if !orphans.is_empty() && !interrupted && !aborting {
                     tracing::warn!(
                         "worker {i}'s unstarted runs {orphans:?} go to the other workers"
                     );
-                    queue.extend(orphans);
+                    for r in orphans.into_iter().rev() {
+                        queue.push_front(r);
+                    }
                 }
             }
         }
@@ -935,6 +1073,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 if let Some(r) = queue.pop_front() {
                     if let Some(rep) = reports.get_mut(&r) {
                         rep.worker = Some(w.index);
+                        rep.status = RunStatus::Assigned;
                     }
                     w.assign(Some(r));
                 }
@@ -970,7 +1109,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     drop(segments);
     let wall = started.elapsed().as_secs_f64();
     let runs: Vec<RunReport> = reports.into_values().collect();
-    let count = |s: &str| runs.iter().filter(|r| r.status == s).count();
+    let count = |s: RunStatus| runs.iter().filter(|r| r.status == s).count();
     let report = Report {
         pipeline: p.path.clone(),
         workspace: p.workspace.clone(),
@@ -979,11 +1118,16 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         schedule: p.schedule,
         wall_s: wall,
         interrupted,
-        runs_ok: count("ok"),
+        runs_ok: count(RunStatus::Ok),
         runs_up_to_date: runs.iter().filter(|r| r.up_to_date).count(),
-        runs_failed: count("failed"),
-        runs_skipped: count("skipped"),
-        runs_not_started: count("not-started") + count("interrupted"),
+        runs_failed: count(RunStatus::Failed),
+        runs_skipped: count(RunStatus::Skipped),
+        runs_in_another_launch: count(RunStatus::InAnotherLaunch),
+        runs_not_started: count(RunStatus::NotStarted)
+            + count(RunStatus::Assigned)
+            + count(RunStatus::Started)
+            + count(RunStatus::Interrupted),
+        replacement_workers: replacements,
         segments: segment_reports,
         shared_data_seconds: shared_times,
         parent_peak_rss_kib: crate::worker::peak_rss_kib(),
@@ -1027,7 +1171,7 @@ fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
     use std::fmt::Write as _;
     let _ = writeln!(
         s,
-        "spyral: {} runs: {} ok{}, {} failed, {} skipped, {} not run{} in {:.2} s ({} workers, seed {})",
+        "spyral: {} runs: {} ok{}, {} failed, {} skipped, {}{} not run{} in {:.2} s ({} workers{}, seed {})",
         r.runs.len(),
         r.runs_ok,
         if r.runs_up_to_date > 0 {
@@ -1037,27 +1181,40 @@ fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
         },
         r.runs_failed,
         r.runs_skipped,
+        if r.runs_in_another_launch > 0 {
+            format!("{} running in another launch, ", r.runs_in_another_launch)
+        } else {
+            String::new()
+        },
         r.runs_not_started,
         if r.interrupted { " (interrupted)" } else { "" },
         r.wall_s,
         r.workers,
+        if r.replacement_workers > 0 {
+            format!(" + {} replacement(s)", r.replacement_workers)
+        } else {
+            String::new()
+        },
         r.seed
     );
     for run in &r.runs {
-        match run.status.as_str() {
-            "ok" => {}
-            st => {
-                let _ = writeln!(
-                    s,
-                    "  run {}: {st}{}",
-                    run.run,
-                    run.error
-                        .as_ref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
+        let st = match run.status {
+            RunStatus::Ok => continue,
+            RunStatus::NotStarted | RunStatus::Assigned | RunStatus::Started => "not run",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::InAnotherLaunch => "in another launch",
+        };
+        let _ = writeln!(
+            s,
+            "  run {}: {st}{}",
+            run.run,
+            run.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
     }
     let mut per_phase: Vec<(String, f64, usize)> = Vec::new();
     for c in chain.iter().filter(|c| c.spec.active) {
@@ -1284,7 +1441,7 @@ pub fn assets(path: &Path, o: &Overrides, log_level: &str) -> Result<(), RunErro
         .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
     crate::logs::init_file_logging(&launch.join("parent.log"), log_level, Some("warn"))
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
-    create_assets(&p, &mut chain)?;
+    create_assets(&p, &mut chain, &lock_holder(&launch))?;
     println!(
         "spyral: workspace {} and the assets of {} active phase(s) are ready",
         p.workspace.display(),

@@ -175,15 +175,126 @@ pub struct Pipeline {
     pub phases: Vec<PhaseSpec>,
 }
 
-/// Whether `name` can be used as a folder name: not empty, no separators, not `.`/`..`.
+/// Longest phase name, in bytes (the asset folder adds `_assets`, and file systems allow 255).
+pub const MAX_PHASE_NAME: usize = 200;
+
+/// Folder names the workspace uses for itself.
+pub const RESERVED_NAMES: [&str; 2] = ["log", "slurm"];
+
+/// Why `name` cannot be a phase (folder) name, or None when it can: not empty, no separators or
+/// control characters, no leading `.`, not `.`/`..`, not `log` or `slurm`, not ending in
+/// `_assets`, at most [`MAX_PHASE_NAME`] bytes.
+pub fn phase_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".into());
+    }
+    if name.len() > MAX_PHASE_NAME {
+        return Some(format!(
+            "it is {} bytes long (at most {MAX_PHASE_NAME})",
+            name.len()
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Some(format!("it contains the control character {:?}", c));
+    }
+    if name.contains(['/', '\\']) {
+        return Some("it contains a path separator".into());
+    }
+    if name.starts_with('.') {
+        return Some("it starts with `.` (hidden and reserved names)".into());
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Some(format!("`{name}` is a folder the workspace uses itself"));
+    }
+    if name.ends_with("_assets") {
+        return Some("names ending in `_assets` are the asset folders".into());
+    }
+    None
+}
+
+/// Whether `name` can be used as a phase folder name (see [`phase_name_problem`]).
 pub fn is_plain_dir_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && !name.starts_with('.')
-        && !name.ends_with("_assets")
-        && name != "log"
+    phase_name_problem(name).is_none()
+}
+
+/// `path` made absolute with symbolic links resolved: the longest existing ancestor is
+/// canonicalised and the rest (which does not exist, so holds no link) is appended, with `..`
+/// applied lexically.
+pub fn resolve_path(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = abs.clone();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&existing) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                if part == ".." {
+                    out.pop();
+                } else if part != "." {
+                    out.push(part);
+                }
+            }
+            return out;
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// Refuses any layout where something spyral writes (a phase's artifact or asset folder, the
+/// log, slurm or lock folders, the workspace itself) is, contains or is inside the trace folder,
+/// after resolving symbolic links: raw data is never written.
+pub fn check_layout(p: &Pipeline, phase_names: &[&str]) -> Result<(), PipelineError> {
+    let traces = resolve_path(&p.traces);
+    let mut outputs: Vec<(PathBuf, String, usize)> = Vec::new();
+    let ws_line = find_key_line(&p.text, "workspace", 0).unwrap_or(0);
+    for dir in ["log", "slurm", ".spyral"] {
+        outputs.push((
+            p.workspace.join(dir),
+            format!("the workspace's `{dir}` folder"),
+            ws_line,
+        ));
+    }
+    for (i, name) in phase_names.iter().enumerate() {
+        let line = p.phases.get(i).map(|s| s.line).unwrap_or(0);
+        outputs.push((
+            p.workspace.join(name),
+            format!("the artifact folder of phase {name}"),
+            line,
+        ));
+        outputs.push((
+            p.workspace.join(format!("{name}_assets")),
+            format!("the asset folder of phase {name}"),
+            line,
+        ));
+    }
+    for (dir, what, line) in outputs {
+        let out = resolve_path(&dir);
+        let relation = if out == traces {
+            "is"
+        } else if out.starts_with(&traces) {
+            "is inside"
+        } else if traces.starts_with(&out) {
+            "contains"
+        } else {
+            continue;
+        };
+        return Err(PipelineError::Invalid {
+            path: p.path.clone(),
+            line,
+            message: format!(
+                "{what} ({}) {relation} the trace folder {}: spyral never writes into raw data; choose another workspace or phase name",
+                out.display(),
+                traces.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl Pipeline {
@@ -251,11 +362,11 @@ impl Pipeline {
         for (index, p) in raw.phases.into_iter().enumerate() {
             let line = p.kind.referenced.line() as usize;
             if let Some(name) = &p.name {
-                if !is_plain_dir_name(name) {
+                if let Some(problem) = phase_name_problem(name) {
                     return Err(invalid(
                         line,
                         format!(
-                            "phase {}: name `{name}` is not a plain folder name (no `/`, no leading `.`, not empty, not `log`, not ending in `_assets`)",
+                            "phase {}: name {name:?} cannot be a folder name: {problem}",
                             index + 1
                         ),
                     ));
@@ -336,6 +447,37 @@ fn find_key_line(text: &str, key: &str, from: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn layouts_touching_the_traces_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("traces")).unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::os::unix::fs::symlink(root.join("traces"), root.join("data/raw")).unwrap();
+        let pipe = |ws: &str, traces: &str| {
+            let text = format!(
+                "workspace: {ws}\ntraces: {traces}\nruns: {{min: 1, max: 1}}\nphases:\n  - kind: k\n"
+            );
+            Pipeline::parse(&root.join("p.yaml"), &text).unwrap()
+        };
+        // A phase named like the trace folder, in a workspace that holds it.
+        let e = check_layout(&pipe(".", "traces"), &["traces"]).unwrap_err();
+        assert!(e.to_string().contains("is the trace folder"), "{e}");
+        // The workspace is the trace folder: its log folder would be inside it.
+        let e = check_layout(&pipe("traces", "traces"), &["Pointcloud"]).unwrap_err();
+        assert!(e.to_string().contains("inside the trace folder"), "{e}");
+        // Through a symbolic link.
+        let e = check_layout(&pipe("data", "traces"), &["raw"]).unwrap_err();
+        assert!(e.to_string().contains("the trace folder"), "{e}");
+        // The trace folder inside an asset folder.
+        let e = check_layout(&pipe(".", "P_assets/t"), &["P"]).unwrap_err();
+        assert!(e.to_string().contains("contains the trace folder"), "{e}");
+        // Side by side is fine, and nothing was created.
+        check_layout(&pipe("ws", "traces"), &["Pointcloud"]).unwrap();
+        check_layout(&pipe(".", "traces"), &["Pointcloud"]).unwrap();
+        assert!(!root.join("ws").exists());
+    }
+
     const GOOD: &str = r#"
 workspace: ws
 traces: /data/traces
@@ -380,13 +522,26 @@ phases:
 
     #[test]
     fn bad_names_and_ranges() {
-        for bad in ["../x", "a/b", "\"\"", "log"] {
+        for bad in [
+            "../x",
+            "a/b",
+            "\"\"",
+            "log",
+            "slurm",
+            "\"a\\x07b\"",
+            "x_assets",
+        ] {
             let t = GOOD.replace("MyCluster", bad);
             let e = Pipeline::parse(Path::new("p.yaml"), &t)
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains("plain folder name"), "{bad}: {e}");
+            assert!(e.contains("cannot be a folder name"), "{bad}: {e}");
         }
+        let long = "n".repeat(MAX_PHASE_NAME + 1);
+        let e = Pipeline::parse(Path::new("p.yaml"), &GOOD.replace("MyCluster", &long))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bytes long"), "{e}");
         let e = Pipeline::parse(Path::new("p.yaml"), &GOOD.replace("max: 10", "max: 0"))
             .unwrap_err()
             .to_string();

@@ -9,6 +9,7 @@
 //! Search order for a phase kind: libraries named in the pipeline, then `SPYRAL_PLUGIN_PATH`,
 //! then the built-in phases linked into `spyral`, then the executable's folder.
 
+use crate::identity::LibraryId;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use spyral_core::{
     bridge::{HostBridge, HostBridge_TO},
@@ -115,6 +116,8 @@ pub struct Library {
     pub module: PluginModRef,
     /// What it says about itself.
     pub info: PluginInfo,
+    /// What identifies its code (provenance and worker jobs carry it).
+    pub id: LibraryId,
 }
 
 impl Library {
@@ -172,10 +175,17 @@ pub const BUILTIN_LIBRARY: &str = "spyral-phases";
 pub fn builtin() -> Library {
     let module = spyral_phases::spyral_plugin_module();
     let info = (module.info())();
+    let id = LibraryId {
+        name: info.library_name.to_string(),
+        version: info.library_version.to_string(),
+        path: None,
+        code: crate::identity::exe_identity().to_string(),
+    };
     Library {
         source: Source::Builtin,
         module,
         info,
+        id,
     }
 }
 
@@ -214,6 +224,11 @@ pub fn load(path: &Path) -> Result<Library, PluginError> {
         return Err(PluginError::Missing(path.to_path_buf()));
     }
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Identify the code before loading it, so what runs is what is recorded.
+    let code = crate::identity::code_identity(&path).map_err(|e| PluginError::Open {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     let expected = spyral_core::CORE_VERSION.to_string();
     let header = lib_header_from_path(&path).map_err(|e| match e {
         LibraryError::OpenError { err, .. } => PluginError::Open {
@@ -249,10 +264,17 @@ pub fn load(path: &Path) -> Result<Library, PluginError> {
         info.core_version,
         info.rustc_version
     );
+    let id = LibraryId {
+        name: info.library_name.to_string(),
+        version: info.library_version.to_string(),
+        path: Some(path.clone()),
+        code,
+    };
     Ok(Library {
         source: Source::File(path),
         module,
         info,
+        id,
     })
 }
 

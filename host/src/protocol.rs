@@ -4,6 +4,8 @@
 //! worker's stdin; the worker writes [`WorkerMsg`]s to a private duplicate of its original
 //! stdout (its fd 1 is pointed at stderr, so stray prints from plugins cannot corrupt the stream).
 
+use crate::chain::ResolvedPhase;
+use crate::provenance::RunReason;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -24,13 +26,23 @@ pub struct SegmentEntry {
     pub shape: Vec<u64>,
 }
 
-/// What the parent tells a worker at start.
+/// What the parent tells a worker at start: everything the worker needs, so it never reads the
+/// pipeline file (which may have been edited since the parent validated it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
-    /// The pipeline file (re-read by the worker).
+    /// The pipeline file (for messages only; never read by the worker).
     pub pipeline: PathBuf,
-    /// Trace folder override (`--traces`), if any.
-    pub traces: Option<PathBuf>,
+    /// Workspace root.
+    pub workspace: PathBuf,
+    /// Trace folder.
+    pub traces: PathBuf,
+    /// The folder phase configs resolve relative paths against (the pipeline's folder); the
+    /// worker makes it its current directory.
+    pub base_dir: PathBuf,
+    /// The validated chain: kinds, names, resolved configs, library paths and code identities.
+    pub chain: Vec<ResolvedPhase>,
+    /// The launch's name (its log folder), recorded in provenance and lock files.
+    pub launch: String,
     /// Worker index.
     pub worker: usize,
     /// Base seed.
@@ -100,6 +112,39 @@ pub struct PhaseRecord {
     pub items: u64,
     /// Metadata returned by the phase.
     pub metadata: serde_json::Value,
+    /// Why it ran (None when it did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RunReason>,
+}
+
+/// How a run ended in a worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// Every phase succeeded or was up to date.
+    Ok,
+    /// A phase failed (the later phases were not called).
+    Failed {
+        /// The error.
+        error: ErrorInfo,
+    },
+    /// Stopped on request (interrupt, abort policy) before it finished.
+    Interrupted {
+        /// The phase it stopped at.
+        phase: String,
+    },
+    /// Not processed: its trace file is gone.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+    /// Not processed here: another launch on the same workspace holds the run.
+    InAnotherLaunch {
+        /// The phase whose lock is held.
+        phase: String,
+        /// What the holder wrote into the lock file.
+        holder: String,
+    },
 }
 
 /// What a worker tells the parent.
@@ -147,12 +192,8 @@ pub enum WorkerMsg {
     RunFinished {
         /// Run number.
         run: u32,
-        /// Whether every phase succeeded.
-        ok: bool,
-        /// Skipped (e.g. trace file vanished) rather than failed.
-        skipped: Option<String>,
-        /// The first error.
-        error: Option<ErrorInfo>,
+        /// How.
+        outcome: RunOutcome,
         /// Wall seconds for the run.
         wall_s: f64,
     },
@@ -182,5 +223,50 @@ mod tests {
         assert!(!text.contains('\n'));
         assert!(text.contains("\"type\":\"phase-started\""));
         assert_eq!(serde_json::from_str::<WorkerMsg>(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn outcomes_and_reasons_round_trip() {
+        use crate::provenance::{ConfigChange, StaleReason};
+        let msgs = [
+            WorkerMsg::RunFinished {
+                run: 5,
+                outcome: RunOutcome::InAnotherLaunch {
+                    phase: "Cluster".into(),
+                    holder: "pid 9".into(),
+                },
+                wall_s: 0.5,
+            },
+            WorkerMsg::PhaseFinished {
+                run: 5,
+                record: PhaseRecord {
+                    phase: "Cluster".into(),
+                    status: PhaseStatus::Ok,
+                    error: None,
+                    wall_s: 1.0,
+                    cpu_s: 1.0,
+                    peak_rss_kib: 1,
+                    items: 2,
+                    metadata: serde_json::Value::Null,
+                    reason: Some(RunReason::Stale {
+                        reason: StaleReason::ConfigChanged {
+                            changes: vec![ConfigChange {
+                                field: "a.b".into(),
+                                old: Some(3.into()),
+                                new: Some(4.into()),
+                            }],
+                        },
+                    }),
+                },
+            },
+        ];
+        for m in msgs {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(
+                serde_json::from_str::<WorkerMsg>(&text).unwrap(),
+                m,
+                "{text}"
+            );
+        }
     }
 }

@@ -1,64 +1,98 @@
-//! Provenance of artifacts, and the resume rule built on it.
+//! Provenance of artifacts, and the one rule that decides whether a (run, phase) is redone.
 //!
 //! After a phase succeeds (or fails) on a run, the worker writes a small JSON record beside the
 //! artifacts: `<workspace>/<Phase>/.provenance/run_0001.json`. It is written last, after the
-//! artifacts are complete and renamed, through a temporary name. It holds the phase kind and
-//! name, the plugin library and version, a hash of the resolved configuration, the identity of
-//! every input (path, size, modification time, and the input's own provenance hash when it has
-//! one), the seed, the start and end time, the outputs (path, size, modification time), and the
-//! status (ok or failed, with the error).
+//! artifacts are complete and renamed, through a temporary name, while the worker holds the
+//! (run, phase) lock. It holds the phase kind and name, the library's code identity (build id
+//! or file hash, see `identity`), the whole resolved configuration, the identity of every input
+//! **by content** (the BLAKE3 hash of an input artifact; raw trace files, which are never
+//! rewritten, by size and modification time), the seed, the outputs (size, modification time
+//! and content hash) and the status.
 //!
-//! A (run, phase) is **current** when its record says ok, its identity hash equals what would be
-//! produced now, and every recorded output still exists unchanged. Otherwise it reruns.
+//! [`decide`] is the only rule: `spyral run` (in the worker) and `spyral status` both call it,
+//! with the same inputs, so status predicts exactly what the next launch does. A (run, phase)
+//! is **up to date** when it is not forced, no earlier phase of the run reruns, its record says
+//! ok, its identity equals what would be produced now, and every recorded output is still there
+//! unchanged. Otherwise it reruns, and the reason is typed ([`RunReason`], [`StaleReason`]) down
+//! to the configuration field that changed.
 
+use crate::chain::ChainPhase;
+use crate::identity::LibraryId;
 use serde::{Deserialize, Serialize};
-use spyral_core::seed::{mix64, stable_hash};
+use serde_json::Value;
 use spyral_core::{run_stem, PhaseResult};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-/// Identity of one file.
+/// Version of the record format. Records of another version are redone.
+pub const RECORD_FORMAT: u32 = 2;
+
+/// Identity of one file: where it is, its size and modification time, and, for artifacts, the
+/// hash of its bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileId {
-    /// Artifact name.
+    /// Artifact name (`trace`, `cloud`, ...).
     pub name: String,
     /// Path.
     pub path: PathBuf,
-    /// Size in bytes.
+    /// Size in bytes (0 when missing).
     pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
+    /// Modification time, nanoseconds since the epoch (0 when missing).
     pub mtime_ns: u128,
-    /// The provenance hash of the phase that made it, when known.
-    pub provenance: Option<String>,
+    /// `blake3:<hex>` of its bytes; `None` for raw trace files (identified by size and time).
+    pub hash: Option<String>,
+    /// Whether the file existed.
+    #[serde(default = "yes")]
+    pub exists: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl FileId {
+    /// Whether two identities name the same content: by hash when both have one, else by size
+    /// and modification time (a copied artifact with the same bytes is the same input).
+    pub fn same_content(&self, other: &FileId) -> bool {
+        if self.name != other.name || self.exists != other.exists {
+            return false;
+        }
+        match (&self.hash, &other.hash) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.size == other.size && self.mtime_ns == other.mtime_ns,
+            _ => false,
+        }
+    }
 }
 
 /// What identifies the output of a (run, phase): everything that, changed, changes the output.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Identity {
     /// Phase kind.
     pub kind: String,
     /// Phase name.
     pub phase: String,
-    /// Library name and version.
-    pub library: String,
-    /// Hash of the resolved configuration.
-    pub config_hash: String,
-    /// Inputs.
+    /// The library's identity (its code, not only its version).
+    pub library: LibraryId,
+    /// The whole resolved configuration.
+    pub config: Value,
+    /// Inputs, by content, sorted by name.
     pub inputs: Vec<FileId>,
-    /// Seed of the (run, phase), when the pipeline fixes the base seed.
+    /// Seed of the (run, phase), when the pipeline or the command line fixes the base seed.
     pub seed: Option<u64>,
 }
 
 impl Identity {
     /// What phase `c` would be, run on `payload` with `seed` (None: the seed is drawn at each
-    /// launch and is not part of the identity).
-    pub fn of(c: &crate::chain::ChainPhase, payload: &PhaseResult, seed: Option<u64>) -> Identity {
+    /// launch and is not part of the identity). `traces` is the raw trace folder: files in it
+    /// are identified by size and time instead of being hashed.
+    pub fn of(c: &ChainPhase, payload: &PhaseResult, seed: Option<u64>) -> Identity {
         Identity {
             kind: c.spec.kind.clone(),
             phase: c.name.clone(),
             library: c.library.clone(),
-            config_hash: format!("{:016x}", stable_hash(&c.resolved_config())),
-            inputs: inputs(payload),
+            config: c.resolved_config_value(),
+            inputs: inputs(payload, Path::new(c.workspace.traces.as_str())),
             seed,
         }
     }
@@ -66,25 +100,39 @@ impl Identity {
     /// A short hash of the whole identity.
     pub fn hash(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
-        format!("{:016x}", mix64(stable_hash(&text)))
+        blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }
+}
+
+/// Whether a record says the phase succeeded.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordStatus {
+    /// The phase succeeded; its outputs are listed.
+    Ok,
+    /// The phase failed; the error is recorded.
+    Failed,
 }
 
 /// The record written beside a run's artifacts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
+    /// [`RECORD_FORMAT`].
+    pub format: u32,
     /// Run number.
     pub run: u32,
     /// What made it.
     pub identity: Identity,
     /// `identity.hash()`.
     pub hash: String,
-    /// "ok" or "failed".
-    pub status: String,
+    /// Ok or failed.
+    pub status: RecordStatus,
     /// The error, when failed.
     pub error: Option<String>,
     /// The outputs.
     pub outputs: Vec<FileId>,
+    /// The launch that wrote it (its log folder name).
+    pub launch: String,
     /// Start time (seconds since the epoch).
     pub started: f64,
     /// End time.
@@ -98,8 +146,7 @@ pub fn record_path(artifact_dir: &Path, run: u32) -> PathBuf {
         .join(format!("{}.json", run_stem(run)))
 }
 
-/// Identity of the file at `path` (None if it does not exist).
-pub fn file_id(name: &str, path: &Path) -> Option<FileId> {
+fn stat(path: &Path) -> Option<(u64, u128)> {
     let m = std::fs::metadata(path).ok()?;
     let mtime_ns = m
         .modified()
@@ -107,63 +154,135 @@ pub fn file_id(name: &str, path: &Path) -> Option<FileId> {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    Some(FileId {
+    Some((m.len(), mtime_ns))
+}
+
+fn missing(name: &str, path: &Path) -> FileId {
+    FileId {
         name: name.to_string(),
         path: path.to_path_buf(),
-        size: m.len(),
+        size: 0,
+        mtime_ns: 0,
+        hash: None,
+        exists: false,
+    }
+}
+
+/// Identity of the artifact `name` at `path` of `run`, by content. Raw trace files (inside
+/// `traces`) are not hashed. Otherwise the hash recorded by the phase that wrote the file is
+/// used when the file is unchanged since (same size and time); else the file is hashed now.
+pub fn content_id(name: &str, path: &Path, run: u32, traces: &Path) -> FileId {
+    let Some((size, mtime_ns)) = stat(path) else {
+        return missing(name, path);
+    };
+    let mut id = FileId {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        size,
         mtime_ns,
-        provenance: None,
-    })
+        hash: None,
+        exists: true,
+    };
+    if is_inside(path, traces) {
+        return id;
+    }
+    let recorded = path
+        .parent()
+        .and_then(|dir| match read(&record_path(dir, run)) {
+            RecordRead::Found(r) => r
+                .outputs
+                .into_iter()
+                .find(|o| o.path == path && o.size == size && o.mtime_ns == mtime_ns)
+                .and_then(|o| o.hash),
+            _ => None,
+        });
+    id.hash = recorded.or_else(|| crate::identity::file_hash(path).ok());
+    id
 }
 
-/// The artifact folder a file belongs to, and the provenance hash recorded there for `run`.
-fn provenance_of(path: &Path, run: u32) -> Option<String> {
-    let dir = path.parent()?;
-    read(&record_path(dir, run))
-        .filter(|r| r.status == "ok")
-        .map(|r| r.hash)
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    path.parent().is_some_and(|p| p == dir)
+        || std::fs::canonicalize(path)
+            .ok()
+            .zip(std::fs::canonicalize(dir).ok())
+            .is_some_and(|(p, d)| p.starts_with(d))
 }
 
-/// The identities of a payload's artifacts (inputs of the next phase).
-pub fn inputs(payload: &PhaseResult) -> Vec<FileId> {
+/// The identities of a payload's artifacts (the inputs of the next phase), sorted by name.
+pub fn inputs(payload: &PhaseResult, traces: &Path) -> Vec<FileId> {
     let mut out: Vec<FileId> = payload
         .artifacts
         .iter()
         .map(|a| {
-            let path = PathBuf::from(a.path.as_str());
-            let mut id = file_id(a.name.as_str(), &path).unwrap_or(FileId {
-                name: a.name.to_string(),
-                path: path.clone(),
-                size: 0,
-                mtime_ns: 0,
-                provenance: None,
-            });
-            id.provenance = provenance_of(&path, payload.run_number);
-            // A derived input is identified by the provenance of what made it.
-            if id.provenance.is_some() {
-                id.size = 0;
-                id.mtime_ns = 0;
-            }
-            id
+            content_id(
+                a.name.as_str(),
+                Path::new(a.path.as_str()),
+                payload.run_number,
+                traces,
+            )
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
-/// The outputs of a result.
-pub fn outputs(result: &PhaseResult) -> Vec<FileId> {
+/// The outputs of a successful result, hashed now (raw trace files passed through are not).
+pub fn outputs(result: &PhaseResult, traces: &Path) -> Vec<FileId> {
     result
         .artifacts
         .iter()
-        .filter_map(|a| file_id(a.name.as_str(), Path::new(a.path.as_str())))
+        .map(|a| {
+            let path = Path::new(a.path.as_str());
+            let Some((size, mtime_ns)) = stat(path) else {
+                return missing(a.name.as_str(), path);
+            };
+            FileId {
+                name: a.name.to_string(),
+                path: path.to_path_buf(),
+                size,
+                mtime_ns,
+                hash: if is_inside(path, traces) {
+                    None
+                } else {
+                    crate::identity::file_hash(path).ok()
+                },
+                exists: true,
+            }
+        })
         .collect()
 }
 
-/// Reads a record (None if absent or unreadable).
-pub fn read(path: &Path) -> Option<Record> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+/// What reading a record found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordRead {
+    /// No record: never done, or the record was removed.
+    Absent,
+    /// A file that is not a record of this format.
+    Unreadable(String),
+    /// A record.
+    Found(Box<Record>),
+}
+
+/// Reads a record.
+pub fn read(path: &Path) -> RecordRead {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RecordRead::Absent,
+        Err(e) => return RecordRead::Unreadable(format!("cannot read {}: {e}", path.display())),
+    };
+    let format = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format").and_then(Value::as_u64));
+    if format != Some(u64::from(RECORD_FORMAT)) {
+        return RecordRead::Unreadable(format!(
+            "{} was written by another version of spyral",
+            path.display()
+        ));
+    }
+    match serde_json::from_str(&text) {
+        Ok(r) => RecordRead::Found(Box::new(r)),
+        Err(e) => RecordRead::Unreadable(format!("{}: {e}", path.display())),
+    }
 }
 
 /// Writes a record through a temporary name.
@@ -173,84 +292,308 @@ pub fn write(artifact_dir: &Path, record: &Record) -> std::io::Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let tmp = spyral_core::workspace::partial_path(&path);
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(record).unwrap_or_default(),
-    )?;
+    let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)
 }
 
-/// The state of a (run, phase).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum State {
-    /// Done, and what would be produced now.
-    Current,
-    /// Done, but something changed.
-    Stale {
-        /// What changed.
-        why: String,
+/// One configuration field that differs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConfigChange {
+    /// Dotted path (`hdbscan.min_points`, `pads[3]`).
+    pub field: String,
+    /// Value in the record (None: absent).
+    pub old: Option<Value>,
+    /// Value now (None: absent).
+    pub new: Option<Value>,
+}
+
+impl std::fmt::Display for ConfigChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<Value>| match v {
+            None => "(absent)".to_string(),
+            Some(v) => {
+                let t = v.to_string();
+                if t.chars().count() > 40 {
+                    format!("{}...", t.chars().take(37).collect::<String>())
+                } else {
+                    t
+                }
+            }
+        };
+        write!(
+            f,
+            "{} changed {} -> {}",
+            self.field,
+            show(&self.old),
+            show(&self.new)
+        )
+    }
+}
+
+/// The differing leaves of two JSON values, as dotted paths.
+pub fn config_changes(old: &Value, new: &Value) -> Vec<ConfigChange> {
+    let mut out = Vec::new();
+    diff(String::new(), Some(old), Some(new), &mut out);
+    out
+}
+
+fn diff(path: String, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<ConfigChange>) {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                diff(join(k), a.get(k), b.get(k), out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff(format!("{path}[{i}]"), Some(x), Some(y), out);
+            }
+        }
+        (a, b) if a != b => out.push(ConfigChange {
+            field: if path.is_empty() {
+                "(whole configuration)".into()
+            } else {
+                path
+            },
+            old: a.cloned(),
+            new: b.cloned(),
+        }),
+        _ => {}
+    }
+}
+
+/// Why a done (run, phase) no longer stands for what would be produced now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum StaleReason {
+    /// The record cannot be used (another format, corrupt).
+    UnreadableRecord {
+        /// Why.
+        detail: String,
     },
-    /// Failed last time.
-    Failed {
-        /// The error.
-        error: String,
+    /// The phase's library has different code.
+    PluginChanged {
+        /// Library then.
+        old: String,
+        /// Library now.
+        new: String,
     },
-    /// Never done (or the record is gone).
-    Missing,
-    /// An inactive phase: its artifacts are used as they are (shown by `spyral status`).
-    Inactive {
-        /// Whether its artifacts exist.
-        exists: bool,
+    /// Another phase kind now has this name.
+    KindChanged {
+        /// Kind then.
+        old: String,
+        /// Kind now.
+        new: String,
+    },
+    /// Configuration fields changed.
+    ConfigChanged {
+        /// Every changed field.
+        changes: Vec<ConfigChange>,
+    },
+    /// An input's content changed (or it appeared or disappeared).
+    InputChanged {
+        /// Input artifact name.
+        name: String,
+        /// Its path now.
+        path: PathBuf,
+    },
+    /// The fixed base seed changed.
+    SeedChanged,
+    /// An output was modified after it was written.
+    OutputModified {
+        /// The output.
+        path: PathBuf,
+    },
+    /// An output is gone.
+    OutputMissing {
+        /// The output.
+        path: PathBuf,
     },
 }
 
-/// Compares the record on disk with the identity the phase would have now.
-pub fn state(record: Option<&Record>, now: &Identity) -> State {
-    let Some(r) = record else {
-        return State::Missing;
-    };
-    if r.status != "ok" {
-        return State::Failed {
-            error: r.error.clone().unwrap_or_else(|| "failed".into()),
-        };
-    }
-    let old = &r.identity;
-    let why = if old.library != now.library {
-        Some(format!(
-            "plugin changed ({} -> {})",
-            old.library, now.library
-        ))
-    } else if old.config_hash != now.config_hash {
-        Some("configuration changed".to_string())
-    } else if old.kind != now.kind {
-        Some("phase kind changed".to_string())
-    } else if old.inputs != now.inputs {
-        Some("input changed".to_string())
-    } else if now.seed.is_some() && old.seed != now.seed {
-        Some("seed changed".to_string())
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        return State::Stale { why };
-    }
-    for o in &r.outputs {
-        match file_id(&o.name, &o.path) {
-            Some(f) if f.size == o.size && f.mtime_ns == o.mtime_ns => {}
-            Some(_) => {
-                return State::Stale {
-                    why: format!("output {} was modified", o.path.display()),
-                }
+impl std::fmt::Display for StaleReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StaleReason::UnreadableRecord { detail } => write!(f, "unusable record: {detail}"),
+            StaleReason::PluginChanged { old, new } => {
+                write!(f, "plugin code changed ({old} -> {new})")
             }
-            None => {
-                return State::Stale {
-                    why: format!("output {} is missing", o.path.display()),
-                }
+            StaleReason::KindChanged { old, new } => write!(f, "phase kind changed {old} -> {new}"),
+            StaleReason::ConfigChanged { changes } => {
+                let parts: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                let s = if changes.len() == 1 { "" } else { "s" };
+                write!(f, "config field{s} {}", parts.join(", "))
+            }
+            StaleReason::InputChanged { name, path } => {
+                write!(f, "input `{name}` ({}) changed", path.display())
+            }
+            StaleReason::SeedChanged => write!(f, "seed changed"),
+            StaleReason::OutputModified { path } => {
+                write!(f, "output {} was modified", path.display())
+            }
+            StaleReason::OutputMissing { path } => {
+                write!(f, "output {} is missing", path.display())
             }
         }
     }
-    State::Current
+}
+
+/// Why a (run, phase) runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "why", rename_all = "kebab-case")]
+pub enum RunReason {
+    /// Never done (no record).
+    Missing,
+    /// The last attempt failed.
+    Failed {
+        /// Its error.
+        error: String,
+    },
+    /// Done, but something changed.
+    Stale {
+        /// What changed.
+        #[serde(flatten)]
+        reason: StaleReason,
+    },
+    /// `--force` names it.
+    Forced,
+    /// An earlier phase of the same run reruns, so its input will be rewritten.
+    Upstream {
+        /// That phase.
+        phase: String,
+    },
+}
+
+impl std::fmt::Display for RunReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunReason::Missing => f.write_str("not done yet"),
+            RunReason::Failed { error } => write!(f, "failed last time: {error}"),
+            RunReason::Stale { reason } => write!(f, "stale: {reason}"),
+            RunReason::Forced => f.write_str("forced"),
+            RunReason::Upstream { phase } => write!(f, "stale: earlier phase {phase} reruns"),
+        }
+    }
+}
+
+/// What to do with a (run, phase).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Up to date: use the record's outputs.
+    UpToDate(Box<Record>),
+    /// Run it, for this reason.
+    Run(RunReason),
+}
+
+/// The one rule (see the module doc). `upstream` names the earlier phase of this run that
+/// reruns, if any. Reasons are reported in this order: forced, missing, unusable record,
+/// failed, earlier phase reruns, then what changed.
+pub fn decide(
+    record: &RecordRead,
+    now: &Identity,
+    forced: bool,
+    upstream: Option<&str>,
+) -> Decision {
+    if forced {
+        return Decision::Run(RunReason::Forced);
+    }
+    let stale = |reason| Decision::Run(RunReason::Stale { reason });
+    let r = match record {
+        RecordRead::Absent => return Decision::Run(RunReason::Missing),
+        RecordRead::Unreadable(detail) => {
+            return stale(StaleReason::UnreadableRecord {
+                detail: detail.clone(),
+            })
+        }
+        RecordRead::Found(r) => r,
+    };
+    if r.status == RecordStatus::Failed {
+        return Decision::Run(RunReason::Failed {
+            error: r.error.clone().unwrap_or_else(|| "failed".into()),
+        });
+    }
+    if let Some(phase) = upstream {
+        return Decision::Run(RunReason::Upstream {
+            phase: phase.to_string(),
+        });
+    }
+    if let Some(reason) = identity_change(&r.identity, now) {
+        return stale(reason);
+    }
+    for o in &r.outputs {
+        match stat(&o.path) {
+            None if o.exists => {
+                return stale(StaleReason::OutputMissing {
+                    path: o.path.clone(),
+                })
+            }
+            Some((size, mtime)) if size != o.size || mtime != o.mtime_ns => {
+                return stale(StaleReason::OutputModified {
+                    path: o.path.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    Decision::UpToDate(r.clone())
+}
+
+/// The first difference between the identity in a record and the one now.
+fn identity_change(old: &Identity, now: &Identity) -> Option<StaleReason> {
+    if old.library.code != now.library.code {
+        return Some(StaleReason::PluginChanged {
+            old: old.library.to_string(),
+            new: now.library.to_string(),
+        });
+    }
+    if old.kind != now.kind {
+        return Some(StaleReason::KindChanged {
+            old: old.kind.clone(),
+            new: now.kind.clone(),
+        });
+    }
+    if old.config != now.config {
+        return Some(StaleReason::ConfigChanged {
+            changes: config_changes(&old.config, &now.config),
+        });
+    }
+    let names = |v: &[FileId]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+    if names(&old.inputs) != names(&now.inputs) {
+        let name = now
+            .inputs
+            .iter()
+            .find(|i| !old.inputs.iter().any(|o| o.name == i.name))
+            .or_else(|| now.inputs.first())
+            .map(|i| (i.name.clone(), i.path.clone()))
+            .unwrap_or_default();
+        return Some(StaleReason::InputChanged {
+            name: name.0,
+            path: name.1,
+        });
+    }
+    for (o, n) in old.inputs.iter().zip(&now.inputs) {
+        if !o.same_content(n) {
+            return Some(StaleReason::InputChanged {
+                name: n.name.clone(),
+                path: n.path.clone(),
+            });
+        }
+    }
+    if now.seed.is_some() && old.seed != now.seed {
+        return Some(StaleReason::SeedChanged);
+    }
+    None
 }
 
 /// The result a current record stands for (its outputs), for the next phase.
@@ -262,74 +605,185 @@ pub fn result_of(record: &Record) -> PhaseResult {
     r
 }
 
-/// Removes temporary files left by interrupted launches (`.*.partial`) in `dir` and its
-/// `.provenance` folder. Returns how many were removed.
-pub fn clean_partials(dir: &Path) -> usize {
-    let mut n = 0;
-    for d in [dir.to_path_buf(), dir.join(".provenance")] {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if spyral_core::workspace::is_partial_path(&p) && std::fs::remove_file(&p).is_ok() {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn ident() -> Identity {
+    fn lib(code: &str) -> LibraryId {
+        LibraryId {
+            name: "lib".into(),
+            version: "1.0.0".into(),
+            path: None,
+            code: code.into(),
+        }
+    }
+
+    fn ident(inputs: Vec<FileId>) -> Identity {
         Identity {
             kind: "k".into(),
             phase: "P".into(),
-            library: "lib 1".into(),
-            config_hash: "c".into(),
-            inputs: vec![],
+            library: lib("build-id:aa"),
+            config: json!({"hdbscan": {"min_points": 3}, "scale": 0.5}),
+            inputs,
             seed: Some(1),
         }
     }
 
-    #[test]
-    fn states() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("run_0001.bin");
-        std::fs::write(&out, b"x").unwrap();
-        let now = ident();
-        let rec = Record {
+    fn record(now: &Identity, outputs: Vec<FileId>) -> RecordRead {
+        RecordRead::Found(Box::new(Record {
+            format: RECORD_FORMAT,
             run: 1,
             hash: now.hash(),
             identity: now.clone(),
-            status: "ok".into(),
+            status: RecordStatus::Ok,
             error: None,
-            outputs: vec![file_id("a", &out).unwrap()],
+            outputs,
+            launch: "t".into(),
             started: 0.0,
             finished: 0.0,
-        };
-        assert_eq!(state(None, &now), State::Missing);
-        assert_eq!(state(Some(&rec), &now), State::Current);
-        let mut changed = now.clone();
-        changed.config_hash = "d".into();
-        assert!(
-            matches!(state(Some(&rec), &changed), State::Stale { why } if why.contains("configuration"))
+        }))
+    }
+
+    fn stale(d: Decision) -> StaleReason {
+        match d {
+            Decision::Run(RunReason::Stale { reason }) => reason,
+            other => panic!("expected stale, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run_0001.bin");
+        std::fs::write(&out, b"x").unwrap();
+        let traces = dir.path().join("traces");
+        let now = ident(vec![]);
+        let outputs = outputs(
+            &PhaseResult::new(1).with_artifact("a", &out),
+            traces.as_path(),
         );
+        assert!(outputs[0].hash.is_some());
+        let rec = record(&now, outputs);
+        assert_eq!(
+            decide(&RecordRead::Absent, &now, false, None),
+            Decision::Run(RunReason::Missing)
+        );
+        assert!(matches!(
+            decide(&rec, &now, false, None),
+            Decision::UpToDate(_)
+        ));
+        assert_eq!(
+            decide(&rec, &now, true, None),
+            Decision::Run(RunReason::Forced)
+        );
+        assert_eq!(
+            decide(&rec, &now, false, Some("Cluster")),
+            Decision::Run(RunReason::Upstream {
+                phase: "Cluster".into()
+            })
+        );
+        // Config: the changed field is named with its values.
+        let mut changed = now.clone();
+        changed.config["hdbscan"]["min_points"] = json!(4);
+        let why = stale(decide(&rec, &changed, false, None));
+        assert_eq!(
+            why.to_string(),
+            "config field hdbscan.min_points changed 3 -> 4"
+        );
+        // Plugin code.
+        let mut rebuilt = now.clone();
+        rebuilt.library = lib("build-id:bb");
+        assert!(matches!(
+            stale(decide(&rec, &rebuilt, false, None)),
+            StaleReason::PluginChanged { .. }
+        ));
+        // A drawn seed is not part of the identity.
         let mut no_seed = now.clone();
         no_seed.seed = None;
-        assert_eq!(state(Some(&rec), &no_seed), State::Current);
+        assert!(matches!(
+            decide(&rec, &no_seed, false, None),
+            Decision::UpToDate(_)
+        ));
+        // Modified and missing outputs.
+        std::fs::write(&out, b"xy").unwrap();
+        assert!(matches!(
+            stale(decide(&rec, &now, false, None)),
+            StaleReason::OutputModified { .. }
+        ));
         std::fs::remove_file(&out).unwrap();
-        assert!(matches!(state(Some(&rec), &now), State::Stale { why } if why.contains("missing")));
-        let mut failed = rec.clone();
-        failed.status = "failed".into();
+        assert!(matches!(
+            stale(decide(&rec, &now, false, None)),
+            StaleReason::OutputMissing { .. }
+        ));
+        // Failed records rerun with their error.
+        let RecordRead::Found(mut failed) = rec.clone() else {
+            unreachable!()
+        };
+        failed.status = RecordStatus::Failed;
         failed.error = Some("boom".into());
-        assert!(matches!(state(Some(&failed), &now), State::Failed { error } if error == "boom"));
-        write(dir.path(), &rec).unwrap();
-        assert_eq!(read(&record_path(dir.path(), 1)).unwrap(), rec);
-        std::fs::write(dir.path().join(".run_0002.bin.partial"), b"").unwrap();
-        assert_eq!(clean_partials(dir.path()), 1);
+        assert_eq!(
+            decide(&RecordRead::Found(failed.clone()), &now, false, None),
+            Decision::Run(RunReason::Failed {
+                error: "boom".into()
+            })
+        );
+        // Round trip, and records of another format are unusable.
+        write(dir.path(), &failed).unwrap();
+        assert_eq!(read(&record_path(dir.path(), 1)), RecordRead::Found(failed));
+        std::fs::write(record_path(dir.path(), 1), r#"{"run": 1, "status": "ok"}"#).unwrap();
+        assert!(matches!(
+            read(&record_path(dir.path(), 1)),
+            RecordRead::Unreadable(_)
+        ));
+    }
+
+    #[test]
+    fn inputs_are_identified_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let traces = dir.path().join("traces");
+        std::fs::create_dir_all(&traces).unwrap();
+        let trace = traces.join("run_0001.h5");
+        std::fs::write(&trace, b"raw").unwrap();
+        let art = dir.path().join("run_0001.bin");
+        std::fs::write(&art, b"derived").unwrap();
+        let t = content_id("trace", &trace, 1, &traces);
+        assert_eq!(t.hash, None, "raw traces are not hashed");
+        let a = content_id("a", &art, 1, &traces);
+        assert!(a.hash.is_some());
+        // Same bytes rewritten later: same content.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(&art, b"derived").unwrap();
+        let a2 = content_id("a", &art, 1, &traces);
+        assert!(a.same_content(&a2));
+        // Different bytes: different content, and the decision names the input.
+        std::fs::write(&art, b"changed").unwrap();
+        let a3 = content_id("a", &art, 1, &traces);
+        assert!(!a.same_content(&a3));
+        let before = ident(vec![a]);
+        let rec = record(&before, vec![]);
+        let after = ident(vec![a3]);
+        assert!(matches!(
+            stale(decide(&rec, &after, false, None)),
+            StaleReason::InputChanged { name, .. } if name == "a"
+        ));
+    }
+
+    #[test]
+    fn config_diff_paths() {
+        let a = json!({"x": 1, "d": {"b": [1, 2]}, "gone": true});
+        let b = json!({"x": 1, "d": {"b": [1, 3]}, "new": "y"});
+        let c: Vec<String> = config_changes(&a, &b)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            c,
+            vec![
+                "d.b[1] changed 2 -> 3",
+                "gone changed true -> (absent)",
+                "new changed (absent) -> \"y\""
+            ]
+        );
     }
 }

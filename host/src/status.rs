@@ -1,13 +1,49 @@
-//! `spyral status`: for every run and phase, whether its artifacts are done and current, stale
-//! (and why), failed (and the error), or missing, from the provenance records on disk. Nothing
-//! is run or written.
+//! `spyral status`: for every run and phase, what the next `spyral run` would do and why, from
+//! the provenance records on disk: current (skipped), stale (which field, input or plugin
+//! changed), failed (the error), missing, running in another launch, or inactive. Nothing is run
+//! or written.
+//!
+//! It walks each run's chain with the rule the workers use (`provenance::decide`), feeding each
+//! phase the payload a launch would feed it, so what it predicts is what the next launch does.
 
 use crate::chain::ChainPhase;
 use crate::pipeline::Pipeline;
-use crate::provenance::{self, Identity, State};
+use crate::provenance::{self, Decision, Identity, RunReason};
 use serde::Serialize;
 use spyral_core::seed::derive_seed;
 use spyral_core::PhaseResult;
+
+/// The state of one (run, phase).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum State {
+    /// Done and current: the next launch skips it.
+    Current,
+    /// Never done: the next launch runs it.
+    Missing,
+    /// Failed last time: the next launch retries it.
+    Failed {
+        /// The error.
+        error: String,
+    },
+    /// Done, but the next launch reruns it.
+    Stale {
+        /// Why, in words.
+        why: String,
+        /// Why, typed.
+        reason: RunReason,
+    },
+    /// Another launch holds the run right now.
+    Running {
+        /// What the holder wrote into the lock.
+        holder: String,
+    },
+    /// An inactive phase: its artifacts are used as they are.
+    Inactive {
+        /// Whether its artifacts exist.
+        exists: bool,
+    },
+}
 
 /// One cell of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -30,58 +66,70 @@ pub struct Row {
 
 /// The status table of `pipeline` over `runs`.
 pub fn table(p: &Pipeline, chain: &[ChainPhase], runs: &[u32]) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for &run in runs {
-        let mut payload =
-            PhaseResult::new(run).with_artifact("trace", crate::runs::trace_file(&p.traces, run));
-        let mut upstream_changes = false;
-        let mut cells = Vec::new();
-        for c in chain {
-            let ws = c.workspace(p);
-            let constructed = c.phase.construct_artifact(&payload, &ws).into_result();
-            if !c.spec.active {
-                let exists = constructed
-                    .as_ref()
-                    .map(|r| {
-                        r.artifacts
-                            .iter()
-                            .all(|a| std::path::Path::new(a.path.as_str()).exists())
-                    })
-                    .unwrap_or(false);
-                cells.push(Cell {
-                    phase: c.name.clone(),
-                    state: State::Inactive { exists },
-                });
-                if let Ok(r) = constructed {
-                    payload = r;
-                }
-                continue;
-            }
-            let seed = p.seed.map(|s| derive_seed(s, run, &c.name));
-            let now = Identity::of(c, &payload, seed);
-            let record = provenance::read(&provenance::record_path(&ws.artifact_dir(), run));
-            let state = provenance::state(record.as_ref(), &now);
-            let cell = match (&state, upstream_changes) {
-                (State::Current, true) => State::Stale {
-                    why: "an earlier phase will rerun".into(),
-                },
-                (other, _) => other.clone(),
-            };
-            if cell != State::Current {
-                upstream_changes = true;
-            }
-            payload = match (&state, record) {
-                (State::Current, Some(rec)) => provenance::result_of(&rec),
-                _ => constructed.unwrap_or_else(|_| PhaseResult::invalid(run)),
-            };
+    runs.iter().map(|&run| row(p, chain, run)).collect()
+}
+
+fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
+    let mut payload =
+        PhaseResult::new(run).with_artifact("trace", crate::runs::trace_file(&p.traces, run));
+    let mut upstream: Option<String> = None;
+    let mut cells = Vec::new();
+    for c in chain {
+        let ws = c.workspace();
+        let constructed = c.phase.construct_artifact(&payload, &ws).into_result();
+        if !c.spec.active {
+            let exists = constructed.as_ref().is_ok_and(|r| {
+                r.artifacts
+                    .iter()
+                    .all(|a| std::path::Path::new(a.path.as_str()).exists())
+            });
             cells.push(Cell {
                 phase: c.name.clone(),
-                state: cell,
+                state: State::Inactive { exists },
             });
+            upstream = None;
+            if let Ok(r) = constructed {
+                payload = r;
+            }
+            continue;
         }
-        rows.push(Row { run, phases: cells });
+        let lock = crate::locks::run_lock_path(&p.workspace, &c.name, run);
+        if let Some(holder) = crate::locks::holder(&lock) {
+            cells.push(Cell {
+                phase: c.name.clone(),
+                state: State::Running { holder },
+            });
+            upstream = Some(c.name.clone());
+            payload = constructed.unwrap_or_else(|_| PhaseResult::invalid(run));
+            continue;
+        }
+        let seed = p.seed.map(|s| derive_seed(s, run, &c.name));
+        let now = Identity::of(c, &payload, seed);
+        let record = provenance::read(&provenance::record_path(&ws.artifact_dir(), run));
+        let state = match provenance::decide(&record, &now, false, upstream.as_deref()) {
+            Decision::UpToDate(rec) => {
+                payload = provenance::result_of(&rec);
+                State::Current
+            }
+            Decision::Run(reason) => {
+                upstream = Some(c.name.clone());
+                payload = constructed.unwrap_or_else(|_| PhaseResult::invalid(run));
+                match reason {
+                    RunReason::Missing => State::Missing,
+                    RunReason::Failed { error } => State::Failed { error },
+                    other => State::Stale {
+                        why: other.to_string(),
+                        reason: other,
+                    },
+                }
+            }
+        };
+        cells.push(Cell {
+            phase: c.name.clone(),
+            state,
+        });
     }
-    rows
+    Row { run, phases: cells }
 }
 
 /// The table as text.
@@ -103,8 +151,8 @@ pub fn render(rows: &[Row], chain: &[ChainPhase]) -> String {
         for (cell, w) in r.phases.iter().zip(&width) {
             let text = match &cell.state {
                 State::Current => "current".to_string(),
-                State::Stale { why } => {
-                    notes.push(format!("run {} {}: stale: {why}", r.run, cell.phase));
+                State::Stale { why, .. } => {
+                    notes.push(format!("run {} {}: {why}", r.run, cell.phase));
                     "stale".to_string()
                 }
                 State::Failed { error } => {
@@ -112,6 +160,13 @@ pub fn render(rows: &[Row], chain: &[ChainPhase]) -> String {
                     "FAILED".to_string()
                 }
                 State::Missing => "missing".to_string(),
+                State::Running { holder } => {
+                    notes.push(format!(
+                        "run {} {}: running in another launch ({holder})",
+                        r.run, cell.phase
+                    ));
+                    "running".to_string()
+                }
                 State::Inactive { exists } => if *exists {
                     "inactive"
                 } else {

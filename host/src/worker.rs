@@ -2,17 +2,21 @@
 //! attaches the shared segments, then asks the parent for runs one at a time and pushes each
 //! through the chain, streaming typed messages back.
 //!
+//! The worker never reads the pipeline file: the job message carries the chain the parent
+//! validated (kinds, names, resolved configs, libraries and their code identities). Before a
+//! run, the worker takes the run's (run, phase) locks (see `locks`); a run another launch holds
+//! is reported and left to it. Whether each phase runs is decided by `provenance::decide`.
+//!
 //! A phase error fails only its run (the later phases of that run are not called) and the worker
 //! goes on. Before every plugin call the worker logs what it is about to call, so a crash can be
 //! located from the log. The worker dies with its parent (PR_SET_PDEATHSIG).
 
 use crate::chain::{self, ChainPhase};
-use crate::pipeline::Pipeline;
-use crate::plugins::Registry;
-use crate::protocol::{Assign, ErrorInfo, Job, PhaseRecord, PhaseStatus, WorkerMsg};
-use crate::provenance::{self, Identity, State};
+use crate::locks;
+use crate::protocol::{Assign, ErrorInfo, Job, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg};
+use crate::provenance::{self, Decision, Identity, RecordStatus};
 use abi_stable::std_types::RStr;
-use spyral_core::{LogLevel, PhaseResult, RunContext, RunSink};
+use spyral_core::{LogLevel, PhaseErrorKind, PhaseResult, RunContext, RunSink};
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -152,7 +156,7 @@ pub fn main() -> i32 {
         let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
     }
     tracing::info!(
-        "worker {} started (pid {}), pipeline {}",
+        "worker {} started (pid {}), pipeline {} as validated by the parent",
         job.worker,
         std::process::id(),
         job.pipeline.display()
@@ -190,6 +194,7 @@ pub fn main() -> i32 {
             }
         };
         let Some(run) = assign.run else { break };
+        inject_fault(run);
         process_run(&job, &chain, run, &outbox, &cancel);
     }
     let peak = peak_rss_kib();
@@ -198,17 +203,35 @@ pub fn main() -> i32 {
     0
 }
 
-struct Chain(Vec<ChainPhase>, Pipeline);
-
-fn setup(job: &Job) -> Result<(Chain, f64), String> {
-    let mut pipeline = Pipeline::load(&job.pipeline).map_err(|e| e.to_string())?;
-    if let Some(t) = &job.traces {
-        pipeline.traces = t.clone();
+/// Fault injection for the end-to-end tests: `SPYRAL_FAULT=die-after-assign:RUN@MARKER` makes
+/// the worker abort when it is handed RUN, before it reports the run started; it fires once
+/// (the first worker to remove MARKER). Without the variable this does nothing.
+fn inject_fault(run: u32) {
+    let Ok(spec) = std::env::var("SPYRAL_FAULT") else {
+        return;
+    };
+    let Some((r, marker)) = spec
+        .strip_prefix("die-after-assign:")
+        .and_then(|rest| rest.split_once('@'))
+    else {
+        return;
+    };
+    if r.parse::<u32>().ok() == Some(run) && std::fs::remove_file(marker).is_ok() {
+        tracing::warn!("SPYRAL_FAULT: aborting after being handed run {run}");
+        std::process::abort();
     }
-    crate::parent::enter_pipeline_dir(&pipeline).map_err(|e| e.to_string())?;
-    let registry =
-        Registry::build_for(&pipeline.plugins, &pipeline.kinds()).map_err(|e| e.to_string())?;
-    let mut chain = chain::build(&pipeline, &registry).map_err(|e| e.to_string())?;
+}
+
+fn setup(job: &Job) -> Result<(Vec<ChainPhase>, f64), String> {
+    // Phase configs resolve relative paths against the pipeline's folder, as in the parent.
+    std::env::set_current_dir(&job.base_dir).map_err(|e| {
+        format!(
+            "cannot enter the pipeline folder {}: {e}",
+            job.base_dir.display()
+        )
+    })?;
+    let mut chain =
+        chain::rebuild(&job.chain, &job.workspace, &job.traces).map_err(|e| e.to_string())?;
     let t_attach = Instant::now();
     let segments = crate::segments::attach(&job.segments)?;
     for c in chain.iter_mut().filter(|c| c.spec.active) {
@@ -230,35 +253,95 @@ fn setup(job: &Job) -> Result<(Chain, f64), String> {
             .into_result()
             .map_err(|e| format!("phase {}: attach_shared failed: {e}", c.name))?;
     }
-    Ok((
-        Chain(chain, pipeline),
-        t_attach.elapsed().as_secs_f64() * 1e3,
-    ))
+    Ok((chain, t_attach.elapsed().as_secs_f64() * 1e3))
 }
 
-fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &AtomicBool) {
+/// Takes the (run, phase) lock of every active phase of `run`. `Err((phase, holder))` when
+/// another launch holds one of them (nothing is kept then).
+fn lock_run(
+    job: &Job,
+    chain: &[ChainPhase],
+    run: u32,
+) -> Result<Result<Vec<locks::Lock>, (String, String)>, locks::LockError> {
+    let me = format!(
+        "pid {} worker {} launch {}",
+        std::process::id(),
+        job.worker,
+        job.launch
+    );
+    let mut held = Vec::new();
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let path = locks::run_lock_path(&job.workspace, &c.name, run);
+        match locks::try_lock(&path, &me)? {
+            Some(l) => held.push(l),
+            None => {
+                let who = std::fs::read_to_string(&path).unwrap_or_default();
+                return Ok(Err((c.name.clone(), who.trim().to_string())));
+            }
+        }
+    }
+    Ok(Ok(held))
+}
+
+fn process_run(job: &Job, chain: &[ChainPhase], run: u32, outbox: &Outbox, cancel: &AtomicBool) {
     let t0 = Instant::now();
     outbox.send(&WorkerMsg::RunStarted { run });
-    let Chain(chain, pipeline) = chain;
-    let trace = crate::runs::trace_file(&pipeline.traces, run);
+    let finish = |outcome: RunOutcome| {
+        outbox.send(&WorkerMsg::RunFinished {
+            run,
+            outcome,
+            wall_s: t0.elapsed().as_secs_f64(),
+        });
+    };
+    let trace = crate::runs::trace_file(&job.traces, run);
     if !trace.exists() {
         tracing::warn!(
             "run {run}: trace file {} vanished; skipping",
             trace.display()
         );
-        outbox.send(&WorkerMsg::RunFinished {
-            run,
-            ok: false,
-            skipped: Some(format!("trace file {} is missing", trace.display())),
-            error: None,
-            wall_s: t0.elapsed().as_secs_f64(),
+        finish(RunOutcome::Skipped {
+            why: format!("trace file {} is missing", trace.display()),
         });
         return;
     }
+    let _locks = match lock_run(job, chain, run) {
+        Ok(Ok(held)) => held,
+        Ok(Err((phase, holder))) => {
+            tracing::warn!(
+                "run {run}: phase {phase} is running in another launch ({holder}); going on"
+            );
+            finish(RunOutcome::InAnotherLaunch { phase, holder });
+            return;
+        }
+        Err(e) => {
+            tracing::error!("run {run}: {e}");
+            finish(RunOutcome::Failed {
+                error: ErrorInfo {
+                    phase: "(locking)".into(),
+                    kind: "i/o error".into(),
+                    message: e.to_string(),
+                },
+            });
+            return;
+        }
+    };
+    // Holding the run's locks, its temporary files are ours: any left are from a dead launch.
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let n = locks::remove_run_partials(&c.workspace.artifact_dir(), run);
+        if n > 0 {
+            tracing::info!(
+                "run {run}: removed {n} temporary file(s) of an interrupted launch in {}",
+                c.name
+            );
+        }
+    }
     let mut payload = PhaseResult::new(run).with_artifact("trace", &trace);
-    let mut failure: Option<ErrorInfo> = None;
+    let mut failure: Option<RunOutcome> = None;
+    // The last active phase of this run that ran (its outputs are new): every later active
+    // phase reruns too, the rule `spyral status` predicts with.
+    let mut upstream: Option<String> = None;
     for c in chain {
-        let ws = c.workspace(pipeline);
+        let ws = c.workspace();
         if failure.is_some() {
             outbox.send(&WorkerMsg::PhaseFinished {
                 run,
@@ -267,6 +350,8 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
             continue;
         }
         if !c.spec.active {
+            // Its artifacts are used as they are, whatever ran before.
+            upstream = None;
             tracing::debug!("calling {}.construct_artifact for run {run}", c.name);
             match c.phase.construct_artifact(&payload, &ws).into_result() {
                 Ok(r) => {
@@ -286,10 +371,12 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
                 }
                 Err(e) => {
                     tracing::error!("run {run}: {}.construct_artifact failed: {e}", c.name);
-                    failure = Some(ErrorInfo {
-                        phase: c.name.clone(),
-                        kind: e.kind.to_string(),
-                        message: e.message().to_string(),
+                    failure = Some(RunOutcome::Failed {
+                        error: ErrorInfo {
+                            phase: c.name.clone(),
+                            kind: e.kind.to_string(),
+                            message: e.message().to_string(),
+                        },
                     });
                     outbox.send(&WorkerMsg::PhaseFinished {
                         run,
@@ -308,10 +395,8 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
             continue;
         }
         if cancel.load(Ordering::Relaxed) {
-            failure = Some(ErrorInfo {
+            failure = Some(RunOutcome::Interrupted {
                 phase: c.name.clone(),
-                kind: "cancelled".into(),
-                message: "stopped on request before this phase".into(),
             });
             outbox.send(&WorkerMsg::PhaseFinished {
                 run,
@@ -323,21 +408,20 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
         let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
         let artifact_dir = ws.artifact_dir();
         let forced = job.force.iter().any(|f| f == "*" || *f == c.name);
-        if !forced {
-            let record = provenance::read(&provenance::record_path(&artifact_dir, run));
-            if let (State::Current, Some(rec)) = (
-                provenance::state(record.as_ref(), &identity),
-                record.as_ref(),
-            ) {
+        let record = provenance::read(&provenance::record_path(&artifact_dir, run));
+        let reason = match provenance::decide(&record, &identity, forced, upstream.as_deref()) {
+            Decision::UpToDate(rec) => {
                 tracing::info!("run {run}: phase {} is up to date; not running it", c.name);
-                payload = provenance::result_of(rec);
+                payload = provenance::result_of(&rec);
                 outbox.send(&WorkerMsg::PhaseFinished {
                     run,
                     record: record_of(&c.name, PhaseStatus::UpToDate, None, 0.0, 0.0, 0, None),
                 });
                 continue;
             }
-        }
+            Decision::Run(reason) => reason,
+        };
+        upstream = Some(c.name.clone());
         outbox.send(&WorkerMsg::PhaseStarted {
             run,
             phase: c.name.clone(),
@@ -352,7 +436,10 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
             phase: &c.name,
         };
         let ctx = RunContext::new(run, seed, &ws, &sink);
-        tracing::info!("calling {}.run for run {run} (seed {seed:#x})", c.name);
+        tracing::info!(
+            "calling {}.run for run {run} (seed {seed:#x}; {reason})",
+            c.name
+        );
         let (w0, c0) = (Instant::now(), cpu_seconds());
         // Every event logged during the call (the plugin's own, through the bridge, included)
         // carries the phase and the run.
@@ -361,72 +448,82 @@ fn process_run(job: &Job, chain: &Chain, run: u32, outbox: &Outbox, cancel: &Ato
         let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let items = sink.total.load(Ordering::Relaxed);
         let mut prov = provenance::Record {
+            format: provenance::RECORD_FORMAT,
             run,
             hash: identity.hash(),
             identity,
-            status: "ok".into(),
+            status: RecordStatus::Ok,
             error: None,
             outputs: Vec::new(),
+            launch: job.launch.clone(),
             started: started_at,
-            finished: epoch_seconds(),
+            finished: 0.0,
         };
         match out {
             Ok(r) if r.successful => {
                 tracing::info!("phase {} complete for run {run} in {wall:.3} s", c.name);
-                prov.outputs = provenance::outputs(&r);
+                prov.outputs = provenance::outputs(&r, &job.traces);
+                prov.finished = epoch_seconds();
                 if let Err(e) = provenance::write(&artifact_dir, &prov) {
                     tracing::warn!("run {run}: cannot write the provenance of {}: {e}", c.name);
                 }
                 let meta = serde_json::Value::Object(r.metadata_map());
-                outbox.send(&WorkerMsg::PhaseFinished {
-                    run,
-                    record: record_of(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta)),
-                });
+                let mut rec =
+                    record_of(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta));
+                rec.reason = Some(reason);
+                outbox.send(&WorkerMsg::PhaseFinished { run, record: rec });
                 payload = r;
             }
             other => {
-                let (kind, message) = match other {
+                let (kind, message, cancelled) = match other {
                     Ok(_) => (
                         "invalid result".to_string(),
                         "the phase returned an unsuccessful result".to_string(),
+                        false,
                     ),
-                    Err(e) => (e.kind.to_string(), e.message().to_string()),
+                    Err(e) => (
+                        e.kind.to_string(),
+                        e.message().to_string(),
+                        e.kind == PhaseErrorKind::Cancelled,
+                    ),
                 };
                 tracing::error!("run {run}: phase {} failed: {kind}: {message}", c.name);
-                if kind != "cancelled" {
-                    prov.status = "failed".into();
+                if !cancelled {
+                    prov.status = RecordStatus::Failed;
                     prov.error = Some(format!("{kind}: {message}"));
+                    prov.finished = epoch_seconds();
                     if let Err(e) = provenance::write(&artifact_dir, &prov) {
                         tracing::warn!("run {run}: cannot record the failure of {}: {e}", c.name);
                     }
                 }
-                outbox.send(&WorkerMsg::PhaseFinished {
-                    run,
-                    record: record_of(
-                        &c.name,
-                        PhaseStatus::Failed,
-                        Some(format!("{kind}: {message}")),
-                        wall,
-                        cpu,
-                        items,
-                        None,
-                    ),
-                });
-                failure = Some(ErrorInfo {
-                    phase: c.name.clone(),
-                    kind,
-                    message,
+                let mut rec = record_of(
+                    &c.name,
+                    PhaseStatus::Failed,
+                    Some(format!("{kind}: {message}")),
+                    wall,
+                    cpu,
+                    items,
+                    None,
+                );
+                rec.reason = Some(reason);
+                outbox.send(&WorkerMsg::PhaseFinished { run, record: rec });
+                failure = Some(if cancelled {
+                    RunOutcome::Interrupted {
+                        phase: c.name.clone(),
+                    }
+                } else {
+                    RunOutcome::Failed {
+                        error: ErrorInfo {
+                            phase: c.name.clone(),
+                            kind,
+                            message,
+                        },
+                    }
                 });
             }
         }
     }
-    outbox.send(&WorkerMsg::RunFinished {
-        run,
-        ok: failure.is_none(),
-        skipped: None,
-        error: failure,
-        wall_s: t0.elapsed().as_secs_f64(),
-    });
+    finish(failure.unwrap_or(RunOutcome::Ok));
 }
 
 fn record_of(
@@ -447,5 +544,6 @@ fn record_of(
         peak_rss_kib: peak_rss_kib(),
         items,
         metadata: metadata.unwrap_or(serde_json::Value::Null),
+        reason: None,
     }
 }

@@ -229,7 +229,7 @@ fn duplicate_phase_names() {
 #[test]
 fn phase_names_must_be_plain_folder_names() {
     let sb = Sandbox::new();
-    for bad in ["../x", "a/b", "''"] {
+    for bad in ["../x", "a/b", "''", "slurm", "log", "\"a\\tb\""] {
         let p = sb.pipeline(
             "runs: {min: 1, max: 2}",
             &format!("  - kind: stamp\n    name: {bad}\n"),
@@ -237,7 +237,7 @@ fn phase_names_must_be_plain_folder_names() {
         let out = sb.spyral(&["validate", p.to_str().unwrap()]);
         assert_eq!(out.code, Some(2), "{bad}");
         assert!(
-            out.stderr.contains("not a plain folder name"),
+            out.stderr.contains("cannot be a folder name"),
             "{bad}: {}",
             out.stderr
         );

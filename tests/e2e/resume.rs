@@ -76,12 +76,16 @@ fn config_change_reruns_that_phase_and_later_ones() {
     let p = sb.pipeline("runs: {min: 1, max: 3}\nseed: 5", &chain(2048, 64));
     let status = sb.spyral(&["status", p.to_str().unwrap()]);
     assert!(
-        status.stdout.contains("stale: configuration changed"),
+        status
+            .stdout
+            .contains("run 1 Stamp: stale: config field bytes changed 4096 -> 2048"),
         "{}",
         status.stdout
     );
     assert!(
-        status.stdout.contains("stale: an earlier phase will rerun"),
+        status
+            .stdout
+            .contains("run 1 Template: stale: earlier phase Stamp reruns"),
         "{}",
         status.stdout
     );

@@ -147,10 +147,15 @@ impl Sandbox {
     }
     /// Runs `spyral ARGS` in the sandbox.
     pub fn spyral(&self, args: &[&str]) -> Output {
+        self.spyral_env(args, &[])
+    }
+    /// Runs `spyral ARGS` in the sandbox with extra environment variables.
+    pub fn spyral_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = Command::new(spyral_bin())
             .args(args)
             .current_dir(self.path())
             .env_remove("SPYRAL_PLUGIN_PATH")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run spyral");
@@ -191,6 +196,16 @@ pub fn run_record(report: &serde_json::Value, run: u64) -> serde_json::Value {
         .and_then(|a| a.iter().find(|r| r["run"] == run))
         .cloned()
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Sends signal `sig` (`INT`, `TERM`, `KILL`, ...) to process `pid` with kill(1).
+pub fn send_signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
 /// Whether a process with `pid` exists.

@@ -2,7 +2,8 @@
 //!
 //! - `noop`: passes its input through; measures framework overhead.
 //! - `stamp`: writes `run_NNNN.bin`, bytes derived from the run's seed and its input's size
-//!   (determinism tests: the output must not depend on worker, worker count or schedule).
+//!   (determinism tests: the output must not depend on worker, worker count or schedule);
+//!   optionally sleeps per run and builds a slow asset (tests of overlapping launches).
 //! - `fail`: misbehaves on chosen runs (error, panic, segfault, abort, exit) or in a chosen
 //!   method; otherwise behaves like `stamp`.
 //! - `burn`: CPU work proportional to the input's size (scaling and balance benchmarks).
@@ -80,11 +81,32 @@ impl Phase for Noop {
 pub struct StampConfig {
     /// Payload bytes to write.
     pub bytes: usize,
+    /// Sleep this many milliseconds in every run, honouring cancellation (launch-overlap tests).
+    pub sleep_ms: u64,
+    /// Build an asset in `create_assets` that takes this many milliseconds (None: no asset).
+    /// The asset (`stamp-asset.bin`) is reused when present; every actual build appends a line
+    /// to `builds.log` in the asset folder, so tests can count builds.
+    pub asset_ms: Option<u64>,
 }
 impl Default for StampConfig {
     fn default() -> Self {
-        StampConfig { bytes: 4096 }
+        StampConfig {
+            bytes: 4096,
+            sleep_ms: 0,
+            asset_ms: None,
+        }
     }
+}
+
+fn sleep_cancellable(ctx: &RunContext<'_>, ms: u64) -> Result<(), PhaseError> {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while std::time::Instant::now() < end {
+        if ctx.cancelled() {
+            return Err(PhaseError::cancelled());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Writes seed-derived bytes.
@@ -110,7 +132,26 @@ impl Phase for Stamp {
         Ok(PhaseResult::new(p.run_number)
             .with_artifact("stamp", ws.artifact_path(p.run_number, "bin")))
     }
+    fn create_assets(&mut self, ws: &Workspace) -> Result<(), PhaseError> {
+        let Some(ms) = self.0.asset_ms else {
+            return Ok(());
+        };
+        let dest = ws.asset_dir().join("stamp-asset.bin");
+        if dest.exists() {
+            return Ok(());
+        }
+        let f = PartialFile::new(&dest)?;
+        std::fs::write(f.path(), b"asset").map_err(|e| PhaseError::io_at(f.path(), "write", &e))?;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        f.commit()?;
+        let log = ws.asset_dir().join("builds.log");
+        let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.push_str(&format!("built by pid {}\n", std::process::id()));
+        std::fs::write(&log, text).map_err(|e| PhaseError::io_at(&log, "write", &e))?;
+        Ok(())
+    }
     fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        sleep_cancellable(ctx, self.0.sleep_ms)?;
         stamp(ctx, p, self.0.bytes)
     }
 }
@@ -210,15 +251,7 @@ impl Phase for Fail {
             .with_artifact("stamp", ws.artifact_path(p.run_number, "bin")))
     }
     fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
-        if self.0.sleep_ms > 0 {
-            let end = std::time::Instant::now() + std::time::Duration::from_millis(self.0.sleep_ms);
-            while std::time::Instant::now() < end {
-                if ctx.cancelled() {
-                    return Err(PhaseError::cancelled());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
+        sleep_cancellable(ctx, self.0.sleep_ms)?;
         let armed = self.0.while_exists.as_ref().is_none_or(|f| f.exists());
         if self.0.method.is_none() && armed && self.0.runs.contains(&ctx.run()) {
             return Err(misbehave(self.0.mode, &format!("run {}", ctx.run())));

@@ -1,0 +1,271 @@
+//! Coordination between launches that share a workspace (a second `spyral run`, a late SLURM
+//! array task, a shard started by hand): OS file locks (`flock`) that the kernel releases when
+//! their process dies, so there is never a stale lock to remove by hand.
+//!
+//! - **(run, phase) locks**, `<workspace>/.spyral/locks/<Phase>/run_0001.lock`: a worker holds
+//!   the locks of every active phase of a run while it processes the run. A launch that finds
+//!   one held reports the run as "running in another launch" and goes on with its other runs.
+//!   Temporary (`.partial`) files of a run belong to whoever holds its lock: they are removed
+//!   only by a process that holds the lock, i.e. when their owner is dead.
+//! - **asset locks**, `<workspace>/.spyral/locks/<Phase>/assets.lock`: held around a phase's
+//!   `create_assets` and `create_shared_data`; a second launch waits for the first and then
+//!   reuses the assets it built.
+//!
+//! The lock files themselves stay (empty but for the holder's pid); only the kernel lock on them
+//! means anything.
+
+use rustix::fs::FlockOperation;
+use spyral_core::run_stem;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Errors taking a lock.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot lock {path}: {source}")]
+pub struct LockError {
+    /// The lock file.
+    pub path: PathBuf,
+    /// The OS error.
+    pub source: std::io::Error,
+}
+
+/// A held lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The folder of a workspace's lock files.
+pub fn locks_dir(workspace: &Path) -> PathBuf {
+    workspace.join(".spyral").join("locks")
+}
+
+/// The lock of (run, phase).
+pub fn run_lock_path(workspace: &Path, phase: &str, run: u32) -> PathBuf {
+    locks_dir(workspace)
+        .join(phase)
+        .join(format!("{}.lock", run_stem(run)))
+}
+
+/// The lock of a phase's assets.
+pub fn assets_lock_path(workspace: &Path, phase: &str) -> PathBuf {
+    locks_dir(workspace).join(phase).join("assets.lock")
+}
+
+fn open(path: &Path) -> Result<std::fs::File, LockError> {
+    let err = |source| LockError {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(err)
+}
+
+fn stamp(file: &mut std::fs::File, holder: &str) {
+    let _ = file.set_len(0);
+    let _ = file.write_all(format!("{holder}\n").as_bytes());
+}
+
+/// Takes the exclusive lock at `path` if it is free; `Ok(None)` when another process holds it.
+/// `holder` (e.g. "pid 123 launch 2026-...") is written into the file for people and `status`.
+pub fn try_lock(path: &Path, holder: &str) -> Result<Option<Lock>, LockError> {
+    let mut file = open(path)?;
+    match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            stamp(&mut file, holder);
+            Ok(Some(Lock {
+                _file: file,
+                path: path.to_path_buf(),
+            }))
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(LockError {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Takes the exclusive lock at `path`, waiting for its holder; `waiting` is called once if the
+/// lock is held when asked, with what the holder wrote into the file.
+pub fn lock(path: &Path, holder: &str, waiting: impl FnOnce(&str)) -> Result<Lock, LockError> {
+    if let Some(l) = try_lock(path, holder)? {
+        return Ok(l);
+    }
+    let who = std::fs::read_to_string(path).unwrap_or_default();
+    waiting(who.trim());
+    let mut file = open(path)?;
+    loop {
+        match rustix::fs::flock(&file, FlockOperation::LockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(LockError {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })
+            }
+        }
+    }
+    stamp(&mut file, holder);
+    Ok(Lock {
+        _file: file,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Who holds the lock at `path` right now (what they wrote into it), or None when it is free
+/// or does not exist. Takes nothing.
+pub fn holder(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => None,
+        Err(_) => Some(
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+    }
+}
+
+/// The run a temporary file belongs to: `.run_0005.h5.partial`, `.run_0005_p.parquet.partial`
+/// and `.run_0005.json.partial` all give 5.
+pub fn partial_run(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(".run_")?;
+    if !name.ends_with(".partial") {
+        return None;
+    }
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Removes the temporary files of `run` in `dir` and its `.provenance` folder. The caller must
+/// hold the run's lock for the phase that owns `dir`. Returns how many were removed.
+pub fn remove_run_partials(dir: &Path, run: u32) -> usize {
+    let mut n = 0;
+    for d in [dir.to_path_buf(), dir.join(".provenance")] {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if partial_run(&name) == Some(run) && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Removes the temporary files in phase folder `dir` whose owner is dead (their run's lock is
+/// free), taking each lock for the time of the removal. Files of runs that a live launch is
+/// processing are left alone. Returns how many were removed.
+pub fn sweep_dead_partials(workspace: &Path, phase: &str, dir: &Path, holder: &str) -> usize {
+    let mut runs: Vec<u32> = Vec::new();
+    for d in [dir.to_path_buf(), dir.join(".provenance")] {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if let Some(r) = partial_run(&e.file_name().to_string_lossy()) {
+                runs.push(r);
+            }
+        }
+    }
+    runs.sort_unstable();
+    runs.dedup();
+    let mut n = 0;
+    for run in runs {
+        if let Ok(Some(_lock)) = try_lock(&run_lock_path(workspace, phase, run), holder) {
+            n += remove_run_partials(dir, run);
+        }
+    }
+    n
+}
+
+/// Removes the temporary files in a phase's asset folder; the caller holds its asset lock.
+pub fn remove_asset_partials(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| spyral_core::workspace::is_partial_path(&e.path()))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_names_map_to_runs() {
+        assert_eq!(partial_run(".run_0005.h5.partial"), Some(5));
+        assert_eq!(
+            partial_run(".run_12345_deuteron.parquet.partial"),
+            Some(12345)
+        );
+        assert_eq!(partial_run(".run_0005.h5"), None);
+        assert_eq!(partial_run("run_0005.h5.partial"), None);
+        assert_eq!(partial_run(".run_x.partial"), None);
+    }
+
+    #[test]
+    fn locks_exclude_other_holders_and_release_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = run_lock_path(dir.path(), "P", 3);
+        let a = try_lock(&p, "pid 1").unwrap().expect("free lock");
+        // flock locks belong to the open file: a second open, even in this process, is refused.
+        assert!(try_lock(&p, "pid 2").unwrap().is_none());
+        assert_eq!(holder(&p).as_deref(), Some("pid 1"));
+        drop(a);
+        assert_eq!(holder(&p), None);
+        assert!(try_lock(&p, "pid 2").unwrap().is_some());
+    }
+
+    #[test]
+    fn sweep_removes_only_partials_of_free_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        let phase_dir = ws.join("P");
+        std::fs::create_dir_all(phase_dir.join(".provenance")).unwrap();
+        for name in [
+            ".run_0001.h5.partial",
+            ".run_0002.h5.partial",
+            ".run_00020.h5.partial",
+            "run_0001.h5",
+        ] {
+            std::fs::write(phase_dir.join(name), b"x").unwrap();
+        }
+        std::fs::write(phase_dir.join(".provenance/.run_0001.json.partial"), b"x").unwrap();
+        let live = try_lock(&run_lock_path(ws, "P", 2), "live")
+            .unwrap()
+            .unwrap();
+        assert_eq!(sweep_dead_partials(ws, "P", &phase_dir, "sweeper"), 3);
+        assert!(phase_dir.join(".run_0002.h5.partial").exists());
+        assert!(!phase_dir.join(".run_00020.h5.partial").exists());
+        assert!(phase_dir.join("run_0001.h5").exists());
+        drop(live);
+        assert_eq!(sweep_dead_partials(ws, "P", &phase_dir, "sweeper"), 1);
+    }
+}
