@@ -28,12 +28,13 @@ pub trait PhaseLike: Send + Sync {
     fn name(&self) -> RString;
     /// The phase kind it was made from.
     fn kind(&self) -> RString;
-    /// The schema of the artifacts it reads (None: accepts anything).
-    fn incoming_schema(&self) -> ROption<ResultSchema>;
-    /// The schema of the artifacts it writes (None: unspecified).
-    fn outgoing_schema(&self) -> ROption<ResultSchema>;
-    /// Its configuration with every default filled in, as JSON text.
-    fn resolved_config(&self) -> RString;
+    /// The schema of the artifacts it reads (None: accepts anything); an error if the phase's
+    /// code failed (a panic never means "accepts anything").
+    fn incoming_schema(&self) -> RResult<ROption<ResultSchema>, PhaseError>;
+    /// The schema of the artifacts it writes (None: unspecified), or the error that prevented it.
+    fn outgoing_schema(&self) -> RResult<ROption<ResultSchema>, PhaseError>;
+    /// Its configuration with every default filled in, as JSON text, or the error.
+    fn resolved_config(&self) -> RResult<RString, PhaseError>;
     /// Builds the phase's assets (parent process, once per launch, active phases only).
     fn create_assets(&mut self, workspace: &Workspace) -> RResult<(), PhaseError>;
     /// Allocates and fills shared segments (parent process). The default does nothing.
@@ -150,19 +151,6 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, PhaseError>) -> RResul
     }
 }
 
-fn guard_value<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(payload) => {
-            tracing::error!(
-                "{what} panicked: {}",
-                crate::bridge::panic_message(&payload)
-            );
-            fallback
-        }
-    }
-}
-
 impl<P: Phase> PhaseLike for PhaseAdapter<P> {
     fn name(&self) -> RString {
         self.name.as_str().into()
@@ -170,20 +158,23 @@ impl<P: Phase> PhaseLike for PhaseAdapter<P> {
     fn kind(&self) -> RString {
         self.kind.as_str().into()
     }
-    fn incoming_schema(&self) -> ROption<ResultSchema> {
-        guard_value("incoming_schema", None, || self.inner.incoming_schema()).into()
-    }
-    fn outgoing_schema(&self) -> ROption<ResultSchema> {
-        guard_value("outgoing_schema", None, || self.inner.outgoing_schema()).into()
-    }
-    fn resolved_config(&self) -> RString {
-        if let Some(text) = &self.resolved {
-            return text.as_str().into();
-        }
-        guard_value("resolved_config", "{}".to_string(), || {
-            self.inner.resolved_config()
+    fn incoming_schema(&self) -> RResult<ROption<ResultSchema>, PhaseError> {
+        guard("incoming_schema", || {
+            Ok(self.inner.incoming_schema().into())
         })
-        .into()
+    }
+    fn outgoing_schema(&self) -> RResult<ROption<ResultSchema>, PhaseError> {
+        guard("outgoing_schema", || {
+            Ok(self.inner.outgoing_schema().into())
+        })
+    }
+    fn resolved_config(&self) -> RResult<RString, PhaseError> {
+        if let Some(text) = &self.resolved {
+            return ROk(text.as_str().into());
+        }
+        guard("resolved_config", || {
+            Ok(self.inner.resolved_config().into())
+        })
     }
     fn create_assets(&mut self, workspace: &Workspace) -> RResult<(), PhaseError> {
         guard("create_assets", || self.inner.create_assets(workspace))

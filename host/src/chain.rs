@@ -70,6 +70,18 @@ pub enum ChainError {
         /// Identity found now.
         found: String,
     },
+    /// A phase's schema or configuration getter failed (a panic included).
+    #[error("phase {name} ({kind}): {call} failed: {message}")]
+    Call {
+        /// Phase name.
+        name: String,
+        /// Phase kind.
+        kind: String,
+        /// Which getter.
+        call: &'static str,
+        /// Its error.
+        message: String,
+    },
     /// A resolved phase could not be rebuilt in a worker.
     #[error("phase {name} ({kind}): cannot be rebuilt from its resolved configuration: {message}")]
     Rebuild {
@@ -100,6 +112,33 @@ pub struct ResolvedPhase {
     pub library: LibraryId,
 }
 
+/// What the parent knows of a validated phase: no phase object (plugin code never runs in the
+/// parent), only what the plugin host reported.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseView {
+    /// What a worker needs to rebuild it (kind, name, active, resolved config, library).
+    pub resolved: ResolvedPhase,
+    /// Where its library came from, for people.
+    pub source: String,
+    /// Line of its entry in the pipeline file.
+    pub line: usize,
+}
+
+impl PhaseView {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.resolved.name
+    }
+    /// Whether it runs.
+    pub fn active(&self) -> bool {
+        self.resolved.active
+    }
+    /// Its workspace in `pipeline`.
+    pub fn workspace(&self, pipeline: &Pipeline) -> Workspace {
+        Workspace::new(&pipeline.workspace, &pipeline.traces, &self.resolved.name)
+    }
+}
+
 /// One constructed phase.
 pub struct ChainPhase {
     /// Its pipeline entry.
@@ -114,6 +153,8 @@ pub struct ChainPhase {
     pub phase: PhaseBox,
     /// Its workspace (artifact and asset folders).
     pub workspace: Workspace,
+    /// Its resolved configuration (JSON text), asked once at construction.
+    pub config: String,
 }
 
 impl ChainPhase {
@@ -123,11 +164,19 @@ impl ChainPhase {
     }
     /// Its resolved config (JSON text).
     pub fn resolved_config(&self) -> String {
-        self.phase.resolved_config().into()
+        self.config.clone()
     }
     /// Its resolved config as a JSON value (`Null` if the phase returned invalid JSON).
     pub fn resolved_config_value(&self) -> serde_json::Value {
         serde_json::from_str(&self.resolved_config()).unwrap_or(serde_json::Value::Null)
+    }
+    /// What the parent is told about it.
+    pub fn view(&self) -> PhaseView {
+        PhaseView {
+            resolved: self.resolved(),
+            source: self.source.to_string(),
+            line: self.spec.line,
+        }
     }
     /// What a worker needs to rebuild it.
     pub fn resolved(&self) -> ResolvedPhase {
@@ -156,6 +205,20 @@ fn schema_text(s: &Option<ResultSchema>) -> String {
 
 /// Constructs every phase of `pipeline` with libraries from `registry`.
 pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<ChainPhase>, ChainError> {
+    build_with(
+        pipeline,
+        registry,
+        &mut |_: &str, _: &str, _: &'static str| {},
+    )
+}
+
+/// Like [`build`], announcing each plugin call (phase name, kind, call) before making it, so a
+/// crash can be attributed.
+pub fn build_with(
+    pipeline: &Pipeline,
+    registry: &Registry,
+    on_call: &mut dyn FnMut(&str, &str, &'static str),
+) -> Result<Vec<ChainPhase>, ChainError> {
     let file = pipeline.path.display().to_string();
     let mut out: Vec<ChainPhase> = Vec::new();
     for spec in &pipeline.phases {
@@ -179,6 +242,7 @@ pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<ChainPhase>
             .as_ref()
             .map(|v| v.to_string())
             .unwrap_or_default();
+        on_call(&name, &spec.kind, "construction");
         let phase = lib.new_phase(&spec.kind, &name, &config).map_err(|e| {
             let line = match e.kind {
                 PhaseErrorKind::Config => field_of(e.message())
@@ -199,6 +263,17 @@ pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<ChainPhase>
                 message: e.to_string(),
             }
         })?;
+        on_call(&name, &spec.kind, "resolved_config");
+        let config = phase
+            .resolved_config()
+            .into_result()
+            .map_err(|e| ChainError::Call {
+                name: name.clone(),
+                kind: spec.kind.clone(),
+                call: "resolved_config",
+                message: e.to_string(),
+            })?
+            .to_string();
         out.push(ChainPhase {
             spec: spec.clone(),
             workspace: Workspace::new(&pipeline.workspace, &pipeline.traces, &name),
@@ -206,6 +281,7 @@ pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<ChainPhase>
             source: lib.source.clone(),
             library: lib.id.clone(),
             phase,
+            config,
         });
     }
     Ok(out)
@@ -253,14 +329,23 @@ pub fn rebuild(
                     kind: r.kind.clone(),
                     message: e.to_string(),
                 })?;
-        let config: Option<serde_json::Value> = serde_json::from_str(&r.config).ok();
+        let value: Option<serde_json::Value> = serde_json::from_str(&r.config).ok();
+        let config = phase
+            .resolved_config()
+            .into_result()
+            .map_err(|e| ChainError::Rebuild {
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+                message: e.to_string(),
+            })?
+            .to_string();
         out.push(ChainPhase {
             spec: PhaseSpec {
                 index: r.index,
                 kind: r.kind.clone(),
                 name: Some(r.name.clone()),
                 active: r.active,
-                config,
+                config: value,
                 line: 0,
                 config_line: 0,
             },
@@ -269,6 +354,7 @@ pub fn rebuild(
             library: lib.id.clone(),
             phase,
             workspace: Workspace::new(workspace, traces, &r.name),
+            config,
         });
     }
     Ok(out)
@@ -295,21 +381,50 @@ fn field_of(message: &str) -> Option<String> {
 /// active phase's incoming schema must equal the previous active phase's outgoing schema
 /// (a `None` on either side accepts anything).
 pub fn validate(chain: &[ChainPhase]) -> Result<(), ChainError> {
+    validate_with(chain, &mut |_: &str, _: &str, _: &'static str| {})
+}
+
+/// Like [`validate`], announcing each plugin call before making it.
+pub fn validate_with(
+    chain: &[ChainPhase],
+    on_call: &mut dyn FnMut(&str, &str, &'static str),
+) -> Result<(), ChainError> {
     let active: Vec<&ChainPhase> = chain.iter().filter(|c| c.spec.active).collect();
     if active.is_empty() {
         return Err(ChainError::NothingActive);
     }
-    for pair in active.windows(2) {
+    let mut call = |c: &ChainPhase, which: &'static str| {
+        on_call(&c.name, &c.spec.kind, which);
+        let r = if which == "incoming_schema" {
+            c.phase.incoming_schema()
+        } else {
+            c.phase.outgoing_schema()
+        };
+        r.into_result()
+            .map(Option::<ResultSchema>::from)
+            .map_err(|e| ChainError::Call {
+                name: c.name.clone(),
+                kind: c.spec.kind.clone(),
+                call: which,
+                message: e.to_string(),
+            })
+    };
+    // Every active phase answers both schema calls, so a failing getter is always an error.
+    let mut schemas = Vec::new();
+    for c in &active {
+        schemas.push((call(c, "incoming_schema")?, call(c, "outgoing_schema")?));
+    }
+    for (i, pair) in active.windows(2).enumerate() {
         let (prev, next) = (pair[0], pair[1]);
-        let out: Option<ResultSchema> = prev.phase.outgoing_schema().into();
-        let inc: Option<ResultSchema> = next.phase.incoming_schema().into();
-        if let (Some(o), Some(i)) = (&out, &inc) {
+        let out = &schemas[i].1;
+        let inc = &schemas[i + 1].0;
+        if let (Some(o), Some(i)) = (out, inc) {
             if o != i {
                 return Err(ChainError::Schema {
                     prev: prev.name.clone(),
                     next: next.name.clone(),
-                    prev_schema: schema_text(&out),
-                    next_schema: schema_text(&inc),
+                    prev_schema: schema_text(out),
+                    next_schema: schema_text(inc),
                 });
             }
         }

@@ -19,11 +19,13 @@
 
 pub mod chain;
 pub mod demo;
+pub mod fdpass;
 pub mod identity;
 pub mod locks;
 pub mod logs;
 pub mod parent;
 pub mod pipeline;
+pub mod plugin_host;
 pub mod plugins;
 pub mod protocol;
 pub mod provenance;

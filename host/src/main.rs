@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use spyral_host::parent::{self, Overrides, RunFlags};
 use spyral_host::pipeline::{OnError, Schedule};
-use spyral_host::{pipeline::Pipeline, plugins, runs, scaffold};
+use spyral_host::{pipeline::Pipeline, runs, scaffold};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -172,6 +172,9 @@ enum Cmd {
     /// Internal: a worker process started by `spyral run`.
     #[command(hide = true)]
     Worker,
+    /// Internal: the process that runs plugin code for the parent (validation, assets, status).
+    #[command(hide = true)]
+    PluginHost,
 }
 
 #[derive(Args, Clone, Default)]
@@ -264,6 +267,9 @@ fn main() -> ExitCode {
     if let Cmd::Worker = cli.command {
         return ExitCode::from(spyral_host::worker::main() as u8);
     }
+    if let Cmd::PluginHost = cli.command {
+        return ExitCode::from(spyral_host::plugin_host::main() as u8);
+    }
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -324,15 +330,20 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         Cmd::Status { pipeline, o, json } => {
             spyral_host::logs::init_stderr_logging("warn");
             let p = parent::load_pipeline(&pipeline, &o.to_overrides()?)?;
-            let (_reg, chain) = parent::prepare(&p)?;
+            let mut prepared = parent::prepare(&p, "warn")?;
             let collected = runs::collect(&p.traces, &p.runs);
             let mut run_list: Vec<u32> = collected.runs.iter().map(|r| r.run).collect();
             run_list.sort_unstable();
-            let rows = spyral_host::status::table(&p, &chain, &run_list);
+            let rows = prepared
+                .host
+                .status(&run_list)
+                .map_err(parent::RunError::from)?;
+            prepared.host.finish();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print!("{}", spyral_host::status::render(&rows, &chain));
+                let names: Vec<&str> = prepared.chain.iter().map(|c| c.name()).collect();
+                print!("{}", spyral_host::status::render(&rows, &names));
             }
             Ok(0)
         }
@@ -405,7 +416,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             no_display,
             overwrite,
         } => Ok(spyral_host::demo::demo(&dir, no_display, overwrite)? as u8),
-        Cmd::Worker => unreachable!("handled in main"),
+        Cmd::Worker | Cmd::PluginHost => unreachable!("handled in main"),
     }
 }
 
@@ -456,7 +467,9 @@ fn indent(text: &str, n: usize) -> String {
 
 fn validate(path: &std::path::Path) -> Result<()> {
     let p = Pipeline::load(path)?;
-    let (_registry, chain) = parent::prepare(&p)?;
+    let prepared = parent::prepare(&p, "warn")?;
+    prepared.host.finish();
+    let chain = prepared.chain;
     println!("# {}: valid", p.path.display());
     println!("workspace: {}", p.workspace.display());
     println!("traces: {}", p.traces.display());
@@ -485,62 +498,56 @@ fn validate(path: &std::path::Path) -> Result<()> {
     );
     println!("phases:");
     for c in &chain {
-        println!("  - kind: {}", c.spec.kind);
-        println!("    name: {}", c.name);
-        println!("    active: {}", c.spec.active);
-        println!("    # from {} ({})", c.library, c.source);
+        println!("  - kind: {}", c.resolved.kind);
+        println!("    name: {}", c.name());
+        println!("    active: {}", c.active());
+        println!("    # from {} ({})", c.resolved.library, c.source);
         println!("    config:");
-        println!("{}", indent(&json_to_yaml(&c.resolved_config()), 6));
+        println!("{}", indent(&json_to_yaml(&c.resolved.config), 6));
     }
     let active: Vec<&str> = chain
         .iter()
-        .filter(|c| c.spec.active)
-        .map(|c| c.name.as_str())
+        .filter(|c| c.active())
+        .map(|c| c.name())
         .collect();
     println!("# schema chain ok: {}", active.join(" -> "));
     Ok(())
 }
 
 fn list_plugins(paths: &[PathBuf]) -> Result<()> {
-    let libs: Vec<plugins::Library> = if paths.is_empty() {
-        plugins::Registry::build(&[], true)?.libraries
-    } else {
-        let mut v = Vec::new();
-        for p in paths {
-            if p.is_dir() {
-                for f in plugins::libraries_in(p) {
-                    match plugins::load(&f) {
-                        Ok(l) => v.push(l),
-                        Err(plugins::PluginError::NotAPlugin(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            } else {
-                v.push(plugins::load(p)?);
-            }
-        }
-        v
-    };
+    let mut host = spyral_host::plugin_host::PluginHost::start()?;
+    let listed = host.plugins(paths);
+    if let Some(full) = host.last_full_report.take() {
+        // The user asked about this library: the whole layout report is what they need.
+        println!("{full}");
+    }
+    let (libs, refused) = listed?;
+    host.finish();
     for lib in &libs {
+        println!("{} {}  {}", lib.id.name, lib.id.version, lib.source);
         println!(
-            "{} {}  {}",
-            lib.info.library_name, lib.info.library_version, lib.source
+            "  built against spyral-core {} with {}; code {}",
+            lib.core_version,
+            lib.rustc_version,
+            spyral_host::identity::short(&lib.id.code)
         );
-        println!(
-            "  built against spyral-core {} with {}",
-            lib.info.core_version, lib.info.rustc_version
-        );
-        if lib.info.kinds.is_empty() {
+        if lib.kinds.is_empty() {
             println!("  (no phase kinds)");
         }
-        for k in lib.info.kinds.iter() {
+        for k in &lib.kinds {
             println!(
                 "  kind `{}` (default name {}): {}",
                 k.kind, k.default_name, k.description
             );
             println!("    default config:");
-            println!("{}", indent(&json_to_yaml(k.default_config.as_str()), 6));
+            println!("{}", indent(&json_to_yaml(&k.default_config), 6));
         }
+    }
+    for r in &refused {
+        eprintln!(
+            "spyral: refused: {}",
+            r.message.lines().next().unwrap_or_default()
+        );
     }
     Ok(())
 }

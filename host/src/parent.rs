@@ -7,12 +7,12 @@
 //! progress, record results; on a worker's death, report it and give its unstarted runs to the
 //! others; write `report.json`, print the summary.
 
-use crate::chain::{self, ChainPhase};
+use crate::chain::{self, PhaseView};
 use crate::pipeline::{OnError, Pipeline, Schedule};
-use crate::plugins::Registry;
+use crate::plugin_host::{PluginHost, Refused};
 use crate::protocol::{Assign, Job, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg};
 use crate::runs::{self, Collected, Run};
-use crate::segments::{human_bytes, ParentAllocator, Segment};
+use crate::segments::{human_bytes, Segment};
 use crossbeam_channel::{unbounded, Sender};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ pub enum RunError {
     /// File system problem.
     #[error("{0}")]
     Io(String),
+    /// The plugin host failed or crashed.
+    #[error(transparent)]
+    Host(#[from] crate::plugin_host::HostError),
     /// A phase's create_assets / create_shared_data failed.
     #[error("phase {phase}: {what} failed: {message}")]
     Phase {
@@ -182,16 +186,30 @@ pub fn enter_pipeline_dir(p: &Pipeline) -> Result<(), RunError> {
     })
 }
 
-/// Loads the plugins, builds and validates the chain, and checks that no output folder of the
-/// workspace touches the trace folder.
-pub fn prepare(p: &Pipeline) -> Result<(Registry, Vec<ChainPhase>), RunError> {
+/// Starts the plugin host and has it load the plugins, build and validate the chain (plugin
+/// code never runs in this process); then checks that no output folder of the workspace touches
+/// the trace folder. Nothing is created on disk.
+pub fn prepare(p: &Pipeline, log_level: &str) -> Result<Prepared, RunError> {
     enter_pipeline_dir(p)?;
-    let registry = Registry::build_for(&p.plugins, &p.kinds())?;
-    let chain = chain::build(p, &registry)?;
-    chain::validate(&chain)?;
-    let names: Vec<&str> = chain.iter().map(|c| c.name.as_str()).collect();
+    let mut host = PluginHost::start()?;
+    let (chain, refused) = host.build(p, log_level)?;
+    let names: Vec<&str> = chain.iter().map(|c| c.name()).collect();
     crate::pipeline::check_layout(p, &names)?;
-    Ok((registry, chain))
+    Ok(Prepared {
+        host,
+        chain,
+        refused,
+    })
+}
+
+/// A validated chain and the plugin host that holds its phases.
+pub struct Prepared {
+    /// The plugin host process.
+    pub host: PluginHost,
+    /// The phases, as the host reported them.
+    pub chain: Vec<PhaseView>,
+    /// Libraries found but refused while searching.
+    pub refused: Vec<Refused>,
 }
 
 fn mkdir(path: &Path) -> Result<(), RunError> {
@@ -200,10 +218,10 @@ fn mkdir(path: &Path) -> Result<(), RunError> {
 }
 
 /// Creates the workspace: a folder per phase for artifacts and one for assets.
-pub fn create_workspace(p: &Pipeline, chain: &[ChainPhase]) -> Result<(), RunError> {
+pub fn create_workspace(p: &Pipeline, chain: &[PhaseView]) -> Result<(), RunError> {
     mkdir(&p.workspace)?;
     for c in chain {
-        let ws = c.workspace();
+        let ws = c.workspace(p);
         mkdir(&ws.artifact_dir())?;
         mkdir(&ws.asset_dir())?;
     }
@@ -222,57 +240,39 @@ pub fn lock_holder(launch: &Path) -> String {
     )
 }
 
-/// Takes phase `c`'s asset lock, waiting (with a message) while another launch builds them.
-fn lock_assets(p: &Pipeline, c: &ChainPhase, holder: &str) -> Result<crate::locks::Lock, RunError> {
-    let path = crate::locks::assets_lock_path(&p.workspace, &c.name);
-    let lock = crate::locks::lock(&path, holder, |who| {
-        let msg = format!(
-            "waiting for another launch ({who}) to finish the assets of phase {}",
-            c.name
-        );
-        tracing::info!("{msg}");
-        eprintln!("spyral: {msg}");
-    })
-    .map_err(|e| RunError::Io(e.to_string()))?;
-    let n = crate::locks::remove_asset_partials(&c.workspace().asset_dir());
-    if n > 0 {
-        tracing::info!(
-            "removed {n} temporary asset file(s) of an interrupted launch in {}",
-            c.name
-        );
+/// Writes the full layout report of every refused library into the launch folder, once each
+/// (create-new: an existing file, or a planted link, is never written through).
+fn write_layout_reports(launch: &Path, refused: &[Refused]) {
+    for r in refused {
+        let (Some(full), Some(path)) = (&r.full_report, &r.path) else {
+            continue;
+        };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "library".into());
+        let file = launch.join(format!("layout-report-{stem}.txt"));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, full.as_bytes()));
+        match written {
+            Ok(()) => tracing::warn!(
+                "refused plugin library {}; full layout report in {}",
+                path.display(),
+                file.display()
+            ),
+            Err(e) => tracing::warn!(
+                "refused plugin library {}; cannot write its layout report {}: {e}",
+                path.display(),
+                file.display()
+            ),
+        }
     }
-    Ok(lock)
-}
-
-/// Runs `create_assets` on active phase `c` (the caller holds its asset lock).
-fn create_assets_of(c: &mut ChainPhase) -> Result<(), RunError> {
-    let ws = c.workspace();
-    let t = Instant::now();
-    tracing::info!("calling {}.create_assets", c.name);
-    c.phase
-        .create_assets(&ws)
-        .into_result()
-        .map_err(|e| RunError::Phase {
-            phase: c.name.clone(),
-            what: "create_assets",
-            message: e.to_string(),
-        })?;
-    tracing::info!(
-        "{}: assets ready in {:.2} s",
-        c.name,
-        t.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Runs `create_assets` on every active phase, each under its asset lock: a second launch on
-/// the same workspace waits, then finds the assets current and reuses them.
-pub fn create_assets(p: &Pipeline, chain: &mut [ChainPhase], holder: &str) -> Result<(), RunError> {
-    for c in chain.iter_mut().filter(|c| c.spec.active) {
-        let _lock = lock_assets(p, c, holder)?;
-        create_assets_of(c)?;
+    for r in refused.iter().filter(|r| r.full_report.is_none()) {
+        tracing::warn!("refused while searching: {}", r.message);
     }
-    Ok(())
 }
 
 /// Safety margin kept free when allocating shared segments.
@@ -287,67 +287,6 @@ pub fn segment_budget() -> u64 {
 
 /// Seconds spent per phase.
 pub type PhaseSeconds = Vec<(String, f64)>;
-
-/// Runs `create_shared_data` on active phase `c` and seals what it allocates (the caller holds
-/// its asset lock, so the assets it reads cannot change meanwhile).
-fn create_shared_of(c: &mut ChainPhase, budget: u64) -> Result<Vec<Segment>, RunError> {
-    let ws = c.workspace();
-    let mut alloc = ParentAllocator::new(&c.name, budget);
-    tracing::debug!("calling {}.create_shared_data", c.name);
-    let r = c
-        .phase
-        .create_shared_data(
-            &ws,
-            spyral_core::shared::SegmentAllocator_TO::from_ptr(
-                abi_stable::sabi_types::RMut::new(&mut alloc),
-                abi_stable::sabi_trait::TD_Opaque,
-            ),
-        )
-        .into_result();
-    r.map_err(|e| RunError::Phase {
-        phase: c.name.clone(),
-        what: "create_shared_data",
-        message: e.to_string(),
-    })?;
-    let sealed = alloc.seal().map_err(|e| RunError::Phase {
-        phase: c.name.clone(),
-        what: "sealing shared segments",
-        message: e.to_string(),
-    })?;
-    for s in &sealed {
-        tracing::info!(
-            "phase {} allocated shared segment `{}`: {} ({} {:?})",
-            c.name,
-            s.info.name,
-            human_bytes(s.info.len),
-            s.info.element.name(),
-            s.info.shape.as_slice()
-        );
-    }
-    Ok(sealed)
-}
-
-/// For every active phase, under its asset lock: `create_assets`, then `create_shared_data`.
-pub fn create_assets_and_shared(
-    p: &Pipeline,
-    chain: &mut [ChainPhase],
-    holder: &str,
-) -> Result<(Vec<Segment>, PhaseSeconds), RunError> {
-    let mut all: Vec<Segment> = Vec::new();
-    let mut times = Vec::new();
-    for c in chain.iter_mut().filter(|c| c.spec.active) {
-        let _lock = lock_assets(p, c, holder)?;
-        create_assets_of(c)?;
-        let t = Instant::now();
-        let used: u64 = all.iter().map(|s| s.info.len).sum();
-        let sealed = create_shared_of(c, segment_budget().saturating_sub(used))?;
-        if !sealed.is_empty() {
-            times.push((c.name.clone(), t.elapsed().as_secs_f64()));
-        }
-        all.extend(sealed);
-    }
-    Ok((all, times))
-}
 
 /// Options of `spyral run` that are not pipeline overrides.
 #[derive(Debug, Clone)]
@@ -585,7 +524,8 @@ fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerSta
     })
 }
 
-fn describe_exit(status: std::process::ExitStatus) -> (String, bool) {
+/// How a child process ended, in words, and whether that was a clean exit.
+pub fn describe_exit(status: std::process::ExitStatus) -> (String, bool) {
     use std::os::unix::process::ExitStatusExt;
     if let Some(sig) = status.signal() {
         let name = match sig {
@@ -615,8 +555,31 @@ pub struct Outcome {
 /// `spyral run`.
 pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunError> {
     let started = Instant::now();
+    // Signal handling first: an interrupt at any point ends cleanly.
+    let (tx, rx) = unbounded::<Event>();
+    let sig_state = Arc::new(SignalState::default());
+    let signals = signal_thread(tx.clone(), Arc::clone(&sig_state));
     let mut p = load_pipeline(path, o)?;
-    let (_registry, mut chain) = prepare(&p)?;
+    // Validate everything that can be validated before creating anything.
+    let Prepared {
+        mut host,
+        chain,
+        refused,
+    } = prepare(&p, &flags.log_level)?;
+    let mut collected = runs::collect(&p.traces, &p.runs);
+    if let Some((k, n)) = o.shard {
+        let all = collected.runs.len();
+        collected.runs = shard_runs(&collected.runs, k, n);
+        if collected.runs.is_empty() {
+            println!(
+                "spyral: shard {k}/{n} has no runs ({all} runs over {n} shards); nothing to do"
+            );
+            return Ok(Outcome { code: 0 });
+        }
+    }
+    if collected.runs.is_empty() {
+        return Err(no_runs(&p, &collected));
+    }
     create_workspace(&p, &chain)?;
     let suffix = o
         .shard
@@ -626,22 +589,23 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
     crate::logs::init_file_logging(&launch.join("parent.log"), &flags.log_level, Some("warn"))
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
+    write_layout_reports(&launch, &refused);
     let seed_given = p.seed.is_some();
     let seed = p.seed.unwrap_or_else(random_seed);
     let holder = lock_holder(&launch);
     // Temporary files whose owner is dead (their run's lock is free) go; those of runs another
     // live launch is processing stay.
-    for c in chain.iter().filter(|c| c.spec.active) {
+    for c in chain.iter().filter(|c| c.active()) {
         let n = crate::locks::sweep_dead_partials(
             &p.workspace,
-            &c.name,
-            &c.workspace().artifact_dir(),
+            c.name(),
+            &c.workspace(&p).artifact_dir(),
             &holder,
         );
         if n > 0 {
             tracing::info!(
                 "removed {n} temporary file(s) of an interrupted launch in {}",
-                c.name
+                c.name()
             );
         }
     }
@@ -660,28 +624,18 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     for c in &chain {
         tracing::info!(
             "phase {} ({}, {}, {}): {}",
-            c.name,
-            c.spec.kind,
-            c.library,
-            if c.spec.active { "active" } else { "inactive" },
-            c.resolved_config().replace('\n', " ")
+            c.name(),
+            c.resolved.kind,
+            c.resolved.library,
+            if c.active() { "active" } else { "inactive" },
+            c.resolved.config.replace('\n', " ")
         );
     }
-    let mut collected = runs::collect(&p.traces, &p.runs);
     if let Some((k, n)) = o.shard {
-        let all = collected.runs.len();
-        collected.runs = shard_runs(&collected.runs, k, n);
         tracing::info!(
-            "shard {k}/{n}: {} of the {all} runs: {:?}",
-            collected.runs.len(),
+            "shard {k}/{n}: runs {:?}",
             collected.runs.iter().map(|r| r.run).collect::<Vec<_>>()
         );
-        if collected.runs.is_empty() {
-            println!(
-                "spyral: shard {k}/{n} has no runs ({all} runs over {n} shards); nothing to do"
-            );
-            return Ok(Outcome { code: 0 });
-        }
     }
     for s in &collected.skip_outside {
         tracing::warn!(
@@ -690,11 +644,19 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             p.runs.max
         );
     }
-    if collected.runs.is_empty() {
-        return Err(no_runs(&p, &collected));
-    }
     eprintln!("spyral: creating assets...");
-    let (segments, shared_times) = create_assets_and_shared(&p, &mut chain, &holder)?;
+    sig_state.child.store(host.pid(), Ordering::SeqCst);
+    let made = host.assets(&holder, true);
+    sig_state.child.store(0, Ordering::SeqCst);
+    host.finish();
+    if sig_state.interrupted.load(Ordering::SeqCst) {
+        drop(made);
+        remove_orphan_asset_partials(&p, &chain, &holder);
+        eprintln!("spyral: interrupted while creating assets; nothing ran");
+        tracing::warn!("interrupted while creating assets");
+        return Ok(Outcome { code: 130 });
+    }
+    let (segments, shared_times) = made.inspect_err(|e| tracing::error!("{e}"))?;
     let shared_times: Vec<SharedReport> = shared_times
         .into_iter()
         .map(|(phase, seconds)| SharedReport { phase, seconds })
@@ -718,7 +680,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     }
     let n_workers = plan.len();
     let seed_fixed = seed_given;
-    let resolved: Vec<chain::ResolvedPhase> = chain.iter().map(ChainPhase::resolved).collect();
+    let resolved: Vec<chain::ResolvedPhase> = chain.iter().map(|c| c.resolved.clone()).collect();
     let base_dir = std::env::current_dir()
         .map_err(|e| RunError::Io(format!("cannot read the current folder: {e}")))?;
     let launch_name = launch
@@ -740,8 +702,6 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         force: flags.force.clone(),
         segments: segments.iter().map(Segment::entry).collect(),
     };
-    let (tx, rx) = unbounded::<Event>();
-    let signals = signal_thread(tx.clone());
     {
         let tx = tx.clone();
         std::thread::spawn(move || loop {
@@ -1166,7 +1126,7 @@ fn write_report(path: &Path, report: &Report) -> Result<(), RunError> {
         .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))
 }
 
-fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
+fn summary_text(r: &Report, chain: &[PhaseView], launch: &Path) -> String {
     let mut s = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(
@@ -1217,14 +1177,14 @@ fn summary_text(r: &Report, chain: &[ChainPhase], launch: &Path) -> String {
         );
     }
     let mut per_phase: Vec<(String, f64, usize)> = Vec::new();
-    for c in chain.iter().filter(|c| c.spec.active) {
+    for c in chain.iter().filter(|c| c.active()) {
         let (t, n) = r
             .runs
             .iter()
             .flat_map(|x| x.phases.iter())
-            .filter(|ph| ph.phase == c.name && ph.status == PhaseStatus::Ok)
+            .filter(|ph| ph.phase == c.name() && ph.status == PhaseStatus::Ok)
             .fold((0.0, 0), |(t, n), ph| (t + ph.wall_s, n + 1));
-        per_phase.push((c.name.clone(), t, n));
+        per_phase.push((c.name().to_string(), t, n));
     }
     let parts: Vec<String> = per_phase
         .iter()
@@ -1297,7 +1257,16 @@ impl Drop for SignalGuard {
     }
 }
 
-fn signal_thread(tx: Sender<Event>) -> Option<SignalGuard> {
+/// What the signal thread shares with the launch.
+#[derive(Default)]
+struct SignalState {
+    /// An interrupt arrived.
+    interrupted: AtomicBool,
+    /// The plugin host's pid while it works (0: none): interrupts are passed on to it.
+    child: AtomicU32,
+}
+
+fn signal_thread(tx: Sender<Event>, state: Arc<SignalState>) -> Option<SignalGuard> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -1306,12 +1275,28 @@ fn signal_thread(tx: Sender<Event>) -> Option<SignalGuard> {
     let handle = signals.handle();
     std::thread::spawn(move || {
         for sig in signals.forever() {
+            state.interrupted.store(true, Ordering::SeqCst);
+            let child = state.child.load(Ordering::SeqCst);
+            if let Some(pid) = rustix::process::Pid::from_raw(child as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
             if tx.send(Event::Signal(sig)).is_err() {
                 break;
             }
         }
     });
     Some(SignalGuard { handle })
+}
+
+/// After the plugin host was stopped by an interrupt: remove the temporary asset files it left,
+/// under each phase's asset lock (taken only if free: a live launch's files stay).
+fn remove_orphan_asset_partials(p: &Pipeline, chain: &[PhaseView], holder: &str) {
+    for c in chain.iter().filter(|c| c.active()) {
+        let path = crate::locks::assets_lock_path(&p.workspace, c.name());
+        if let Ok(Some(_lock)) = crate::locks::try_lock(&path, holder) {
+            crate::locks::remove_asset_partials(&c.workspace(p).asset_dir());
+        }
+    }
 }
 
 /// Progress display: indicatif bars on a terminal, periodic plain lines otherwise.
@@ -1435,17 +1420,23 @@ impl Display {
 /// `spyral assets`: workspace and assets only.
 pub fn assets(path: &Path, o: &Overrides, log_level: &str) -> Result<(), RunError> {
     let p = load_pipeline(path, o)?;
-    let (_registry, mut chain) = prepare(&p)?;
+    let Prepared {
+        mut host,
+        chain,
+        refused,
+    } = prepare(&p, log_level)?;
     create_workspace(&p, &chain)?;
     let launch = crate::logs::new_launch_dir(&p.workspace, "-assets")
         .map_err(|e| RunError::Io(format!("cannot create the log folder: {e}")))?;
     crate::logs::init_file_logging(&launch.join("parent.log"), log_level, Some("warn"))
         .map_err(|e| RunError::Io(format!("cannot open the parent log: {e}")))?;
-    create_assets(&p, &mut chain, &lock_holder(&launch))?;
+    write_layout_reports(&launch, &refused);
+    host.assets(&lock_holder(&launch), false)?;
+    host.finish();
     println!(
         "spyral: workspace {} and the assets of {} active phase(s) are ready",
         p.workspace.display(),
-        chain.iter().filter(|c| c.spec.active).count()
+        chain.iter().filter(|c| c.active()).count()
     );
     Ok(())
 }

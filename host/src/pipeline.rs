@@ -130,7 +130,7 @@ struct RawPipeline {
 }
 
 /// One phase entry of a pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct PhaseSpec {
     /// Position in the chain (0-based).
     pub index: usize,
@@ -148,8 +148,8 @@ pub struct PhaseSpec {
     pub config_line: usize,
 }
 
-/// A parsed pipeline with absolute paths.
-#[derive(Debug, Clone)]
+/// A parsed pipeline with absolute paths (sent as is to the plugin host process).
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Pipeline {
     /// The file it came from.
     pub path: PathBuf,

@@ -4,7 +4,8 @@
 //! `load_from_file`, which caches one module per interface type and would hand back the first
 //! library for every later path) and are never unloaded. abi_stable checks the version and the
 //! layout of the whole interface; a refused library gets a short message (file, expected and
-//! found versions, last lines of the layout report) and the full report goes to a file.
+//! found versions, last lines of the layout report); the full report is kept in the error, printed
+//! by `spyral plugins PATH` and written once into a launch's log folder.
 //!
 //! Search order for a phase kind: libraries named in the pipeline, then `SPYRAL_PLUGIN_PATH`,
 //! then the built-in phases linked into `spyral`, then the executable's folder.
@@ -55,18 +56,17 @@ pub enum PluginError {
         found: String,
     },
     /// The interface layout differs (the contract changed between the two builds).
-    #[error("plugin library {path} does not match this spyral's plugin interface (built against spyral-core {found}, expected {expected}); rebuild it against this spyral-core.\n  last lines of the layout report:\n{tail}\n  full report: {report}")]
+    #[error("plugin library {path} does not match this spyral's plugin interface ({versions}); rebuild it against this spyral-core.\n  last lines of the layout report:\n{tail}\n  full report: `spyral plugins {path}` prints it")]
     Layout {
         /// The file.
         path: PathBuf,
-        /// Version this host expects.
-        expected: String,
-        /// Version the library declares.
-        found: String,
+        /// What the versions say (`both built against spyral-core 0.2.0, with different
+        /// sources or rustc 1.95.0 vs 1.94.0`).
+        versions: String,
         /// Last lines of abi_stable's report.
         tail: String,
-        /// Where the full report was written.
-        report: String,
+        /// abi_stable's whole report.
+        full: String,
     },
     /// Any other loader error.
     #[error("cannot load plugin library {path}: {reason}")]
@@ -88,6 +88,27 @@ pub enum PluginError {
         /// Extra hint (refused libraries).
         hint: String,
     },
+}
+
+impl PluginError {
+    /// The library file the error is about, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            PluginError::Missing(p) | PluginError::NotAPlugin(p) => Some(p),
+            PluginError::Open { path, .. }
+            | PluginError::Version { path, .. }
+            | PluginError::Layout { path, .. }
+            | PluginError::Other { path, .. } => Some(path),
+            PluginError::UnknownKind { .. } => None,
+        }
+    }
+    /// abi_stable's whole layout report, when the layout was the reason.
+    pub fn full_report(&self) -> Option<&str> {
+        match self {
+            PluginError::Layout { full, .. } => Some(full),
+            _ => None,
+        }
+    }
 }
 
 /// Where a library came from.
@@ -201,21 +222,6 @@ fn tail_lines(text: &str, n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn write_report(path: &Path, report: &str) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let file = std::env::temp_dir().join(format!(
-        "spyral-layout-report-{stem}-{}.txt",
-        std::process::id()
-    ));
-    match std::fs::write(&file, report) {
-        Ok(()) => file.display().to_string(),
-        Err(e) => format!("(could not be written to {}: {e})", file.display()),
-    }
 }
 
 /// Loads the plugin library at `path`.
@@ -335,12 +341,18 @@ fn classify(path: &Path, expected: &str, found: &str, e: LibraryError) -> Plugin
         | LibraryError::RootModule { .. } => {
             let report = e.to_string();
             tracing::debug!("layout report for {}:\n{report}", path.display());
+            let versions = if expected == found {
+                format!(
+                    "it was built against spyral-core {found} like this spyral, but from different sources: the plugin interface differs (a modified or pre-release spyral-core)"
+                )
+            } else {
+                format!("built against spyral-core {found}, this spyral expects {expected}")
+            };
             PluginError::Layout {
                 path: path.to_path_buf(),
-                expected: expected.to_string(),
-                found: found.to_string(),
+                versions,
                 tail: tail_lines(&report, 8),
-                report: write_report(path, &report),
+                full: report,
             }
         }
         other => PluginError::Other {
@@ -393,6 +405,16 @@ impl Registry {
     /// Loads the explicitly named `paths` (files must load; folders are scanned), then
     /// `SPYRAL_PLUGIN_PATH`, the built-ins and, when `scan_exe_dir`, the executable's folder.
     pub fn build(paths: &[PathBuf], scan_exe_dir: bool) -> Result<Registry, PluginError> {
+        Registry::build_with(paths, scan_exe_dir, &mut |_: &Path| {})
+    }
+
+    /// Like [`Registry::build`], announcing each library file before loading it (its
+    /// initialisers are plugin code).
+    pub fn build_with(
+        paths: &[PathBuf],
+        scan_exe_dir: bool,
+        on_load: &mut dyn FnMut(&Path),
+    ) -> Result<Registry, PluginError> {
         let mut reg = Registry {
             libraries: Vec::new(),
             refused: Vec::new(),
@@ -400,8 +422,9 @@ impl Registry {
         let mut seen: Vec<PathBuf> = Vec::new();
         for p in paths {
             if p.is_dir() {
-                reg.scan(p, &mut seen);
+                reg.scan(p, &mut seen, on_load);
             } else {
+                on_load(p);
                 let lib = load(p)?;
                 if let Source::File(f) = &lib.source {
                     seen.push(f.clone());
@@ -411,8 +434,9 @@ impl Registry {
         }
         for p in env_paths() {
             if p.is_dir() {
-                reg.scan(&p, &mut seen);
+                reg.scan(&p, &mut seen, on_load);
             } else if p.exists() {
+                on_load(&p);
                 match load(&p) {
                     Ok(lib) => reg.libraries.push(lib),
                     Err(e) => reg.refused.push(e),
@@ -422,19 +446,20 @@ impl Registry {
         reg.libraries.push(builtin());
         if scan_exe_dir {
             if let Some(dir) = exe_dir() {
-                reg.scan(&dir, &mut seen);
+                reg.scan(&dir, &mut seen, on_load);
             }
         }
         Ok(reg)
     }
 
-    fn scan(&mut self, dir: &Path, seen: &mut Vec<PathBuf>) {
+    fn scan(&mut self, dir: &Path, seen: &mut Vec<PathBuf>, on_load: &mut dyn FnMut(&Path)) {
         for file in libraries_in(dir) {
             let canon = std::fs::canonicalize(&file).unwrap_or(file.clone());
             if seen.contains(&canon) {
                 continue;
             }
             seen.push(canon);
+            on_load(&file);
             match load(&file) {
                 Ok(lib) => {
                     // The built-in phases are already linked in; skip their cdylib twin.
@@ -455,7 +480,16 @@ impl Registry {
     /// Like [`Registry::build`], but scans the executable's folder only when some of `kinds`
     /// is not provided by the named libraries, `SPYRAL_PLUGIN_PATH` or the built-ins.
     pub fn build_for(paths: &[PathBuf], kinds: &[&str]) -> Result<Registry, PluginError> {
-        let mut reg = Registry::build(paths, false)?;
+        Registry::build_for_with(paths, kinds, &mut |_: &Path| {})
+    }
+
+    /// Like [`Registry::build_for`], announcing each library file before loading it.
+    pub fn build_for_with(
+        paths: &[PathBuf],
+        kinds: &[&str],
+        on_load: &mut dyn FnMut(&Path),
+    ) -> Result<Registry, PluginError> {
+        let mut reg = Registry::build_with(paths, false, on_load)?;
         if kinds.iter().any(|k| reg.find(k).is_none()) {
             if let Some(dir) = exe_dir() {
                 let mut seen: Vec<PathBuf> = reg
@@ -466,7 +500,7 @@ impl Registry {
                         Source::Builtin => None,
                     })
                     .collect();
-                reg.scan(&dir, &mut seen);
+                reg.scan(&dir, &mut seen, on_load);
             }
         }
         Ok(reg)

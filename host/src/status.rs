@@ -9,12 +9,12 @@
 use crate::chain::ChainPhase;
 use crate::pipeline::Pipeline;
 use crate::provenance::{self, Decision, Identity, RunReason};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spyral_core::seed::derive_seed;
 use spyral_core::PhaseResult;
 
 /// The state of one (run, phase).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum State {
     /// Done and current: the next launch skips it.
@@ -46,7 +46,7 @@ pub enum State {
 }
 
 /// One cell of the table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     /// Phase name.
     pub phase: String,
@@ -56,7 +56,7 @@ pub struct Cell {
 }
 
 /// One run's row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// Run number.
     pub run: u32,
@@ -132,17 +132,14 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
     Row { run, phases: cells }
 }
 
-/// The table as text.
-pub fn render(rows: &[Row], chain: &[ChainPhase]) -> String {
+/// The table as text (`names`: the chain's phase names, in order).
+pub fn render(rows: &[Row], names: &[&str]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let width = chain
-        .iter()
-        .map(|c| c.name.len().max(9))
-        .collect::<Vec<_>>();
+    let width = names.iter().map(|n| n.len().max(9)).collect::<Vec<_>>();
     let _ = write!(s, "{:>6}", "run");
-    for (c, w) in chain.iter().zip(&width) {
-        let _ = write!(s, "  {:<w$}", c.name, w = *w);
+    for (n, w) in names.iter().zip(&width) {
+        let _ = write!(s, "  {:<w$}", n, w = *w);
     }
     s.push('\n');
     let mut notes = Vec::new();

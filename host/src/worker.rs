@@ -39,6 +39,10 @@ impl Outbox {
     }
     /// Sends one message (a JSON line). Errors mean the parent is gone: exit.
     pub fn send(&self, msg: &WorkerMsg) {
+        self.send_json(msg);
+    }
+    /// Sends any serializable message as one JSON line. Errors mean the parent is gone: exit.
+    pub fn send_json<T: serde::Serialize>(&self, msg: &T) {
         let mut line = serde_json::to_string(msg).unwrap_or_default();
         line.push('\n');
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());

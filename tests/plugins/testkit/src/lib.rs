@@ -183,7 +183,8 @@ pub struct FailConfig {
     pub runs: Vec<u32>,
     /// How.
     pub mode: Mode,
-    /// Misbehave in this method instead: `new`, `create_assets`, `incoming_schema`.
+    /// Misbehave in this method instead: `new`, `incoming_schema`, `outgoing_schema`,
+    /// `create_assets`, `create_shared_data`.
     pub method: Option<String>,
     /// Wanted incoming schema artifact name (to provoke schema mismatches).
     pub expects: Option<String>,
@@ -234,11 +235,24 @@ impl Phase for Fail {
             .map(|n| ResultSchema::new().with(n, ".h5", serde_json::json!({"x": "array"})))
     }
     fn outgoing_schema(&self) -> Option<ResultSchema> {
+        if self.0.method.as_deref() == Some("outgoing_schema") {
+            let _ = misbehave(self.0.mode, "outgoing_schema");
+        }
         Some(stamp_schema())
     }
     fn create_assets(&mut self, _: &Workspace) -> Result<(), PhaseError> {
         if self.0.method.as_deref() == Some("create_assets") {
             return Err(misbehave(self.0.mode, "create_assets"));
+        }
+        Ok(())
+    }
+    fn create_shared_data(
+        &mut self,
+        _: &Workspace,
+        _: &mut SharedAllocator<'_, '_>,
+    ) -> Result<(), PhaseError> {
+        if self.0.method.as_deref() == Some("create_shared_data") {
+            return Err(misbehave(self.0.mode, "create_shared_data"));
         }
         Ok(())
     }
