@@ -74,6 +74,84 @@ pub enum OnError {
     Abort,
 }
 
+/// A per-run time limit: seconds as a number, or text with a unit (`90s`, `45m`, `2h`, `1.5h`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "f64")]
+pub struct RunTimeout {
+    seconds: f64,
+}
+
+impl RunTimeout {
+    /// The limit in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.seconds
+    }
+    /// The limit as a duration.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.seconds)
+    }
+}
+
+impl From<RunTimeout> for f64 {
+    fn from(t: RunTimeout) -> f64 {
+        t.seconds
+    }
+}
+
+impl std::fmt::Display for RunTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} s", self.seconds)
+    }
+}
+
+impl std::str::FromStr for RunTimeout {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => (&t[..i], &t[i..]),
+            None => (t, "s"),
+        };
+        let factor = match unit.trim() {
+            "s" | "sec" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            u => return Err(format!("run_timeout `{text}`: unknown unit `{u}` (use s, m, h or d)")),
+        };
+        let n: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("run_timeout `{text}`: `{}` is not a number", num.trim()))?;
+        RunTimeout::try_from_seconds(n * factor)
+            .map_err(|e| format!("run_timeout `{text}`: {e}"))
+    }
+}
+
+impl RunTimeout {
+    fn try_from_seconds(s: f64) -> Result<RunTimeout, String> {
+        if !s.is_finite() || s <= 0.0 || s > 1e9 {
+            return Err(format!(
+                "must be a positive duration of at most 1e9 seconds, got {s}"
+            ));
+        }
+        Ok(RunTimeout { seconds: s })
+    }
+}
+
+impl TryFrom<serde_json::Value> for RunTimeout {
+    type Error = String;
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        match v {
+            serde_json::Value::Number(n) => {
+                RunTimeout::try_from_seconds(n.as_f64().unwrap_or(f64::NAN))
+            }
+            serde_json::Value::String(s) => s.parse(),
+            other => Err(format!("expected seconds or a duration like `2h`, got {other}")),
+        }
+    }
+}
+
 /// The run range and skip list.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +202,8 @@ struct RawPipeline {
     #[serde(default)]
     on_error: OnError,
     #[serde(default)]
+    run_timeout: Option<RunTimeout>,
+    #[serde(default)]
     #[allow(dead_code)]
     anchors: Option<serde::de::IgnoredAny>,
     phases: Vec<RawPhase>,
@@ -171,6 +251,8 @@ pub struct Pipeline {
     pub plugins: Vec<PathBuf>,
     /// Error policy.
     pub on_error: OnError,
+    /// Longest time one run may take (all its phases); None: no limit.
+    pub run_timeout: Option<RunTimeout>,
     /// The phases in chain order.
     pub phases: Vec<PhaseSpec>,
 }
@@ -397,6 +479,7 @@ impl Pipeline {
             seed: raw.seed,
             plugins: raw.plugins.iter().map(|p| resolve(p)).collect(),
             on_error: raw.on_error,
+            run_timeout: raw.run_timeout,
             phases,
         })
     }
@@ -509,6 +592,30 @@ phases:
         assert_eq!(p.phases[1].line, 12);
         assert_eq!(p.schedule, Schedule::Snake);
         assert_eq!(p.config_field_line(&p.phases[0], "detector"), 11);
+    }
+
+    #[test]
+    fn run_timeouts() {
+        let t = |text: &str| text.parse::<RunTimeout>().map(|t| t.seconds());
+        assert_eq!(t("90"), Ok(90.0));
+        assert_eq!(t("90s"), Ok(90.0));
+        assert_eq!(t("1.5h"), Ok(5400.0));
+        assert_eq!(t("45 m"), Ok(2700.0));
+        assert!(t("0").is_err() && t("-3s").is_err() && t("2 weeks").is_err());
+        assert!(t("nan").is_err() && t("1e300").is_err());
+        let p = Pipeline::parse(
+            Path::new("p.yaml"),
+            &GOOD.replace("workers: 2", "workers: 2\nrun_timeout: 2h"),
+        )
+        .unwrap();
+        assert_eq!(p.run_timeout.map(|t| t.seconds()), Some(7200.0));
+        let e = Pipeline::parse(
+            Path::new("p.yaml"),
+            &GOOD.replace("workers: 2", "workers: 2\nrun_timeout: soon"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("run_timeout"), "{e}");
     }
 
     #[test]
