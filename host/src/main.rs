@@ -212,6 +212,9 @@ struct RunArgs {
     /// continue or abort on the first failed run (overrides the file).
     #[arg(long, value_parser = parse_on_error)]
     on_error: Option<OnError>,
+    /// Fail a run that takes longer than this: seconds, or 90s, 45m, 2h (overrides the file).
+    #[arg(long)]
+    run_timeout: Option<spyral_host::pipeline::RunTimeout>,
     /// Draw no progress bars; print a progress line every few seconds instead.
     #[arg(long)]
     no_display: bool,
@@ -252,6 +255,7 @@ impl OverrideArgs {
             seed: None,
             traces: self.traces.clone(),
             on_error: None,
+            run_timeout: None,
             shard: self
                 .shard
                 .as_deref()
@@ -285,6 +289,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             let mut o = a.o.to_overrides()?;
             o.seed = a.seed;
             o.on_error = a.on_error;
+            o.run_timeout = a.run_timeout;
             let flags = RunFlags {
                 no_display: a.no_display,
                 log_level: a.log_level.clone(),

@@ -85,6 +85,8 @@ pub struct Overrides {
     pub on_error: Option<OnError>,
     /// `--shard K/N`: process only shard K (0-based) of N.
     pub shard: Option<(usize, usize)>,
+    /// `--run-timeout`.
+    pub run_timeout: Option<crate::pipeline::RunTimeout>,
 }
 
 /// Parses `--shard K/N`, or `slurm` (from `SLURM_ARRAY_TASK_ID` and `SLURM_ARRAY_TASK_COUNT`).
@@ -159,6 +161,9 @@ pub fn load_pipeline(path: &Path, o: &Overrides) -> Result<Pipeline, RunError> {
     }
     if let Some(e) = o.on_error {
         p.on_error = e;
+    }
+    if o.run_timeout.is_some() {
+        p.run_timeout = o.run_timeout;
     }
     if p.runs.min > p.runs.max {
         return Err(RunError::Io(format!(
@@ -394,6 +399,10 @@ struct WorkerState {
     own: VecDeque<u32>,
     /// The run handed out last and not yet finished (started or not).
     assigned: Option<u32>,
+    /// When the current run started.
+    run_started: Option<Instant>,
+    /// Killed for passing the run time limit.
+    timed_out: bool,
     current_run: Option<u32>,
     current_phase: Option<String>,
     parked: bool,
@@ -508,6 +517,8 @@ fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerSta
         stdin,
         own: VecDeque::new(),
         assigned: None,
+        run_started: None,
+        timed_out: false,
         current_run: None,
         current_phase: None,
         parked: false,
@@ -522,6 +533,32 @@ fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> Result<WorkerSta
         done: 0,
         total: 0,
     })
+}
+
+/// Work stealing: a worker with nothing left takes the last planned run of the worker whose
+/// own queue holds the most bytes (a snake plan is an initial order, not a cage: an idle worker
+/// never waits while another has runs queued behind a long one).
+fn steal(workers: &mut [WorkerState], thief: usize, sizes: &HashMap<u32, u64>) -> Option<u32> {
+    let victim = workers
+        .iter()
+        .filter(|w| w.alive && w.index != thief && !w.own.is_empty())
+        .max_by_key(|w| {
+            (
+                w.own
+                    .iter()
+                    .map(|r| sizes.get(r).copied().unwrap_or(0))
+                    .sum::<u64>(),
+                std::cmp::Reverse(w.index),
+            )
+        })?
+        .index;
+    let run = workers
+        .iter_mut()
+        .find(|w| w.index == victim)?
+        .own
+        .pop_back()?;
+    tracing::info!("worker {thief} takes run {run} from worker {victim}'s queue");
+    Some(run)
 }
 
 /// How a child process ended, in words, and whether that was a clean exit.
@@ -679,6 +716,25 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         );
     }
     let n_workers = plan.len();
+    if n_workers < p.workers {
+        let msg = format!(
+            "{} workers asked for {} run(s): starting {n_workers}",
+            p.workers,
+            collected.runs.len()
+        );
+        tracing::info!("{msg}");
+        eprintln!("spyral: {msg}");
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if n_workers > cores {
+        let msg = format!(
+            "{n_workers} workers on {cores} cores: workers will compete for CPU (Spyral's advice: at most one worker per physical core, leaving one for the parent)"
+        );
+        tracing::warn!("{msg}");
+        eprintln!("spyral: warning: {msg}");
+    }
     let seed_fixed = seed_given;
     let resolved: Vec<chain::ResolvedPhase> = chain.iter().map(|c| c.resolved.clone()).collect();
     let base_dir = std::env::current_dir()
@@ -700,6 +756,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         log_file: launch.join(format!("worker-{i}.log")),
         log_level: flags.log_level.clone(),
         force: flags.force.clone(),
+        run_timeout_s: p.run_timeout.map(|t| t.seconds()),
         segments: segments.iter().map(Segment::entry).collect(),
     };
     {
@@ -771,7 +828,28 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     while workers.iter().any(|w| w.alive) {
         let Ok(ev) = rx.recv() else { break };
         match ev {
-            Event::Tick => display.tick(&workers, finished, done_bytes, started),
+            Event::Tick => {
+                display.tick(&workers, finished, done_bytes, started);
+                // A phase that ignores the request to stop at the run's time limit: kill its
+                // worker after a grace period (the run fails; the other runs go on).
+                if let Some(limit) = p.run_timeout {
+                    let grace = (limit.seconds() * 0.1).clamp(5.0, 60.0);
+                    for w in workers.iter_mut().filter(|w| w.alive && !w.timed_out) {
+                        let over = w
+                            .run_started
+                            .is_some_and(|t| t.elapsed().as_secs_f64() > limit.seconds() + grace);
+                        if over && w.current_run.is_some() {
+                            w.timed_out = true;
+                            tracing::error!(
+                                "worker {}: run {:?} passed run_timeout ({limit}) by {grace:.0} s without stopping; killing the worker",
+                                w.index,
+                                w.current_run
+                            );
+                            w.signal(rustix::process::Signal::KILL);
+                        }
+                    }
+                }
+            }
             Event::Signal(sig) => {
                 if interrupted {
                     eprintln!("spyral: second interrupt: killing the workers");
@@ -813,7 +891,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     workers[i].current_phase = None;
                     if interrupted || aborting {
                         workers[i].assign(None);
-                    } else if let Some(r) = workers[i].own.pop_front().or_else(|| queue.pop_front())
+                    } else if let Some(r) = workers[i]
+                        .own
+                        .pop_front()
+                        .or_else(|| queue.pop_front())
+                        .or_else(|| steal(&mut workers, i, &sizes))
                     {
                         if let Some(rep) = reports.get_mut(&r) {
                             rep.worker = Some(i);
@@ -826,6 +908,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 }
                 WorkerMsg::RunStarted { run } => {
                     workers[i].current_run = Some(run);
+                    workers[i].run_started = Some(Instant::now());
                     workers[i].current_phase = None;
                     if let Some(rep) = reports.get_mut(&run) {
                         rep.status = RunStatus::Started;
@@ -960,6 +1043,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                         format!(
                             " (phase {phase} wrote to read-only shared segment {}? shared segments are read-only in workers and a write kills the worker with SIGSEGV)",
                             names.join(", ")
+                        )
+                    } else if w.timed_out {
+                        format!(
+                            " (run {run} passed run_timeout of {} s and phase {phase} did not stop when asked; the worker was killed)",
+                            p.run_timeout.map(|t| t.seconds()).unwrap_or(0.0)
                         )
                     } else {
                         String::new()
@@ -1104,13 +1192,19 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         runs,
     };
     let report_path = launch.join("report.json");
-    write_report(&report_path, &report)?;
-    let summary = summary_text(&report, &chain, &launch);
+    // The summary is printed whatever happens to the report (a full disk included).
+    let report_error = write_report(&report_path, &report).err();
+    let mut summary = summary_text(&report, &chain, &launch);
+    if let Some(e) = &report_error {
+        summary.push_str(&format!(
+            "\n  the report could not be written ({e}); this summary is all there is"
+        ));
+    }
     println!("{summary}");
     tracing::info!("summary:\n{summary}");
     let code = if interrupted {
         130
-    } else if report.runs_failed > 0 || report.runs_not_started > 0 {
+    } else if report.runs_failed > 0 || report.runs_not_started > 0 || report_error.is_some() {
         1
     } else {
         0
@@ -1118,12 +1212,23 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     Ok(Outcome { code })
 }
 
-fn write_report(path: &Path, report: &Report) -> Result<(), RunError> {
+/// Writes `report.json` through a temporary name; the temporary file is removed on failure.
+fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
     let tmp = spyral_core::workspace::partial_path(path);
-    let text = serde_json::to_string_pretty(report).unwrap_or_default();
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))
+    let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn summary_text(r: &Report, chain: &[PhaseView], launch: &Path) -> String {

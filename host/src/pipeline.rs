@@ -117,14 +117,17 @@ impl std::str::FromStr for RunTimeout {
             "m" | "min" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            u => return Err(format!("run_timeout `{text}`: unknown unit `{u}` (use s, m, h or d)")),
+            u => {
+                return Err(format!(
+                    "run_timeout `{text}`: unknown unit `{u}` (use s, m, h or d)"
+                ))
+            }
         };
         let n: f64 = num
             .trim()
             .parse()
             .map_err(|_| format!("run_timeout `{text}`: `{}` is not a number", num.trim()))?;
-        RunTimeout::try_from_seconds(n * factor)
-            .map_err(|e| format!("run_timeout `{text}`: {e}"))
+        RunTimeout::try_from_seconds(n * factor).map_err(|e| format!("run_timeout `{text}`: {e}"))
     }
 }
 
@@ -147,7 +150,9 @@ impl TryFrom<serde_json::Value> for RunTimeout {
                 RunTimeout::try_from_seconds(n.as_f64().unwrap_or(f64::NAN))
             }
             serde_json::Value::String(s) => s.parse(),
-            other => Err(format!("expected seconds or a duration like `2h`, got {other}")),
+            other => Err(format!(
+                "expected seconds or a duration like `2h`, got {other}"
+            )),
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct Job {
     pub log_level: String,
     /// Phases forced to rerun (resume), by name; `*` for all.
     pub force: Vec<String>,
+    /// Longest time one run may take, in seconds (None: no limit). Past it, phases are asked
+    /// to stop (`cancelled()` turns true) and the run fails with a timeout.
+    pub run_timeout_s: Option<f64>,
     /// Shared segments to attach.
     pub segments: Vec<SegmentEntry>,
 }

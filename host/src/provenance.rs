@@ -293,8 +293,12 @@ pub fn write(artifact_dir: &Path, record: &Record) -> std::io::Result<()> {
     }
     let tmp = spyral_core::workspace::partial_path(&path);
     let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)
+    let written = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        // A full disk must not leave a temporary record behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// One configuration field that differs.

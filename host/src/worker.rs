@@ -83,6 +83,8 @@ struct Sink<'a> {
     outbox: &'a Outbox,
     run: u32,
     cancel: &'a AtomicBool,
+    /// When the run's time limit expires (phases are then asked to stop).
+    deadline: Option<Instant>,
     last: Mutex<Instant>,
     total: AtomicU64,
     phase: &'a str,
@@ -112,7 +114,7 @@ impl RunSink for Sink<'_> {
         }
     }
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -289,6 +291,18 @@ fn lock_run(
 
 fn process_run(job: &Job, chain: &[ChainPhase], run: u32, outbox: &Outbox, cancel: &AtomicBool) {
     let t0 = Instant::now();
+    let deadline = job
+        .run_timeout_s
+        .map(|s| t0 + std::time::Duration::from_secs_f64(s));
+    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
+    let timeout_error = |phase: &str| ErrorInfo {
+        phase: phase.to_string(),
+        kind: "timeout".into(),
+        message: format!(
+            "run {run} exceeded run_timeout ({} s) in phase {phase}",
+            job.run_timeout_s.unwrap_or(0.0)
+        ),
+    };
     outbox.send(&WorkerMsg::RunStarted { run });
     let finish = |outcome: RunOutcome| {
         outbox.send(&WorkerMsg::RunFinished {
@@ -398,6 +412,16 @@ fn process_run(job: &Job, chain: &[ChainPhase], run: u32, outbox: &Outbox, cance
             }
             continue;
         }
+        if expired() {
+            failure = Some(RunOutcome::Failed {
+                error: timeout_error(&c.name),
+            });
+            outbox.send(&WorkerMsg::PhaseFinished {
+                run,
+                record: record_of(&c.name, PhaseStatus::NotRun, None, 0.0, 0.0, 0, None),
+            });
+            continue;
+        }
         if cancel.load(Ordering::Relaxed) {
             failure = Some(RunOutcome::Interrupted {
                 phase: c.name.clone(),
@@ -435,6 +459,7 @@ fn process_run(job: &Job, chain: &[ChainPhase], run: u32, outbox: &Outbox, cance
             outbox,
             run,
             cancel,
+            deadline,
             last: Mutex::new(Instant::now()),
             total: AtomicU64::new(0),
             phase: &c.name,
@@ -479,7 +504,7 @@ fn process_run(job: &Job, chain: &[ChainPhase], run: u32, outbox: &Outbox, cance
                 payload = r;
             }
             other => {
-                let (kind, message, cancelled) = match other {
+                let (mut kind, mut message, mut cancelled) = match other {
                     Ok(_) => (
                         "invalid result".to_string(),
                         "the phase returned an unsuccessful result".to_string(),
@@ -491,6 +516,11 @@ fn process_run(job: &Job, chain: &[ChainPhase], run: u32, outbox: &Outbox, cance
                         e.kind == PhaseErrorKind::Cancelled,
                     ),
                 };
+                if cancelled && expired() && !cancel.load(Ordering::Relaxed) {
+                    // Stopped by the run's time limit, not by an interrupt: a failure.
+                    let t = timeout_error(&c.name);
+                    (kind, message, cancelled) = (t.kind, t.message, false);
+                }
                 tracing::error!("run {run}: phase {} failed: {kind}: {message}", c.name);
                 if !cancelled {
                     prov.status = RecordStatus::Failed;

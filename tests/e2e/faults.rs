@@ -88,3 +88,138 @@ fn a_crash_while_loading_a_library_names_the_library() {
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("libbogus.so"), "{}", out.stderr);
 }
+
+#[test]
+fn run_timeout_fails_runs_that_take_too_long() {
+    let sb = Sandbox::new();
+    for r in 1..=2 {
+        sb.trace(r, 500);
+    }
+    // A phase that honours the request to stop.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nworkers: 1\nseed: 1\nrun_timeout: 1s",
+        "  - kind: stamp\n    config: {sleep_ms: 30000}\n",
+    );
+    let t = std::time::Instant::now();
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(t.elapsed().as_secs() < 20, "took {:?}", t.elapsed());
+    for r in 1..=2 {
+        let rec = spyral_e2e::run_record(&sb.report(), r);
+        assert_eq!(rec["status"], "failed", "{rec}");
+        assert!(
+            rec["error"]
+                .as_str()
+                .unwrap()
+                .contains("exceeded run_timeout (1 s) in phase Stamp"),
+            "{rec}"
+        );
+    }
+    let st = sb.spyral(&["status", p.to_str().unwrap()]);
+    assert!(st.stdout.contains("timeout"), "{}", st.stdout);
+    // Without the limit (command line overrides the file) the same runs succeed.
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nworkers: 1\nseed: 1\nrun_timeout: 1s",
+        "  - kind: stamp\n    config: {sleep_ms: 200}\n",
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--run-timeout", "1h"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+}
+
+#[test]
+fn a_stuck_run_is_killed_and_an_idle_worker_takes_its_queued_runs() {
+    let sb = Sandbox::new();
+    // Sizes make the snake plan over 2 workers: worker 0 gets [1, 4], worker 1 gets [2, 3].
+    for (r, bytes) in [(1, 4000), (2, 3000), (3, 2000), (4, 1000)] {
+        sb.trace(r, bytes);
+    }
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 4}\nworkers: 2\nseed: 1\nrun_timeout: 1",
+        "  - kind: fail\n    config: {runs: [1], mode: hang}\n",
+    );
+    let plan = sb.spyral(&["plan", p.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(v["workers"][0]["runs"], serde_json::json!([1, 4]), "{v}");
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let rep = sb.report();
+    let r1 = spyral_e2e::run_record(&rep, 1);
+    assert_eq!(r1["status"], "failed", "{r1}");
+    assert!(
+        r1["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not stop when asked"),
+        "{r1}"
+    );
+    for r in 2..=4 {
+        assert_eq!(spyral_e2e::run_record(&rep, r)["status"], "ok", "{rep:#}");
+    }
+    // Run 4 was planned behind the stuck run on worker 0; worker 1 took it.
+    assert_eq!(spyral_e2e::run_record(&rep, 4)["worker"], 1, "{rep:#}");
+}
+
+fn partial_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            partial_files(&p, out);
+        } else if p.to_string_lossy().ends_with(".partial") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_still_gives_a_summary_and_leaves_no_temporary_files() {
+    let sb = Sandbox::new();
+    for r in 1..=3 {
+        sb.trace(r, 500);
+    }
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 3}\nworkers: 1\nseed: 1",
+        "  - kind: stamp\n    config: {bytes: 20000}\n",
+    );
+    std::fs::create_dir_all(sb.ws()).unwrap();
+    // A private mount namespace with a small file system for the workspace, filled up before
+    // the launch; what the launch printed and left is captured before the namespace (and its
+    // file system) goes away. Needs root (CI runs as root).
+    let script = format!(
+        "mount -t tmpfs -o size=256k tmpfs {ws} || exit 99; \
+         dd if=/dev/zero of={ws}/filler bs=4k 2>/dev/null; \
+         {bin} run {p} --no-display >out.txt 2>err.txt; echo $? >code.txt; \
+         find {ws} -name '*.partial' >left.txt",
+        ws = sb.ws().display(),
+        bin = spyral_e2e::spyral_bin().display(),
+        p = p.display()
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(sb.path())
+        .env_remove("SPYRAL_PLUGIN_PATH")
+        .status()
+        .expect("unshare");
+    assert!(
+        status.success(),
+        "this test needs root (unshare -m, mount -t tmpfs): {status}"
+    );
+    let read = |f: &str| std::fs::read_to_string(sb.path().join(f)).unwrap();
+    let (stdout, stderr) = (read("out.txt"), read("err.txt"));
+    assert_eq!(read("code.txt").trim(), "1", "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("3 runs: 0 ok, 3 failed"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("the report could not be written"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        read("left.txt").trim().is_empty(),
+        "left: {}",
+        read("left.txt")
+    );
+    let mut outside = Vec::new();
+    partial_files(&sb.ws(), &mut outside);
+    assert!(outside.is_empty(), "{outside:?}");
+}
