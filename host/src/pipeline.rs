@@ -337,9 +337,28 @@ pub fn resolve_path(path: &Path) -> PathBuf {
 /// log, slurm or lock folders, the workspace itself) is, contains or is inside the trace folder,
 /// after resolving symbolic links: raw data is never written.
 pub fn check_layout(p: &Pipeline, phase_names: &[&str]) -> Result<(), PipelineError> {
+    let ws_line = find_key_line(&p.text, "workspace", 0).unwrap_or(0);
+    // The workspace must be a folder or not exist yet (a link loop, a file or an unreadable
+    // path is refused now, before anything is created).
+    match std::fs::metadata(&p.workspace) {
+        Ok(m) if !m.is_dir() => {
+            return Err(PipelineError::Invalid {
+                path: p.path.clone(),
+                line: ws_line,
+                message: format!("workspace {} is not a folder", p.workspace.display()),
+            })
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(PipelineError::Invalid {
+                path: p.path.clone(),
+                line: ws_line,
+                message: format!("workspace {}: {e}", p.workspace.display()),
+            })
+        }
+        _ => {}
+    }
     let traces = resolve_path(&p.traces);
     let mut outputs: Vec<(PathBuf, String, usize)> = Vec::new();
-    let ws_line = find_key_line(&p.text, "workspace", 0).unwrap_or(0);
     for dir in ["log", "slurm", ".spyral"] {
         outputs.push((
             p.workspace.join(dir),
@@ -560,6 +579,13 @@ mod tests {
         // The trace folder inside an asset folder.
         let e = check_layout(&pipe(".", "P_assets/t"), &["P"]).unwrap_err();
         assert!(e.to_string().contains("contains the trace folder"), "{e}");
+        // A workspace that is a link loop or a file.
+        std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
+        let e = check_layout(&pipe("loop", "traces"), &["P"]).unwrap_err();
+        assert!(e.to_string().contains("workspace"), "{e}");
+        std::fs::write(root.join("afile"), b"x").unwrap();
+        let e = check_layout(&pipe("afile", "traces"), &["P"]).unwrap_err();
+        assert!(e.to_string().contains("is not a folder"), "{e}");
         // Side by side is fine, and nothing was created.
         check_layout(&pipe("ws", "traces"), &["Pointcloud"]).unwrap();
         check_layout(&pipe(".", "traces"), &["Pointcloud"]).unwrap();
