@@ -31,6 +31,14 @@
 //! }
 //! ```
 
+// abi_stable's derives define impls inside functions (a pattern rustc now warns about).
+#![allow(non_local_definitions)]
+// abi_stable's `StableAbi` derive and `#[sabi_trait]` expand to `unsafe impl`s and unsafe
+// calls in this crate. The unsafe code written by hand here is only the typed segment view
+// (`shared::SharedSegment::as_slice`) and the exported loader symbol (`export_plugin!`), each
+// with a `// SAFETY:` line.
+#![allow(unsafe_code)]
+
 pub mod bridge;
 pub mod config;
 pub mod context;

@@ -57,6 +57,7 @@ pub fn recv_fds(socket: BorrowedFd<'_>) -> std::io::Result<Vec<OwnedFd>> {
 }
 
 /// Takes ownership of the socket whose descriptor number the parent passed in the environment.
+#[allow(unsafe_code)]
 pub fn adopt(fd: i32) -> UnixStream {
     // SAFETY: the parent created this socket, cleared close-on-exec on exactly this descriptor
     // and told us its number; nothing else in this process owns or closes it.

@@ -201,7 +201,10 @@ fn misbehave(mode: Mode, what: &str) -> PhaseError {
         Mode::Segfault => {
             // SAFETY: none; this deliberately writes through a null pointer to test that a
             // segfaulting plugin is contained by process isolation.
-            unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+            #[allow(unsafe_code)]
+            unsafe {
+                std::ptr::null_mut::<u64>().write_volatile(1)
+            };
             PhaseError::internal("survived a null write?")
         }
         Mode::Abort => std::process::abort(),
@@ -412,7 +415,10 @@ impl Phase for Segment {
         if self.config.write_on_runs.contains(&ctx.run()) {
             // SAFETY: none; this deliberately writes into a sealed read-only mapping to check
             // that the kernel stops it (the worker must die with SIGSEGV).
-            unsafe { (data.as_ptr() as *mut u64).write_volatile(0) };
+            #[allow(unsafe_code)]
+            unsafe {
+                (data.as_ptr() as *mut u64).write_volatile(0)
+            };
         }
         let bad = data
             .iter()
