@@ -3,14 +3,72 @@
 //! Each launch gets `<workspace>/log/<UTC timestamp>/` with `parent.log`, one `worker-<i>.log`
 //! per worker and `report.json`; `log/latest` points at the newest launch. Earlier launches
 //! are kept, never truncated. Files are written with blocking writers (no background thread),
-//! so a crash cannot eat the last lines.
+//! so a crash cannot eat the last lines. Log levels are a closed set ([`LogLevel`]); colour codes
+//! go to stderr only when it is a terminal (never into a SLURM log or a redirected file).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+/// A log level of `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, clap::ValueEnum)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default: what happened, per run and phase.
+    #[default]
+    Info,
+    /// More detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's name, as tracing filters spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A log filter that must be valid: a bad one would silently log nothing.
+fn filter(level: &str) -> std::io::Result<EnvFilter> {
+    EnvFilter::try_new(level).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("log level `{level}`: {e} (use error, warn, info, debug or trace)"),
+        )
+    })
+}
+
+/// Whether to write colour codes to stderr: only to a terminal, and never with `NO_COLOR` set.
+pub fn stderr_colours() -> bool {
+    colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
+}
+
+fn colours(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
+}
 
 /// `YYYY-MM-DDTHH-MM-SS` in UTC for `t` (file-name safe).
 pub fn timestamp(t: SystemTime) -> String {
@@ -92,6 +150,8 @@ pub fn init_file_logging(
     level: &str,
     stderr_level: Option<&str>,
 ) -> std::io::Result<()> {
+    let file_filter = filter(level)?;
+    let stderr_filter = stderr_level.map(filter).transpose()?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -101,13 +161,14 @@ pub fn init_file_logging(
         .with_ansi(false)
         .with_target(true)
         .with_writer(move || writer)
-        .with_filter(EnvFilter::new(level));
-    let stderr_layer = stderr_level.map(|l| {
+        .with_filter(file_filter);
+    let stderr_layer = stderr_filter.map(|f| {
         fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(stderr_colours())
             .without_time()
             .with_target(false)
-            .with_filter(EnvFilter::new(l))
+            .with_filter(f)
     });
     let _ = tracing_subscriber::registry()
         .with(file_layer)
@@ -122,9 +183,10 @@ pub fn init_stderr_logging(level: &str) {
         .with(
             fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(stderr_colours())
                 .without_time()
                 .with_target(false)
-                .with_filter(EnvFilter::new(level)),
+                .with_filter(filter(level).unwrap_or_else(|_| EnvFilter::new("warn"))),
         )
         .try_init();
 }
@@ -141,6 +203,21 @@ mod tests {
         assert_eq!(timestamp(t), "2026-11-25T09-46-40");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&timestamp(leap)[..10], "2000-02-29");
+    }
+
+    #[test]
+    fn levels_and_colours() {
+        use clap::ValueEnum;
+        for l in LogLevel::value_variants() {
+            assert!(filter(l.as_str()).is_ok());
+            assert_eq!(LogLevel::from_str(l.as_str(), false), Ok(*l));
+        }
+        assert!(LogLevel::from_str("bogus", false).is_err());
+        let e = filter("x=bogus").unwrap_err();
+        assert!(e.to_string().contains("log level `x=bogus`"), "{e}");
+        assert!(colours(true, false));
+        assert!(!colours(false, false));
+        assert!(!colours(true, true));
     }
 
     #[test]

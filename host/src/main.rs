@@ -218,9 +218,9 @@ struct RunArgs {
     /// Draw no progress bars; print a progress line every few seconds instead.
     #[arg(long)]
     no_display: bool,
-    /// Log level of the log files (error, warn, info, debug, trace).
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    /// Log level of the log files.
+    #[arg(long, value_enum, default_value_t = spyral_host::logs::LogLevel::Info)]
+    log_level: spyral_host::logs::LogLevel,
     /// Rerun even what is up to date: `--force` for every phase, `--force=PHASE` for one
     /// (repeatable).
     #[arg(long, value_name = "PHASE", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
@@ -277,10 +277,25 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each cause once: most messages already end with their cause's
+/// text (`cannot read X: No such file or directory (os error 2)`), so a cause whose text is
+/// already there is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn dispatch(cmd: Cmd) -> Result<u8> {
@@ -292,7 +307,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             o.run_timeout = a.run_timeout;
             let flags = RunFlags {
                 no_display: a.no_display,
-                log_level: a.log_level.clone(),
+                log_level: a.log_level.as_str().to_string(),
                 force: a.force.clone(),
             };
             let out = parent::run(&a.pipeline, &o, &flags)?;
@@ -378,11 +393,11 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                 let (a, b) = spyral_host::slurm::submit(&scripts)?;
                 println!("submitted assets job {a} and array job {b} (runs after {a} succeeds)");
             } else {
-                println!(
-                    "submit with: jid=$(sbatch --parsable {}) && sbatch --dependency=afterok:$jid {}",
-                    scripts.assets.display(),
-                    scripts.array.display()
-                );
+                // Every path shell-quoted: safe to paste whatever the folder names are.
+                let mut line = b"submit with: ".to_vec();
+                line.extend(spyral_host::slurm::submit_hint(&scripts).into_encoded_bytes());
+                line.push(b'\n');
+                std::io::Write::write_all(&mut std::io::stdout(), &line)?;
             }
             Ok(0)
         }
@@ -433,14 +448,17 @@ fn print_plan(v: &parent::PlanView) {
         spyral_host::segments::human_bytes(v.total_bytes),
         v.schedule
     );
-    if !v.missing.is_empty() {
-        println!("missing in range: {:?}", v.missing);
+    if let Some(note) = &v.note {
+        println!("{note}");
     }
-    if !v.empty.is_empty() {
-        println!("empty files: {:?}", v.empty);
+    if !v.missing.is_empty() {
+        println!("missing in range: {}", v.missing.summary(20));
+    }
+    for u in &v.unusable {
+        println!("cannot use {u}");
     }
     if !v.skipped.is_empty() {
-        println!("skipped: {:?}", v.skipped);
+        println!("skipped: {}", v.skipped.summary(20));
     }
     println!("{:>6}  {:>8}  {:>12}  runs", "worker", "load", "bytes");
     for s in &v.workers {

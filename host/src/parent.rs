@@ -72,7 +72,7 @@ pub struct Overrides {
     /// `--runs`.
     pub runs: Option<(u32, u32)>,
     /// `--skip`.
-    pub skip: Option<Vec<u32>>,
+    pub skip: Option<runs::RunSet>,
     /// `--workers`.
     pub workers: Option<usize>,
     /// `--schedule`.
@@ -165,6 +165,7 @@ pub fn load_pipeline(path: &Path, o: &Overrides) -> Result<Pipeline, RunError> {
     if o.run_timeout.is_some() {
         p.run_timeout = o.run_timeout;
     }
+    crate::segments::memory_margin().map_err(|e| RunError::Io(e.to_string()))?;
     if p.runs.min > p.runs.max {
         return Err(RunError::Io(format!(
             "run range {}..={} is empty",
@@ -281,13 +282,9 @@ fn write_layout_reports(launch: &Path, refused: &[Refused]) {
 }
 
 /// Safety margin kept free when allocating shared segments.
+/// (`load_pipeline` has refused a bad `SPYRAL_MEMORY_MARGIN_MIB` before anything runs.)
 pub fn segment_budget() -> u64 {
-    let avail = crate::segments::mem_available().unwrap_or(u64::MAX / 4);
-    let margin_mib: u64 = std::env::var("SPYRAL_MEMORY_MARGIN_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
-    avail.saturating_sub(margin_mib << 20)
+    crate::segments::segment_budget().unwrap_or(0)
 }
 
 /// Seconds spent per phase.
@@ -674,9 +671,10 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             collected.runs.iter().map(|r| r.run).collect::<Vec<_>>()
         );
     }
-    for s in &collected.skip_outside {
+    if !collected.skip_outside.is_empty() {
         tracing::warn!(
-            "skip entry {s} is outside the run range {}..={}",
+            "skip entries {} are outside the run range {}..={}",
+            collected.skip_outside.summary(20),
             p.runs.min,
             p.runs.max
         );
@@ -1317,13 +1315,15 @@ fn no_runs(p: &Pipeline, c: &Collected) -> RunError {
     let mut detail = String::new();
     if !p.traces.is_dir() {
         detail = " (the trace folder does not exist)".into();
+    } else if let Some(e) = &c.folder_error {
+        detail = format!(" (cannot list the trace folder: {e})");
     } else {
         let mut parts = Vec::new();
-        if !c.empty.is_empty() {
-            parts.push(format!("empty files: {:?}", c.empty));
+        if !c.unusable.is_empty() {
+            parts.push(format!("unusable files: {}", c.unusable_lines().join(", ")));
         }
         if !c.skipped.is_empty() {
-            parts.push(format!("skipped: {:?}", c.skipped));
+            parts.push(format!("skipped: {}", c.skipped.summary(20)));
         }
         if !parts.is_empty() {
             detail = format!(" ({})", parts.join("; "));
@@ -1560,23 +1560,33 @@ pub struct PlanView {
     /// Runs in size order.
     pub runs: Vec<Run>,
     /// Missing runs in range.
-    pub missing: Vec<u32>,
-    /// Empty files in range.
-    pub empty: Vec<u32>,
+    pub missing: runs::RunSet,
+    /// Files named like runs of the range that cannot be used, and why.
+    pub unusable: Vec<runs::UnusableRun>,
     /// Skipped.
-    pub skipped: Vec<u32>,
+    pub skipped: runs::RunSet,
     /// Per-worker plan.
     pub workers: Vec<runs::Stack>,
+    /// Why there is nothing to do (an empty shard), as `spyral run --shard` says it.
+    pub note: Option<String>,
 }
 
 /// `spyral plan`.
 pub fn plan(path: &Path, o: &Overrides) -> Result<PlanView, RunError> {
     let p = load_pipeline(path, o)?;
     let mut c = runs::collect(&p.traces, &p.runs);
+    let mut note = None;
     if let Some((k, n)) = o.shard {
+        let all = c.runs.len();
         c.runs = shard_runs(&c.runs, k, n);
+        if c.runs.is_empty() {
+            // As `spyral run --shard` does: an empty shard is nothing to do, not an error.
+            note = Some(format!(
+                "shard {k}/{n} has no runs ({all} runs over {n} shards); nothing to do"
+            ));
+        }
     }
-    if c.runs.is_empty() {
+    if c.runs.is_empty() && note.is_none() {
         return Err(no_runs(&p, &c));
     }
     let workers = match p.schedule {
@@ -1590,8 +1600,9 @@ pub fn plan(path: &Path, o: &Overrides) -> Result<PlanView, RunError> {
         total_bytes: c.runs.iter().map(|r| r.bytes).sum(),
         runs: c.runs,
         missing: c.missing,
-        empty: c.empty,
+        unusable: c.unusable,
         skipped: c.skipped,
         workers,
+        note,
     })
 }

@@ -165,9 +165,9 @@ pub struct RunRange {
     pub min: u32,
     /// Last run (inclusive).
     pub max: u32,
-    /// Runs not to process.
+    /// Runs not to process: numbers and `A-B` ranges (`skip: [17, 55, 60-70]`).
     #[serde(default)]
-    pub skip: Vec<u32>,
+    pub skip: crate::runs::RunSet,
 }
 
 #[derive(Debug, Deserialize)]
@@ -613,7 +613,7 @@ phases:
         let p = Pipeline::parse(Path::new("/home/u/p.yaml"), GOOD).unwrap();
         assert_eq!(p.workspace, PathBuf::from("/home/u/ws"));
         assert_eq!(p.traces, PathBuf::from("/data/traces"));
-        assert_eq!(p.runs.skip, vec![3]);
+        assert_eq!(p.runs.skip, crate::runs::RunSet::from_runs([3]));
         assert_eq!(p.phases.len(), 2);
         assert_eq!(
             p.phases[0].config.as_ref().unwrap()["detector"]["magnetic_field"],

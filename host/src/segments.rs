@@ -48,14 +48,234 @@ pub struct ParentAllocator {
     pending: Vec<(SegmentInfo, OwnedFd, MmapMut)>,
 }
 
-/// Parses `MemAvailable` from /proc/meminfo, in bytes.
+/// The environment variable holding the memory kept free when allocating shared segments.
+pub const MARGIN_VAR: &str = "SPYRAL_MEMORY_MARGIN_MIB";
+
+/// The margin when [`MARGIN_VAR`] is not set, in MiB.
+pub const DEFAULT_MARGIN_MIB: u64 = 512;
+
+/// A bad memory setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    /// Not a whole number.
+    #[error("{MARGIN_VAR}=`{0}`: expected a whole number of MiB, e.g. {DEFAULT_MARGIN_MIB}")]
+    NotANumber(String),
+    /// Overflows a byte count.
+    #[error("{MARGIN_VAR}={0}: too large (the margin in bytes must fit in 64 bits)")]
+    TooLarge(u64),
+}
+
+/// The memory kept free when allocating shared segments, in bytes: [`MARGIN_VAR`] (MiB) or
+/// [`DEFAULT_MARGIN_MIB`]. A value that is not a whole number, or overflows, is an error.
+pub fn memory_margin() -> Result<u64, MemoryError> {
+    parse_margin(std::env::var_os(MARGIN_VAR).as_deref())
+}
+
+fn parse_margin(value: Option<&std::ffi::OsStr>) -> Result<u64, MemoryError> {
+    let mib = match value {
+        None => DEFAULT_MARGIN_MIB,
+        Some(v) => {
+            let text = v.to_string_lossy();
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| MemoryError::NotANumber(text.into_owned()))?
+        }
+    };
+    mib.checked_mul(1 << 20).ok_or(MemoryError::TooLarge(mib))
+}
+
+/// The bytes that shared segments may use: the memory available (see [`mem_available`])
+/// minus the margin.
+pub fn segment_budget() -> Result<u64, MemoryError> {
+    let margin = memory_margin()?;
+    Ok(mem_available()
+        .unwrap_or(u64::MAX / 4)
+        .saturating_sub(margin))
+}
+
+/// The memory this process can still use, in bytes: the smaller of the machine's
+/// `MemAvailable` and the headroom of every memory cgroup limit above this process (a SLURM
+/// `--mem` job, a container), cgroup v2 or v1. `None` when neither can be read.
 pub fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines()
+    let host = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| meminfo_available(&t));
+    let cgroup = cgroup_headroom();
+    match (host, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `MemAvailable` of a /proc/meminfo text, in bytes.
+pub fn meminfo_available(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
         .find(|l| l.starts_with("MemAvailable:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
+        .map(|kb| kb.saturating_mul(1024))
+}
+
+/// A cgroup hierarchy that can limit memory, from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// The hierarchy's folder inside the cgroup namespace that is mounted.
+    pub root: String,
+    /// Where it is mounted.
+    pub mount_point: std::path::PathBuf,
+    /// cgroup v2 (`memory.max`) rather than v1 (`memory.limit_in_bytes`).
+    pub v2: bool,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup v2 mount and the cgroup v1 `memory` mount of a /proc/self/mountinfo text.
+pub fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.is_empty() {
+            continue;
+        }
+        let v2 = match r[0] {
+            "cgroup2" => true,
+            "cgroup"
+                if r.get(2)
+                    .is_some_and(|o| o.split(',').any(|o| o == "memory")) =>
+            {
+                false
+            }
+            _ => continue,
+        };
+        out.push(CgroupMount {
+            root: unescape_mountinfo(l[3]),
+            mount_point: unescape_mountinfo(l[4]).into(),
+            v2,
+        });
+    }
+    out
+}
+
+/// This process's cgroup v2 path and v1 `memory` path from a /proc/self/cgroup text.
+pub fn parse_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
+    let (mut v2, mut v1) = (None, None);
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if id == "0" && controllers.is_empty() {
+            v2 = Some(path.to_string());
+        } else if controllers.split(',').any(|c| c == "memory") {
+            v1 = Some(path.to_string());
+        }
+    }
+    (v2, v1)
+}
+
+/// The folders of this process's cgroup and of every ancestor up to the mount point.
+pub fn cgroup_dirs(mount: &CgroupMount, path: &str) -> Vec<std::path::PathBuf> {
+    let root = mount.root.trim_end_matches('/');
+    let rel = path
+        .strip_prefix(root)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .unwrap_or("");
+    let mut dir = mount.mount_point.clone();
+    let mut dirs = vec![dir.clone()];
+    for part in rel
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+    {
+        dir.push(part);
+        dirs.push(dir.clone());
+    }
+    dirs.reverse();
+    dirs
+}
+
+/// Limits at or above this are "no limit" (cgroup v1 writes 2^63 rounded down to a page).
+const UNLIMITED: u64 = 1 << 62;
+
+/// The headroom under one cgroup's limit: limit minus the usage that cannot be reclaimed
+/// (usage minus inactive page cache). `None` when there is no limit or the texts are not
+/// numbers. `limit` is `memory.max` (v2, `max` = none) or `memory.limit_in_bytes` (v1), `usage`
+/// `memory.current` or `memory.usage_in_bytes`, `stat` `memory.stat` (may be empty).
+pub fn cgroup_headroom_of(limit: &str, usage: &str, stat: &str) -> Option<u64> {
+    let limit: u64 = limit.trim().parse().ok()?;
+    if limit >= UNLIMITED {
+        return None;
+    }
+    let usage: u64 = usage.trim().parse().ok()?;
+    let stat_value = |key: &str| {
+        stat.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+        })
+    };
+    let reclaimable = stat_value("total_inactive_file")
+        .or_else(|| stat_value("inactive_file"))
+        .unwrap_or(0);
+    Some(limit.saturating_sub(usage.saturating_sub(reclaimable)))
+}
+
+/// The smallest headroom under the memory limits of this process's cgroups and their
+/// ancestors (v2 and v1), or `None` when no limit is set or none can be read.
+pub fn cgroup_headroom() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (v2, v1) = parse_proc_cgroup(&own);
+    let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).ok();
+    let mut best: Option<u64> = None;
+    for m in parse_mountinfo(&mounts) {
+        let (path, limit_file, usage_file) = if m.v2 {
+            (v2.as_deref(), "memory.max", "memory.current")
+        } else {
+            (
+                v1.as_deref(),
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            )
+        };
+        let Some(path) = path else { continue };
+        for dir in cgroup_dirs(&m, path) {
+            let (Some(limit), Some(usage)) = (read(&dir, limit_file), read(&dir, usage_file))
+            else {
+                continue;
+            };
+            let stat = read(&dir, "memory.stat").unwrap_or_default();
+            if let Some(h) = cgroup_headroom_of(&limit, &usage, &stat) {
+                best = Some(best.map_or(h, |b| b.min(h)));
+            }
+        }
+    }
+    best
 }
 
 /// Human-readable byte count.
@@ -107,7 +327,7 @@ impl ParentAllocator {
         let used: u64 = self.pending.iter().map(|(i, _, _)| i.len).sum();
         if used + len > self.budget {
             return Err(PhaseError::io(format!(
-                "phase {} wants shared segment `{name}` of {} but only {} of memory is available for segments (MemAvailable minus the safety margin, {} already allocated)",
+                "phase {} wants shared segment `{name}` of {} but only {} of memory is available for segments (MemAvailable or the cgroup limit's headroom, minus the safety margin, {} already allocated)",
                 self.phase,
                 human_bytes(len),
                 human_bytes(self.budget.saturating_sub(used)),
@@ -133,6 +353,7 @@ impl ParentAllocator {
         let file = File::from(fd.try_clone().map_err(|e| PhaseError::io(e.to_string()))?);
         // SAFETY: the memfd was just created by this process and is not shared with anyone yet,
         // so no other mapping can change its size or contents while this mapping exists.
+        #[allow(unsafe_code)]
         let map = unsafe { MmapMut::map_mut(&file) }
             .map_err(|e| PhaseError::io(format!("cannot map shared segment `{name}`: {e}")))?;
         self.pending.push((
@@ -204,6 +425,7 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
             .ok_or_else(|| format!("segment `{}`: unknown element type {}", e.name, e.element))?;
         // SAFETY: the parent passed us this descriptor number for an inherited memfd that this
         // worker owns from here on; nothing else in the worker uses that number.
+        #[allow(unsafe_code)]
         let fd: OwnedFd = unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(e.fd) };
         let seals = rustix::fs::fcntl_get_seals(fd.as_fd()).map_err(|err| {
             format!(
@@ -220,6 +442,7 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
         } else {
             // SAFETY: the memfd is sealed against writes and shrinking (checked above), so its
             // contents and size cannot change while mapped.
+            #[allow(unsafe_code)]
             let map = unsafe { Mmap::map(&file) }
                 .map_err(|err| format!("cannot map segment `{}`: {err}", e.name))?;
             if map.len() as u64 != e.len {
@@ -251,6 +474,7 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn allocate_fill_seal_attach() {
@@ -294,5 +518,120 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    #[test]
+    fn memory_margins() {
+        use std::ffi::OsStr;
+        assert_eq!(parse_margin(None), Ok(512 << 20));
+        assert_eq!(parse_margin(Some(OsStr::new(" 64 "))), Ok(64 << 20));
+        assert_eq!(parse_margin(Some(OsStr::new("0"))), Ok(0));
+        let max_ok = u64::MAX >> 20;
+        assert_eq!(
+            parse_margin(Some(OsStr::new(&max_ok.to_string()))),
+            Ok(max_ok << 20)
+        );
+        assert_eq!(
+            parse_margin(Some(OsStr::new(&(max_ok + 1).to_string()))),
+            Err(MemoryError::TooLarge(max_ok + 1))
+        );
+        for bad in ["-1", "1.5", "512MiB", "", "18446744073709551616"] {
+            let e = parse_margin(Some(OsStr::new(bad))).unwrap_err();
+            assert!(e.to_string().contains(MARGIN_VAR), "{e}");
+        }
+    }
+
+    #[test]
+    fn meminfo() {
+        let t =
+            "MemTotal:       32000000 kB\nMemFree:         1000 kB\nMemAvailable:   22877456 kB\n";
+        assert_eq!(meminfo_available(t), Some(22877456 * 1024));
+        assert_eq!(meminfo_available("MemTotal: 5 kB\n"), None);
+    }
+
+    #[test]
+    fn cgroup_v2_fixture() {
+        let mountinfo = "24 30 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n\
+                         30 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n";
+        let mounts = parse_mountinfo(mountinfo);
+        assert_eq!(
+            mounts,
+            vec![CgroupMount {
+                root: "/".into(),
+                mount_point: "/sys/fs/cgroup".into(),
+                v2: true
+            }]
+        );
+        let (v2, v1) =
+            parse_proc_cgroup("0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n");
+        assert_eq!(v1, None);
+        let dirs = cgroup_dirs(&mounts[0], v2.as_deref().unwrap());
+        assert_eq!(
+            dirs.first().unwrap(),
+            Path::new("/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42/step_0/user/task_0")
+        );
+        assert!(dirs.contains(
+            &Path::new("/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42").to_path_buf()
+        ));
+        assert_eq!(dirs.last().unwrap(), Path::new("/sys/fs/cgroup"));
+        // A job limited to 4 GiB using 3 GiB of which 512 MiB is reclaimable page cache.
+        let stat =
+            "anon 2684354560\nfile 805306368\ninactive_file 536870912\nactive_file 268435456\n";
+        assert_eq!(
+            cgroup_headroom_of("4294967296\n", "3221225472\n", stat),
+            Some((4u64 << 30) - (3u64 << 30) + (512 << 20))
+        );
+        assert_eq!(cgroup_headroom_of("max\n", "3221225472\n", stat), None);
+        // Over the limit: no headroom, never an underflow.
+        assert_eq!(cgroup_headroom_of("1000", "5000", ""), Some(0));
+    }
+
+    #[test]
+    fn cgroup_v1_fixture() {
+        let mountinfo = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                         32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                         35 31 0:32 /slurm /sys/fs/cgroup/memory\\040x rw,relatime - cgroup cgroup rw,memory\n\
+                         41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        let mounts = parse_mountinfo(mountinfo);
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0].mount_point, Path::new("/sys/fs/cgroup/memory x"));
+        assert!(!mounts[0].v2 && mounts[1].v2);
+        let own =
+            "9:name=systemd:/\n4:memory:/slurm/uid_1000/job_7/step_batch\n1:cpu,cpuacct:/\n0::/\n";
+        let (v2, v1) = parse_proc_cgroup(own);
+        assert_eq!(v2.as_deref(), Some("/"));
+        assert_eq!(v1.as_deref(), Some("/slurm/uid_1000/job_7/step_batch"));
+        // The mount's root (/slurm) is stripped from the process's path.
+        let dirs = cgroup_dirs(&mounts[0], v1.as_deref().unwrap());
+        assert_eq!(
+            dirs[0],
+            Path::new("/sys/fs/cgroup/memory x/uid_1000/job_7/step_batch")
+        );
+        assert_eq!(dirs.len(), 4);
+        assert_eq!(
+            cgroup_dirs(&mounts[1], "/"),
+            vec![PathBuf::from("/sys/fs/cgroup/unified")]
+        );
+        let stat = "cache 100\nrss 200\ninactive_file 50\ntotal_inactive_file 80\n";
+        assert_eq!(
+            cgroup_headroom_of("1000", "400", stat),
+            Some(1000 - (400 - 80))
+        );
+        // 2^63 rounded down to a 4 KiB page: no limit.
+        assert_eq!(cgroup_headroom_of("9223372036854771712", "400", stat), None);
+        assert_eq!(cgroup_headroom_of("garbage", "400", stat), None);
+    }
+
+    #[test]
+    fn this_machine_reads() {
+        // Whatever the machine: never more than MemAvailable, and the budget keeps the margin.
+        if let (Some(all), Some(host)) = (
+            mem_available(),
+            std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|t| meminfo_available(&t)),
+        ) {
+            assert!(all <= host);
+        }
     }
 }
