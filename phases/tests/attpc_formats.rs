@@ -1,15 +1,14 @@
 //! Integration tests of the AT-TPC data layer: every trace format written by `TraceWriter` reads
 //! back identically through `TraceReader` (events, FRIB data, silicon, original ids, scalers, the
 //! inclusive event range), damaged or foreign files give precise errors, and pad maps load from
-//! CSV (any line ending) or are generated with the expected shape and lookups.
+//! CSV (any line ending) or are the built-in AT-TPC plane (checked against its derived table,
+//! `phases/data/padplane.csv`) with exact triangle lookups.
 
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
-use spyral_phases::attpc::padmap::{
-    hardware_id_for_pad, BUILTIN_BEAM_RADIUS_MM, NUM_PADS, NUM_SMALL_PADS,
-};
+use spyral_phases::attpc::padmap::{hardware_id_for_pad, NUM_PADS, NUM_SMALL_PADS};
 use spyral_phases::attpc::{
     FribData, PadMap, PadMapError, PadParameters, RawEvent, RunInfo, ScalerRow, SiliconTraces,
     TraceError, TraceFormat, TraceReader, TraceWriter, LEGACY_BEAM_PADS,
@@ -526,16 +525,65 @@ fn csv_errors_name_file_and_line() {
     assert!(matches!(err, PadMapError::Io { .. }) && err.to_string().contains("nope.csv"));
 }
 
+/// `phases/data/padplane.csv` read independently of the library: (x, y, tcorr, scale) per pad.
+fn derived_table() -> Vec<[f64; 4]> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/padplane.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("attpc-spyral 1.1.2") && text.contains("spyral/data/padxy.csv"),
+        "the table names its source"
+    );
+    let mut rows = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')).skip(1) {
+        let v: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+        assert_eq!(v[0], rows.len() as f64, "pad ids in order");
+        rows.push([v[1], v[2], v[3], v[4]]);
+    }
+    rows
+}
+
 #[test]
-fn builtin_plane() {
+fn builtin_plane_is_the_derived_attpc_table() {
     let map = PadMap::load(&PadParameters::default()).unwrap();
     assert!(map.is_builtin());
+    let table = derived_table();
     assert_eq!(map.len(), NUM_PADS);
+    assert_eq!(table.len(), NUM_PADS);
+    for (id, (p, t)) in map.pads().iter().zip(&table).enumerate() {
+        assert_eq!([p.x, p.y, p.time_offset, p.scale], *t, "pad {id}");
+    }
+    // Facts about Spyral's default plane (spec section 2), independent of the table.
+    let p0 = map.pad(0u16).unwrap();
+    assert_eq!(
+        (p0.x, p0.y, p0.time_offset, p0.scale),
+        (-269.95294, 4.2506561, 0.0, 1.0)
+    );
+    let max_abs = |f: fn(&spyral_phases::attpc::PadInfo) -> f64| {
+        map.pads().iter().map(|p| f(p).abs()).fold(0.0, f64::max)
+    };
+    assert!((max_abs(|p| p.x) - 269.95).abs() < 0.01);
+    assert!((max_abs(|p| p.y) - 267.79).abs() < 0.01);
     assert_eq!(
         map.pads().iter().filter(|p| p.scale == 0.5).count(),
         NUM_SMALL_PADS
     );
-    assert!(map.pads().iter().all(|p| p.time_offset == 0.0));
+    assert_eq!(
+        map.pads().iter().filter(|p| p.time_offset == 0.0).count(),
+        83
+    );
+    let (tmin, tmax) = map.pads().iter().fold((0.0f64, 0.0f64), |(a, b), p| {
+        (a.min(p.time_offset), b.max(p.time_offset))
+    });
+    assert!(
+        (tmin + 1.908).abs() < 1e-3 && (tmax - 1.485).abs() < 1e-3,
+        "{tmin} {tmax}"
+    );
+    assert_eq!(map.beam_pads(), LEGACY_BEAM_PADS.to_vec());
+}
+
+#[test]
+fn builtin_plane_lookups() {
+    let map = PadMap::builtin();
     let centres: HashSet<(i64, i64)> = map
         .pads()
         .iter()
@@ -545,14 +593,17 @@ fn builtin_plane() {
     for (id, p) in map.pads().iter().enumerate() {
         assert_eq!(map.pad_at(p.x, p.y), Some(id as u16), "pad {id}");
         assert_eq!(map.nearest_pad(p.x, p.y), Some(id as u16), "pad {id}");
-        let r = p.x.hypot(p.y);
-        assert_eq!(map.is_beam_pad(id as u16), r <= BUILTIN_BEAM_RADIUS_MM);
         let hw = map.hardware_id(id as u16).unwrap();
         assert_eq!(map.pad_for_hardware(hw), Some(id as u16));
     }
-    // Every point of the plane is on some pad, whose centre is close by; far points are on none.
+    // Triangle sides: big 9.8165 mm, small half of it. A point is on a pad whose centre (half
+    // way up the triangle's axis) is at most side * sqrt(7) / 4 away, and is never farther from
+    // that centre than from the centre of a pad of the same size more than one side away.
+    let big_side = 9.8164706;
     let mut rng = Pcg64::seed_from_u64(11);
-    for _ in 0..100_000 {
+    let mut on_small = 0usize;
+    let n = 100_000;
+    for _ in 0..n {
         let r = 255.0 * rng.random::<f64>().sqrt();
         let phi = std::f64::consts::TAU * rng.random::<f64>();
         let (x, y) = (r * phi.cos(), r * phi.sin());
@@ -560,18 +611,68 @@ fn builtin_plane() {
             .pad_at(x, y)
             .unwrap_or_else(|| panic!("no pad at ({x}, {y})"));
         let c = map.pad(pad).unwrap();
-        assert!((c.x - x).hypot(c.y - y) <= map.snap_distance() + 1e-9);
+        let side = big_side * c.scale;
+        let d = (c.x - x).hypot(c.y - y);
+        assert!(
+            d <= side * 7f64.sqrt() / 4.0 + 1e-6,
+            "({x}, {y}) -> {pad} at {d}"
+        );
+        assert!(d <= map.snap_distance() + 1e-9);
+        on_small += usize::from(c.scale == 0.5);
     }
+    // Area check: the small pads cover 6144 quarter-size triangles, the big ones 4096 triangles;
+    // within r < 255 mm (inside the outer edge) the small-pad share is their area over pi r^2.
+    let tri = big_side * big_side * 3f64.sqrt() / 4.0;
+    let small_share = NUM_SMALL_PADS as f64 * tri / 4.0 / (std::f64::consts::PI * 255.0 * 255.0);
+    let got = on_small as f64 / n as f64;
+    assert!((got - small_share).abs() < 0.01, "{got} vs {small_share}");
+    // Crossing the edge between two neighbouring big pads of one row changes the pad.
+    let big: Vec<usize> = (0..NUM_PADS)
+        .filter(|&i| map.pads()[i].scale == 1.0)
+        .collect();
+    let (a, b) = (map.pads()[big[0]], map.pads()[big[1]]);
+    assert!((a.y - b.y).abs() < 1e-9 && ((b.x - a.x) - big_side / 2.0).abs() < 1e-4);
+    let mid = (a.x + b.x) / 2.0;
+    assert_eq!(map.pad_at(mid - 0.01, a.y), Some(big[0] as u16));
+    assert_eq!(map.pad_at(mid + 0.01, a.y), Some(big[1] as u16));
     assert_eq!(map.pad_at(400.0, 0.0), None);
     assert_eq!(map.pad_at(f64::NAN, 0.0), None);
-    let beams = map.beam_pads();
-    println!(
-        "built-in plane: {} beam pads, outer radius {:.1} mm",
-        beams.len(),
-        map.pads()
-            .iter()
-            .map(|p| p.x.hypot(p.y))
-            .fold(0.0, f64::max)
+}
+
+#[test]
+fn builtin_values_fill_in_missing_files() {
+    let builtin = PadMap::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    // A time file only: the built-in geometry and scales.
+    let time = dir.path().join("t.csv");
+    let mut t = String::from("tcorr\r");
+    for i in 0..NUM_PADS {
+        t.push_str(&format!("{}\r", i as f64 * 1e-4));
+    }
+    std::fs::write(&time, t).unwrap();
+    let map = PadMap::load(&PadParameters {
+        pad_time_path: Some(time),
+        ..PadParameters::default()
+    })
+    .unwrap();
+    assert!(map.is_builtin());
+    assert_eq!(map.pad(5u16).unwrap().time_offset, 5e-4);
+    assert_eq!(map.pad(5u16).unwrap().x, builtin.pad(5u16).unwrap().x);
+    assert_eq!(
+        map.pad_at(builtin.pads()[9].x, builtin.pads()[9].y),
+        Some(9)
+    );
+    // A CSV geometry of another size needs a scale file.
+    let geo = dir.path().join("g.csv");
+    std::fs::write(&geo, "x,y\n0,0\n1,1\n").unwrap();
+    let err = PadMap::load(&PadParameters {
+        pad_geometry_path: Some(geo),
+        ..PadParameters::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, PadMapError::MissingScale { count: 2, .. }),
+        "{err}"
     );
 }
 

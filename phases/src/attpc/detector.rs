@@ -226,11 +226,14 @@ impl Default for FribParameters {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PadParameters {
-    /// CSV of pad centres (`x,y` in mm), one row per pad; `None` = the built-in plane.
+    /// CSV of pad centres (`x,y` in mm), one row per pad; `None` = the built-in plane (the
+    /// AT-TPC's, as Spyral uses it by default).
     pub pad_geometry_path: Option<PathBuf>,
-    /// CSV of per-pad time offsets (time buckets); `None` = zero offsets.
+    /// CSV of per-pad time offsets (time buckets); `None` = the built-in plane's time
+    /// corrections (zero offsets for a CSV geometry without the AT-TPC's 10240 pads).
     pub pad_time_path: Option<PathBuf>,
-    /// CSV of per-pad scales (0.5 small, 1.0 big); `None` = the built-in plane's scales.
+    /// CSV of per-pad scales (0.5 small, 1.0 big); `None` = the built-in plane's scales (needed
+    /// for a CSV geometry without the AT-TPC's 10240 pads).
     pub pad_scale_path: Option<PathBuf>,
 }
 

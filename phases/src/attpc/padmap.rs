@@ -1,7 +1,15 @@
 //! The AT-TPC pad plane: per-pad centre (x, y in mm), time offset (GET time buckets) and scale
-//! (0.5 small, 1.0 big), loaded from Spyral-style CSV files or generated in code; the beam-pad
-//! lists; a fast "which pad is at (x, y)" lookup; and a hardware (cobo, asad, aget, channel)
-//! numbering of the pads.
+//! (0.5 small, 1.0 big), built in or loaded from Spyral-style CSV files; the beam-pad list; a fast
+//! "which pad is at (x, y)" lookup; and a hardware (cobo, asad, aget, channel) numbering of the
+//! pads.
+//!
+//! # The built-in plane
+//! The default plane is the real AT-TPC pad plane exactly as Python Spyral 1.1.2 uses it by
+//! default: the centres, time corrections and scales of its 10240 pads, embedded from
+//! `phases/data/padplane.csv` (derived from the attpc-spyral 1.1.2 package's data files by
+//! `scripts/parity/derive_padplane.py`; the file header names the source). Pad gains are 1.0, as
+//! in Spyral. Beam pads are Spyral's [`LEGACY_BEAM_PADS`] (the 122 pads whose centres lie within
+//! 20 mm of the axis).
 //!
 //! # CSV files
 //! One header line, then one row per pad: row `i` (0-based, after the header) is pad `i`.
@@ -9,20 +17,13 @@
 //! `x,y` columns, the time and scale files one column; extra columns are ignored. Errors name the
 //! file and the line.
 //!
-//! # The built-in plane
-//! When no geometry file is given, a pad plane modelled on the AT-TPC's is generated: equilateral
-//! triangles on a lattice with a vertex at the origin (six triangles meet on the beam axis, as in
-//! the AT-TPC's sextants). The lattice cells ("big" triangles, side [`BUILTIN_BIG_PAD_SIDE_MM`])
-//! closest to the axis are taken until there are 5632 of them; the 1536 innermost are each split
-//! into four small triangles (6144 small pads, scale 0.5, centres within about 143 mm of the
-//! axis) and the other 4096 are big pads (scale 1.0, centres from about 141 mm out to about
-//! 270 mm). Cells at equal distance are taken in order of azimuth from +x. Small pads are
-//! numbered 0..6143, then big pads 6144..10239, each by distance from the axis and then azimuth.
-//! Time offsets are zero. Beam pads of the built-in plane: every pad whose centre lies within
-//! [`BUILTIN_BEAM_RADIUS_MM`] of the axis.
-//!
-//! [`PadMap::pad_at`] finds the pad containing a point: exactly, from the lattice, for the
-//! built-in plane; for CSV maps, the pad with the nearest centre if that centre is within
+//! # Point lookup
+//! The AT-TPC's pads are equilateral triangles on a lattice with a vertex on the beam axis: big
+//! pads (scale 1.0) of side about 9.82 mm and, inside about 150 mm, small pads (scale 0.5) of half
+//! that side, four to a big lattice cell. Spyral's pad "centre" is the middle of the triangle's
+//! axis, half way up (not its centroid). When a map's pads fit that pattern (the built-in plane
+//! and a CSV copy of it do), [`PadMap::pad_at`] finds the triangle containing the point exactly,
+//! from the lattice; otherwise it returns the pad with the nearest centre if that centre is within
 //! [`PadMap::snap_distance`] (1.25 x the largest centre-to-nearest-centre spacing). Both are O(1)
 //! (lattice arithmetic, or a bucket grid of centres).
 
@@ -32,15 +33,10 @@ use std::path::{Path, PathBuf};
 
 /// Pads in the AT-TPC (and in the built-in plane).
 pub const NUM_PADS: usize = 10240;
-/// Small pads (scale 0.5) of the built-in plane.
+/// Small pads (scale 0.5) of the AT-TPC.
 pub const NUM_SMALL_PADS: usize = 6144;
-/// Big pads (scale 1.0) of the built-in plane.
+/// Big pads (scale 1.0) of the AT-TPC.
 pub const NUM_BIG_PADS: usize = 4096;
-/// Side of a big triangular pad of the built-in plane, in mm (small pads have half of it).
-pub const BUILTIN_BIG_PAD_SIDE_MM: f64 = 9.65;
-/// Pads of the built-in plane whose centre is within this distance of the axis (mm) are beam
-/// pads.
-pub const BUILTIN_BEAM_RADIUS_MM: f64 = 20.0;
 /// Scale of a small pad.
 pub const SMALL_PAD_SCALE: f64 = 0.5;
 /// Scale of a big pad.
@@ -186,7 +182,7 @@ pub struct PadInfo {
 /// Where a map's pad geometry came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PadGeometry {
-    /// The built-in, generated plane.
+    /// The built-in plane (the AT-TPC's, as Spyral uses it by default).
     BuiltIn,
     /// A CSV file.
     Csv(PathBuf),
@@ -249,14 +245,16 @@ pub enum PadMapError {
         /// Its number of pads.
         other_count: usize,
     },
-    /// A CSV geometry was given without a scale file.
+    /// A CSV geometry without the AT-TPC's pad count was given without a scale file.
     #[error(
-        "pad_scale_path must be given when pad_geometry_path is ({}): the built-in pad scales \
-         only fit the built-in plane", .geometry.display()
+        "pad_scale_path must be given when pad_geometry_path ({}) has {count} pads: the \
+         built-in pad scales are per pad id of the AT-TPC's {NUM_PADS} pads", .geometry.display()
     )]
     MissingScale {
         /// The geometry file.
         geometry: PathBuf,
+        /// Its number of pads.
+        count: usize,
     },
 }
 
@@ -337,7 +335,9 @@ fn read_csv(path: &Path, ncols: usize) -> Result<Vec<[f64; 2]>, PadMapError> {
 }
 
 /// A triangular lattice of side `side` with a vertex at the origin; cells are `(i, j, k)`
-/// with `k` = 0 for an upward and 1 for a downward triangle.
+/// with `k` = 0 for an upward and 1 for a downward triangle. In lattice coordinates (u, v),
+/// x = (u + v / 2) side and y = v side sqrt(3) / 2; cell (i, j, 0) has corners (i, j), (i + 1, j),
+/// (i, j + 1) and cell (i, j, 1) has corners (i + 1, j), (i, j + 1), (i + 1, j + 1).
 #[derive(Debug, Clone, Copy)]
 struct Lattice {
     side: f64,
@@ -354,31 +354,11 @@ impl Lattice {
         (fi as i64, fj as i64, k)
     }
 
-    /// Centroid in lattice units times 3 (exact integers).
-    fn centroid3(i: i64, j: i64, k: u8) -> (i64, i64) {
-        let c = if k == 0 { 1 } else { 2 };
-        (3 * i + c, 3 * j + c)
-    }
-
-    fn centroid(self, i: i64, j: i64, k: u8) -> (f64, f64) {
-        let (u3, v3) = Self::centroid3(i, j, k);
-        let (u, v) = (u3 as f64 / 3.0, v3 as f64 / 3.0);
-        (self.side * (u + v / 2.0), self.side * v * SQRT3_2)
-    }
-
-    /// 9 x squared distance of the centroid from the origin, in lattice units (exact).
-    fn dist9(i: i64, j: i64, k: u8) -> i64 {
-        let (u, v) = Self::centroid3(i, j, k);
-        u * u + u * v + v * v
-    }
-}
-
-fn azimuth(x: f64, y: f64) -> f64 {
-    let a = y.atan2(x);
-    if a < 0.0 {
-        a + std::f64::consts::TAU
-    } else {
-        a
+    /// The point Spyral gives as a triangle's centre: on its vertical axis, half way up.
+    fn axis_midpoint(self, i: i64, j: i64, k: u8) -> (f64, f64) {
+        let (i, j) = (i as f64, j as f64);
+        let u = if k == 0 { i + 0.5 } else { i + 1.0 };
+        (self.side * (u + j / 2.0), self.side * SQRT3_2 * (j + 0.5))
     }
 }
 
@@ -427,21 +407,30 @@ impl CellTable {
         Some(((di * self.nj + dj) * 2 + i64::from(k)) as usize)
     }
 
+    fn get(&self, cell: (i64, i64, u8)) -> u16 {
+        self.index(cell.0, cell.1, cell.2)
+            .map_or(NO_PAD, |idx| self.cells[idx])
+    }
+
     fn at(&self, x: f64, y: f64) -> u16 {
         if !(x.is_finite() && y.is_finite()) {
             return NO_PAD;
         }
-        let (i, j, k) = self.lattice.cell_of(x, y);
-        self.index(i, j, k).map_or(NO_PAD, |idx| self.cells[idx])
+        self.get(self.lattice.cell_of(x, y))
     }
 }
 
-/// The built-in plane's exact point -> pad lookup.
+/// Exact point -> pad lookup for planes of lattice triangles (see the module documentation):
+/// big cells hold a big pad, [`SPLIT`] (four small pads) or nothing.
 #[derive(Debug, Clone)]
 struct TriangleLocator {
     big: CellTable,
     small: CellTable,
 }
+
+/// Largest distance (mm) between a given pad centre and the axis midpoint of the lattice triangle
+/// it is taken for (the AT-TPC table has about 2e-5 mm).
+const LATTICE_TOLERANCE_MM: f64 = 1e-3;
 
 impl TriangleLocator {
     fn pad_at(&self, x: f64, y: f64) -> Option<u16> {
@@ -451,85 +440,151 @@ impl TriangleLocator {
             pad => Some(pad),
         }
     }
+
+    /// The side of the big lattice: twice the smallest horizontal spacing of big-pad centres in
+    /// one row (neighbouring up and down triangles), or four times that of small pads.
+    fn big_side(pads: &[PadInfo]) -> Option<f64> {
+        let spacing = |scale: f64| {
+            let mut centres: Vec<(f64, f64)> = pads
+                .iter()
+                .filter(|p| p.scale == scale)
+                .map(|p| (p.y, p.x))
+                .collect();
+            centres.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            centres
+                .windows(2)
+                .filter(|w| (w[1].0 - w[0].0).abs() < LATTICE_TOLERANCE_MM)
+                .map(|w| w[1].1 - w[0].1)
+                .filter(|&dx| dx > LATTICE_TOLERANCE_MM)
+                .min_by(f64::total_cmp)
+        };
+        let rough = spacing(BIG_PAD_SCALE)
+            .map(|dx| 2.0 * dx)
+            .or_else(|| spacing(SMALL_PAD_SCALE).map(|dx| 4.0 * dx))?;
+        // Refine by least squares: centres sit at whole multiples of a quarter side (small pads)
+        // or a half side (big pads) in x.
+        let (mut sxn, mut snn) = (0.0, 0.0);
+        for p in pads {
+            let n = (p.x / (rough / 4.0)).round();
+            sxn += p.x * n;
+            snn += n * n;
+        }
+        Some(if snn > 0.0 { 4.0 * sxn / snn } else { rough })
+    }
+
+    /// Builds the locator if every pad is a big or small lattice triangle with its centre given
+    /// as Spyral does, no two pads share a triangle and no big pad covers a small one. `None`
+    /// otherwise (the map then uses nearest-centre lookup). Returns the big side too.
+    fn infer(pads: &[PadInfo]) -> Option<(TriangleLocator, f64)> {
+        if pads.is_empty() || pads.len() >= usize::from(SPLIT) {
+            return None;
+        }
+        let side = Self::big_side(pads)?;
+        if !(side.is_finite() && side > 0.0) {
+            return None;
+        }
+        let big = Lattice { side };
+        let small = Lattice { side: side / 2.0 };
+        let mut big_cells: Vec<((i64, i64, u8), u16)> = Vec::new();
+        let mut small_cells: Vec<((i64, i64, u8), u16)> = Vec::new();
+        for (id, p) in pads.iter().enumerate() {
+            let lattice = if p.scale == BIG_PAD_SCALE {
+                big
+            } else if p.scale == SMALL_PAD_SCALE {
+                small
+            } else {
+                return None;
+            };
+            if !(p.x.is_finite() && p.y.is_finite()) {
+                return None;
+            }
+            let (i, j, k) = lattice.cell_of(p.x, p.y);
+            let (mx, my) = lattice.axis_midpoint(i, j, k);
+            if (mx - p.x).hypot(my - p.y) > LATTICE_TOLERANCE_MM {
+                return None;
+            }
+            let id = id as u16;
+            if p.scale == BIG_PAD_SCALE {
+                big_cells.push(((i, j, k), id));
+            } else {
+                small_cells.push(((i, j, k), id));
+                big_cells.push((big.cell_of(p.x, p.y), SPLIT));
+            }
+        }
+        // Each triangle at most once; a big cell is either one big pad or split.
+        big_cells.sort_unstable();
+        big_cells.dedup();
+        if big_cells.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        small_cells.sort_unstable();
+        if small_cells.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        let locator = TriangleLocator {
+            big: CellTable::new(big, &big_cells),
+            small: CellTable::new(small, &small_cells),
+        };
+        // Every centre must map back to its own pad.
+        let ok = pads
+            .iter()
+            .enumerate()
+            .all(|(id, p)| locator.pad_at(p.x, p.y) == Some(id as u16));
+        ok.then_some((locator, side))
+    }
 }
 
-/// Generates the built-in plane: pads (in id order) and the exact locator.
-fn generate_builtin() -> (Vec<PadInfo>, TriangleLocator) {
-    let big = Lattice {
-        side: BUILTIN_BIG_PAD_SIDE_MM,
-    };
-    let small = Lattice {
-        side: BUILTIN_BIG_PAD_SIDE_MM / 2.0,
-    };
-    let order = |lattice: Lattice, cells: &mut Vec<(i64, i64, u8)>| {
-        let mut keyed: Vec<(i64, f64, (i64, i64, u8))> = cells
-            .iter()
-            .map(|&(i, j, k)| {
-                let (x, y) = lattice.centroid(i, j, k);
-                (Lattice::dist9(i, j, k), azimuth(x, y), (i, j, k))
-            })
-            .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        *cells = keyed.into_iter().map(|k| k.2).collect();
-    };
+/// The built-in plane's table (see the module documentation).
+const BUILTIN_TABLE: &str = include_str!("../../data/padplane.csv");
 
-    const N: i64 = 40;
-    let mut all = Vec::with_capacity((4 * N * N * 2) as usize);
-    for i in -N..N {
-        for j in -N..N {
-            all.push((i, j, 0u8));
-            all.push((i, j, 1u8));
-        }
+/// Parses [`BUILTIN_TABLE`]: `#` comment lines, the column line `pad,x,y,tcorr,scale`, then one
+/// row per pad in id order.
+fn parse_builtin_table(text: &str) -> Result<Vec<PadInfo>, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty());
+    match lines.next() {
+        Some((_, "pad,x,y,tcorr,scale")) => {}
+        other => return Err(format!("unexpected column line {other:?}")),
     }
-    order(big, &mut all);
-    let n_split = NUM_SMALL_PADS / 4;
-    all.truncate(n_split + NUM_BIG_PADS);
-    let (split, bigs) = all.split_at(n_split);
-
-    let mut smalls = Vec::with_capacity(NUM_SMALL_PADS);
-    for &(i, j, k) in split {
-        let (a, b) = (2 * i, 2 * j);
-        if k == 0 {
-            smalls.extend([(a, b, 0), (a + 1, b, 0), (a, b + 1, 0), (a, b, 1)]);
-        } else {
-            smalls.extend([
-                (a + 1, b + 1, 1),
-                (a + 1, b, 1),
-                (a, b + 1, 1),
-                (a + 1, b + 1, 0),
-            ]);
-        }
-    }
-    order(small, &mut smalls);
-
     let mut pads = Vec::with_capacity(NUM_PADS);
-    let mut small_cells = Vec::with_capacity(NUM_SMALL_PADS);
-    for &(i, j, k) in &smalls {
-        let (x, y) = small.centroid(i, j, k);
-        small_cells.push(((i, j, k), pads.len() as u16));
+    for (line, row) in lines {
+        let fields: Vec<&str> = row.split(',').collect();
+        let number = |k: usize| -> Result<f64, String> {
+            fields
+                .get(k)
+                .and_then(|f| f.trim().parse::<f64>().ok())
+                .ok_or_else(|| format!("line {}: column {} is not a number", line + 1, k + 1))
+        };
+        if fields.len() != 5 || number(0)? != pads.len() as f64 {
+            return Err(format!("line {}: expected pad {}", line + 1, pads.len()));
+        }
         pads.push(PadInfo {
-            x,
-            y,
-            time_offset: 0.0,
-            scale: SMALL_PAD_SCALE,
+            x: number(1)?,
+            y: number(2)?,
+            time_offset: number(3)?,
+            scale: number(4)?,
         });
     }
-    let mut big_cells: Vec<((i64, i64, u8), u16)> = split.iter().map(|&c| (c, SPLIT)).collect();
-    for &(i, j, k) in bigs {
-        let (x, y) = big.centroid(i, j, k);
-        big_cells.push(((i, j, k), pads.len() as u16));
-        pads.push(PadInfo {
-            x,
-            y,
-            time_offset: 0.0,
-            scale: BIG_PAD_SCALE,
-        });
+    if pads.len() != NUM_PADS {
+        return Err(format!("{} pads, expected {NUM_PADS}", pads.len()));
     }
-    let locator = TriangleLocator {
-        big: CellTable::new(big, &big_cells),
-        small: CellTable::new(small, &small_cells),
-    };
-    (pads, locator)
+    Ok(pads)
+}
+
+/// The built-in plane, parsed once.
+fn builtin_plane() -> &'static PadMap {
+    static PLANE: std::sync::OnceLock<PadMap> = std::sync::OnceLock::new();
+    PLANE.get_or_init(|| {
+        // The table is compiled in and checked by the tests, so this cannot fail at run time.
+        let pads = parse_builtin_table(BUILTIN_TABLE)
+            .unwrap_or_else(|e| panic!("the built-in pad plane table is corrupt: {e}"));
+        let beam = (0..pads.len())
+            .map(|p| is_legacy_beam_pad(p as i64))
+            .collect();
+        PadMap::assemble(pads, beam, PadGeometry::BuiltIn)
+    })
 }
 
 /// A bucket grid of pad centres for nearest-centre queries.
@@ -687,35 +742,30 @@ impl fmt::Debug for PadMap {
 }
 
 impl PadMap {
-    /// The built-in AT-TPC-like plane (see the module documentation).
+    /// The built-in plane: the AT-TPC's, as Spyral uses it by default (see the module
+    /// documentation).
     pub fn builtin() -> PadMap {
-        let (pads, locator) = generate_builtin();
-        let beam = pads
-            .iter()
-            .map(|p| p.x.hypot(p.y) <= BUILTIN_BEAM_RADIUS_MM)
-            .collect();
-        Self::assemble(pads, beam, PadGeometry::BuiltIn, Some(locator))
+        builtin_plane().clone()
     }
 
-    fn assemble(
-        pads: Vec<PadInfo>,
-        beam: Vec<bool>,
-        geometry: PadGeometry,
-        locator: Option<TriangleLocator>,
-    ) -> PadMap {
+    /// Builds the lookups of a map: the exact triangle locator when the pads fit the AT-TPC's
+    /// lattice pattern, the bucket grid of centres always.
+    fn assemble(pads: Vec<PadInfo>, beam: Vec<bool>, geometry: PadGeometry) -> PadMap {
         let grid = BucketGrid::new(&pads);
-        let snap_distance = if locator.is_some() {
-            // Centroid-to-vertex distance of a big triangle.
-            BUILTIN_BIG_PAD_SIDE_MM / 3f64.sqrt()
-        } else {
-            let widest = (0..pads.len())
-                .filter_map(|p| {
-                    let q = &pads[p];
-                    grid.nearest(&pads, q.x, q.y, Some(p as u16))
-                })
-                .map(|(_, d2)| d2.sqrt())
-                .fold(0.0, f64::max);
-            1.25 * widest
+        let (locator, snap_distance) = match TriangleLocator::infer(&pads) {
+            // The farthest point of a triangle from Spyral's centre (half way up the axis) is a
+            // corner of the base: sqrt((s / 2)^2 + (s sqrt(3) / 4)^2) = s sqrt(7) / 4.
+            Some((locator, side)) => (Some(locator), side * 7f64.sqrt() / 4.0),
+            None => {
+                let widest = (0..pads.len())
+                    .filter_map(|p| {
+                        let q = &pads[p];
+                        grid.nearest(&pads, q.x, q.y, Some(p as u16))
+                    })
+                    .map(|(_, d2)| d2.sqrt())
+                    .fold(0.0, f64::max);
+                (None, 1.25 * widest)
+            }
         };
         PadMap {
             pads,
@@ -727,40 +777,76 @@ impl PadMap {
         }
     }
 
-    /// Loads the map `params` describe. A `None` path means the built-in value for that
-    /// quantity: the built-in geometry (with its beam-pad rule), zero time offsets, the
-    /// built-in scales. A CSV geometry needs a CSV scale file and uses Spyral's
-    /// [`LEGACY_BEAM_PADS`]. All sources must describe the same number of pads.
+    /// Loads the map `params` describe. A `None` path means the built-in (Spyral's default) value
+    /// for that quantity: the built-in geometry, the built-in time corrections, the built-in
+    /// scales. The built-in time corrections and scales are per pad id, so they are used with a
+    /// CSV geometry only when it has the AT-TPC's [`NUM_PADS`] pads; otherwise time offsets are
+    /// zero and a scale file is required. Beam pads are always Spyral's [`LEGACY_BEAM_PADS`]. All
+    /// sources must describe the same number of pads.
     pub fn load(params: &PadParameters) -> Result<PadMap, PadMapError> {
-        let mut map = match &params.pad_geometry_path {
-            None => PadMap::builtin(),
+        let builtin = builtin_plane();
+        if *params == PadParameters::default() {
+            return Ok(builtin.clone());
+        }
+        let (mut pads, geometry) = match &params.pad_geometry_path {
+            None => (builtin.pads.clone(), PadGeometry::BuiltIn),
             Some(geometry) => {
-                let Some(scale) = &params.pad_scale_path else {
+                let xy = read_csv(geometry, 2)?;
+                let fits_builtin = xy.len() == builtin.pads.len();
+                if params.pad_scale_path.is_none() && !fits_builtin {
                     return Err(PadMapError::MissingScale {
                         geometry: geometry.clone(),
+                        count: xy.len(),
                     });
-                };
-                return PadMap::from_csv(geometry, params.pad_time_path.as_deref(), scale);
+                }
+                if xy.len() != NUM_PADS {
+                    tracing::warn!(
+                        "pad map {}: {} pads (the AT-TPC has {NUM_PADS})",
+                        geometry.display(),
+                        xy.len()
+                    );
+                }
+                let pads = xy
+                    .iter()
+                    .enumerate()
+                    .map(|(id, c)| {
+                        let own = fits_builtin.then(|| builtin.pads[id]);
+                        PadInfo {
+                            x: c[0],
+                            y: c[1],
+                            time_offset: own.map_or(0.0, |p| p.time_offset),
+                            scale: own.map_or(0.0, |p| p.scale),
+                        }
+                    })
+                    .collect();
+                (pads, PadGeometry::Csv(geometry.clone()))
             }
+        };
+        let source = match &geometry {
+            PadGeometry::BuiltIn => "the built-in pad plane".to_string(),
+            PadGeometry::Csv(path) => path.display().to_string(),
         };
         if let Some(time) = &params.pad_time_path {
             let rows = read_csv(time, 1)?;
-            check_count(time, rows.len(), "the built-in pad plane", map.pads.len())?;
-            for (p, r) in map.pads.iter_mut().zip(&rows) {
+            check_count(time, rows.len(), &source, pads.len())?;
+            for (p, r) in pads.iter_mut().zip(&rows) {
                 p.time_offset = r[0];
             }
         }
         if let Some(scale) = &params.pad_scale_path {
             let rows = read_csv(scale, 1)?;
-            check_count(scale, rows.len(), "the built-in pad plane", map.pads.len())?;
-            for (p, r) in map.pads.iter_mut().zip(&rows) {
+            check_count(scale, rows.len(), &source, pads.len())?;
+            for (p, r) in pads.iter_mut().zip(&rows) {
                 p.scale = r[0];
             }
         }
-        Ok(map)
+        let beam = (0..pads.len())
+            .map(|p| is_legacy_beam_pad(p as i64))
+            .collect();
+        Ok(Self::assemble(pads, beam, geometry))
     }
 
-    /// Loads a map from Spyral-style CSV files (time offsets zero when `time` is `None`).
+    /// Loads a map from Spyral-style CSV files only (time offsets zero when `time` is `None`).
     /// Beam pads are Spyral's [`LEGACY_BEAM_PADS`].
     pub fn from_csv(
         geometry: &Path,
@@ -808,7 +894,6 @@ impl PadMap {
             pads,
             beam,
             PadGeometry::Csv(geometry.to_path_buf()),
-            None,
         ))
     }
 
@@ -817,7 +902,7 @@ impl PadMap {
         &self.geometry
     }
 
-    /// Whether this is the built-in plane's geometry.
+    /// Whether this map's geometry is the built-in plane's.
     pub fn is_builtin(&self) -> bool {
         self.geometry == PadGeometry::BuiltIn
     }
@@ -844,9 +929,8 @@ impl PadMap {
             .and_then(|i| self.pads.get(i))
     }
 
-    /// Whether pad `id` is a beam pad of this map (always excluded from point clouds):
-    /// Spyral's [`LEGACY_BEAM_PADS`] for CSV maps, the pads within
-    /// [`BUILTIN_BEAM_RADIUS_MM`] of the axis for the built-in plane.
+    /// Whether pad `id` is a beam pad of this map (always excluded from point clouds): one of
+    /// Spyral's [`LEGACY_BEAM_PADS`].
     pub fn is_beam_pad(&self, id: impl Into<i64>) -> bool {
         usize::try_from(id.into())
             .ok()
@@ -862,14 +946,16 @@ impl PadMap {
             .collect()
     }
 
-    /// For CSV maps, the largest distance from a pad centre at which [`PadMap::pad_at`] still
-    /// assigns a point to it; for the built-in plane, a big pad's centre-to-vertex distance.
+    /// The largest distance from a pad centre at which [`PadMap::pad_at`] assigns a point to
+    /// that pad: for lattice planes (the built-in one), a big triangle's centre-to-corner
+    /// distance; otherwise the nearest-centre cut-off.
     pub fn snap_distance(&self) -> f64 {
         self.snap_distance
     }
 
-    /// The pad collecting charge at (x, y) mm, or `None` off the plane. Exact for the built-in
-    /// plane; nearest centre within [`PadMap::snap_distance`] for CSV maps. O(1).
+    /// The pad collecting charge at (x, y) mm, or `None` off the plane: the triangle containing
+    /// the point for lattice planes (the built-in one); the nearest centre within
+    /// [`PadMap::snap_distance`] otherwise. O(1).
     pub fn pad_at(&self, x: f64, y: f64) -> Option<u16> {
         match &self.locator {
             Some(loc) => loc.pad_at(x, y),
@@ -974,15 +1060,44 @@ mod tests {
             .filter(|p| p.scale == 1.0)
             .map(r)
             .fold(f64::MAX, f64::min);
-        let outer = map.pads().iter().map(r).fold(0.0, f64::max);
         assert!(
-            small_max <= 155.0 && big_min >= 138.0,
+            small_max <= 155.3 && big_min >= 138.1,
             "{small_max} {big_min}"
         );
-        assert!((260.0..=280.0).contains(&outer), "{outer}");
-        let beam = map.beam_pads();
-        assert!((100..=150).contains(&beam.len()), "{}", beam.len());
-        assert!(map.is_beam_pad(0) && !map.is_beam_pad(-1));
+        // The beam pads are the pads within 20 mm of the axis.
+        for (id, p) in map.pads().iter().enumerate() {
+            assert_eq!(map.is_beam_pad(id as u16), r(p) <= 20.0, "pad {id}");
+        }
+        assert_eq!(map.beam_pads(), LEGACY_BEAM_PADS.to_vec());
+        assert!(!map.is_beam_pad(-1));
+        // The lattice lookup is in use, with the AT-TPC's big side (about 9.82 mm).
+        assert!(map.locator.is_some());
+        let side = map.snap_distance() * 4.0 / 7f64.sqrt();
+        assert!((side - 9.8164705).abs() < 1e-5, "{side}");
+    }
+
+    #[test]
+    fn lattice_inference_refuses_other_layouts() {
+        let pad = |x, y, scale| PadInfo {
+            x,
+            y,
+            time_offset: 0.0,
+            scale,
+        };
+        // A square grid is not a triangle lattice.
+        let square: Vec<PadInfo> = (0..25)
+            .map(|i| pad(f64::from(i % 5) * 3.0, f64::from(i / 5) * 3.0, 1.0))
+            .collect();
+        assert!(TriangleLocator::infer(&square).is_none());
+        // Two pads on the same triangle.
+        let builtin = PadMap::builtin();
+        let mut twice = builtin.pads().to_vec();
+        twice[1] = twice[0];
+        assert!(TriangleLocator::infer(&twice).is_none());
+        // An unknown scale.
+        let mut odd = builtin.pads().to_vec();
+        odd[7].scale = 0.75;
+        assert!(TriangleLocator::infer(&odd).is_none());
     }
 
     #[test]
