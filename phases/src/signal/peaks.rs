@@ -17,14 +17,33 @@
 //! Arithmetic is done in `f64` with the operations scipy uses, so the properties are bit-identical
 //! to scipy's for the same input.
 //!
-//! **Ties in the distance step.** scipy orders peaks with numpy's default `argsort`, which is not
-//! stable, and whose tie order depends on the numpy version and on the CPU (numpy dispatches to
-//! different SIMD sorts). Equal-height peaks closer than `distance` are common in integer ADC
-//! traces, so no fixed rule reproduces every scipy installation. This implementation uses the
-//! stable order (equal heights: the later peak has the higher priority), which is what scipy gives
-//! for small peak counts and what scipy issue #22906 proposes as the stable option. It is computed
-//! without sorting: the highest local maximum of a sample range is kept, its neighbours within the
-//! distance are dropped, and the two remaining sides are independent sub-problems.
+//! **Ties in the distance step.** scipy orders the peaks by height with numpy's default
+//! `argsort` (`np.argsort(x[peaks])`, kind `'quicksort'`) and visits them from the end of that
+//! order, so between equal heights the one numpy sorts later wins. numpy's default sort is not
+//! stable and its tie order is a property of the numpy build and the CPU: on x86-64, numpy 2.x
+//! dispatches float64 `argsort` to x86-simd-sort, which on CPUs with AVX-512 sorts arrays of up to
+//! 256 elements with a bitonic network over 8-lane vectors and longer ones by vector quicksort
+//! partitions down to such networks (with libstdc++'s `std::sort` past a depth limit). Python
+//! Spyral 1.1.2 needs numpy < 2.2 (through spyral-utils), so it runs numpy 2.0 or 2.1, whose
+//! AVX-512 argsort is the same. This module reproduces that argsort exactly
+//! ([`numpy_argsort`]; checked against numpy 2.1.3 on 60 000 random arrays of up to 2100 keys
+//! full of ties, and through `find_peaks` on 20 000 traces). There is no simpler rule: the order
+//! of equal keys depends on how many local maxima the trace has and on all their heights, not
+//! only on the tied ones. With numpy 2.1.3 on AVX-512 (`phases/tests/fixtures/peak_ties/`): 2 or
+//! 3 keys sort stably (the later peak wins); for two equal keys among n distinct others, the
+//! earlier one is sorted last (and wins) in 11% of arrangements at n = 4, 33% at n = 16, about
+//! 46% from n = 64 on (a trace's noise gives 100 to 250 local maxima). On 4000 simulated traces
+//! with saturated or equal-height pulses the tie order decided Spyral's peaks on 164; "later
+//! wins" gets 66 of the first 160 of those wrong and "earlier wins" 98. On x86-64 CPUs without
+//! AVX-512 numpy uses a 4-lane AVX2 network whose tie order differs again; that is not
+//! reproduced (nor are numpy >= 2.3, which returns already-sorted input unchanged, and non-x86
+//! builds).
+//!
+//! The exact order is only needed when it matters: the distance step first runs without sorting
+//! (the highest local maximum of a sample range is kept, its neighbours within the distance are
+//! dropped, and the two remaining sides are independent sub-problems), and falls back to scipy's
+//! sorted pass with the reproduced argsort as soon as a kept maximum has an equal-height
+//! maximum within the distance. Without such a pair every tie order gives the same peaks.
 //!
 //! Integer samples (`i16`, `u16`, `i32`) are processed as `i32`, others as `f64`; comparisons give
 //! the same answers as on scipy's `f64` copy.
@@ -34,8 +53,6 @@
 // scipy's loops are written as `!(x <= peak)` and `!(min < peak)` so that NaN behaves as in C;
 // the negated comparisons on `PartialOrd` samples are deliberate.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
-
-use std::cmp::Ordering;
 
 use super::SignalError;
 
@@ -253,8 +270,8 @@ pub struct PeakFinder {
 /// The finder's working buffers.
 #[derive(Debug, Clone, Default)]
 struct Scratch {
-    /// `find_peaks`' `height` lower bound (applied after the local maxima, before `distance`,
-    /// as scipy orders its filters); None: no bound.
+    /// Lower bound on the heights of the returned peaks (applied after the distance step);
+    /// None: no bound.
     min_height: Option<f64>,
     maxima: Vec<usize>,
     starts: Vec<u8>,
@@ -276,8 +293,9 @@ impl PeakFinder {
         &self.found
     }
 
-    /// Like [`find`](Self::find) with scipy's `height=(min_height, None)` as well: only local
-    /// maxima at least `min_height` high are considered (before the distance step, as in scipy).
+    /// The peaks of [`find`](Self::find) that are at least `min_height` high (not scipy's
+    /// `height` option, which would change the distance step's tie order: here the order is the
+    /// one of all local maxima, as in Spyral's call).
     ///
     /// For a caller that keeps only peaks above a threshold `t` anyway (Spyral's
     /// `amplitude > peak_threshold`), `min_height = t` returns exactly the peaks above `t` that
@@ -333,12 +351,14 @@ impl Scratch {
                 // (validated >= 1 and finite).
                 let d = distance.ceil() as usize;
                 let n = x.len();
-                if n.saturating_mul(n / d + 1) <= SPLIT_WORK_LIMIT {
-                    self.split_select(x, d);
-                } else {
+                let split =
+                    n.saturating_mul(n / d + 1) <= SPLIT_WORK_LIMIT && self.split_select(x, d);
+                if !split {
+                    // Competing equal heights (or a very long trace): scipy's sorted pass with
+                    // numpy's order, on all local maxima.
                     local_maxima(x, &mut self.maxima);
-                    self.apply_min_height(x);
                     self.sort_select(x, d);
+                    self.apply_min_height(x);
                 }
             }
             None => {
@@ -362,16 +382,18 @@ impl Scratch {
 
     /// Distance selection without listing the local maxima: `candidates[i]` is `x[i]` at a local
     /// maximum (plateau midpoints included) and [`Work::BELOW_ALL`] elsewhere. The highest
-    /// candidate of a sample range (the later one on ties) is kept, the candidates closer than
-    /// `d` to it are dropped, and the two remaining sides are solved independently. This is the
-    /// same as scipy's highest-first pass, because a dropped peak never removes anything and two
-    /// candidates on different sides are at least `2d` apart. Leaves the kept positions, sorted,
-    /// in `self.maxima`.
-    fn split_select<W: Work>(&mut self, x: &[W], d: usize) {
+    /// candidate of a sample range (the last one if several) is kept, the candidates closer
+    /// than `d` to it are dropped, and the two remaining sides are solved independently. This is
+    /// the same as scipy's highest-first pass, because a dropped peak never removes anything and
+    /// two candidates on different sides are at least `2d` apart, as long as the kept candidate
+    /// has no equal candidate closer than `d` (then the winner depends on numpy's tie order).
+    /// Returns false on the first such tie (ranges below the height bound do not count);
+    /// otherwise leaves the kept positions, sorted, in `self.maxima` and returns true.
+    fn split_select<W: Work>(&mut self, x: &[W], d: usize) -> bool {
         self.maxima.clear();
         let n = x.len();
         if n < 3 {
-            return;
+            return true;
         }
         let candidates = W::candidates(&mut self.candidates);
         fill_candidates(x, candidates, &mut self.starts);
@@ -391,15 +413,22 @@ impl Scratch {
                 continue;
             }
             let peak = lo + last_position(range, top);
+            // The candidates after `peak` in the range are lower; an equal one before it and
+            // closer than `d` competes with it.
+            let reach = (peak + 1).saturating_sub(d).max(lo);
+            if candidates[reach..peak].contains(&top) {
+                return false;
+            }
             maxima.push(peak);
-            ranges.push((lo, (peak + 1).saturating_sub(d).max(lo)));
+            ranges.push((lo, reach));
             ranges.push((peak.saturating_add(d).min(hi), hi));
         }
         maxima.sort_unstable();
+        true
     }
 
-    /// Distance selection as scipy writes it (priorities sorted, highest first) on the local
-    /// maxima in `self.maxima`, for very long traces with a small distance.
+    /// Distance selection as scipy writes it (priorities ordered by numpy's `argsort`, visited
+    /// from the last) on the local maxima in `self.maxima`.
     fn sort_select<W: Work>(&mut self, x: &[W], d: usize) {
         let n = self.maxima.len();
         self.heights.clear();
@@ -407,16 +436,8 @@ impl Scratch {
             .extend(self.maxima.iter().map(|&i| x[i].to_f64()));
         self.keep.clear();
         self.keep.resize(n, true);
-        self.order.clear();
-        self.order.extend(0..n);
-        let (heights, peaks, keep) = (&self.heights, &self.maxima, &mut self.keep);
-        // Heights of local maxima are never NaN; ties: the later peak has the higher priority.
-        self.order.sort_unstable_by(|&a, &b| {
-            heights[a]
-                .partial_cmp(&heights[b])
-                .unwrap_or(Ordering::Equal)
-                .then(a.cmp(&b))
-        });
+        numpy_argsort(&self.heights, &mut self.order);
+        let (peaks, keep) = (&self.maxima, &mut self.keep);
         for &j in self.order.iter().rev() {
             if !keep[j] {
                 continue;
@@ -438,6 +459,457 @@ impl Scratch {
             i += 1;
             k
         });
+    }
+}
+
+/// `numpy.argsort(keys)` (default kind) as numpy 2.0 to 2.2 compute it on x86-64 CPUs with
+/// AVX-512, equal keys included (see the module documentation), into `out`. Keys must be finite
+/// (for a non-finite key the order is the stable one, which numpy's may not be).
+pub fn numpy_argsort(keys: &[f64], out: &mut Vec<usize>) {
+    numpy_avx512_argsort::argsort(keys, out);
+}
+
+/// numpy's default `argsort` (`kind='quicksort'`) of a float64 array as numpy 2.0 to 2.2 run it on
+/// x86-64 CPUs with AVX-512 (numpy's `AVX512_SKX` dispatch target, x86-simd-sort's
+/// `avx512_argsort`), reproduced lane by lane, ties included. Written from the behaviour of that
+/// algorithm and checked against numpy 2.1.3 (see the module documentation of `peaks`).
+///
+/// - Arrays of up to 256 elements are sorted by a bitonic network on 8-lane (key, index) vectors:
+///   the array is padded with (+inf, max) to 8 x a power of two lanes, each vector is sorted by a
+///   fixed network of lane permutations, then vectors are merged pairwise, in fours, and so on.
+///   A compare-exchange never moves equal keys, so the order of ties is decided by where the
+///   network's permutations carry them.
+/// - Longer arrays are partitioned around the fifth smallest of 8 samples (quicksort with
+///   vector partitioning, 4 x 8 elements per step) until a part has at most 256 elements; a part
+///   whose recursion depth exceeds `2 floor(log2 n)` is finished by the C++ standard library's
+///   introsort (libstdc++'s `std::sort`).
+mod numpy_avx512_argsort {
+    const LANES: usize = 8;
+    /// Largest array sorted by the network alone.
+    const NETWORK_MAX: usize = 256;
+    /// Vectors in the largest network.
+    const MAX_VECTORS: usize = NETWORK_MAX / LANES;
+    /// Vectors loaded per partitioning step.
+    const UNROLL: usize = 4;
+
+    #[derive(Debug, Clone, Copy)]
+    struct Lane {
+        key: f64,
+        index: usize,
+    }
+    type Reg = [Lane; LANES];
+    const PAD: Lane = Lane {
+        key: f64::INFINITY,
+        index: usize::MAX,
+    };
+
+    /// Lane permutations (`out[k] = in[perm[k]]`).
+    const SWAP_1: [usize; 8] = [1, 0, 3, 2, 5, 4, 7, 6];
+    const SWAP_2: [usize; 8] = [2, 3, 0, 1, 6, 7, 4, 5];
+    const SWAP_4: [usize; 8] = [4, 5, 6, 7, 0, 1, 2, 3];
+    const REVERSE_4: [usize; 8] = [3, 2, 1, 0, 7, 6, 5, 4];
+    const REVERSE: [usize; 8] = [7, 6, 5, 4, 3, 2, 1, 0];
+
+    /// The vector `min` instruction: the first operand if it is smaller, else the second.
+    fn vmin(a: f64, b: f64) -> f64 {
+        if a < b {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// The vector `max` instruction: the first operand if it is larger, else the second.
+    fn vmax(a: f64, b: f64) -> f64 {
+        if a > b {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// One network layer inside a vector: lane `k` meets lane `perm[k]` and keeps the larger
+    /// key if bit `k` of `max_lanes` is set, else the smaller; it keeps its own index when the
+    /// kept key equals its own.
+    fn layer(r: &Reg, perm: &[usize; 8], max_lanes: u8) -> Reg {
+        let mut out = *r;
+        for (k, slot) in out.iter_mut().enumerate() {
+            let (a, b) = (r[k], r[perm[k]]);
+            let key = if (max_lanes >> k) & 1 == 1 {
+                vmax(b.key, a.key)
+            } else {
+                vmin(b.key, a.key)
+            };
+            let index = if key == a.key { a.index } else { b.index };
+            *slot = Lane { key, index };
+        }
+        out
+    }
+
+    /// Sorts one vector (lane 0 smallest).
+    fn sort_vector(r: &Reg) -> Reg {
+        let r = layer(r, &SWAP_1, 0xAA);
+        let r = layer(&r, &REVERSE_4, 0xCC);
+        let r = layer(&r, &SWAP_1, 0xAA);
+        let r = layer(&r, &REVERSE, 0xF0);
+        let r = layer(&r, &SWAP_2, 0xCC);
+        layer(&r, &SWAP_1, 0xAA)
+    }
+
+    /// Sorts a bitonic vector.
+    fn merge_vector(r: &Reg) -> Reg {
+        let r = layer(r, &SWAP_4, 0xF0);
+        let r = layer(&r, &SWAP_2, 0xCC);
+        layer(&r, &SWAP_1, 0xAA)
+    }
+
+    fn reverse(r: &Reg) -> Reg {
+        let mut out = *r;
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = r[REVERSE[k]];
+        }
+        out
+    }
+
+    /// Lane-wise compare-exchange of two vectors: smaller keys to `a`; equal keys stay.
+    fn exchange(a: &mut Reg, b: &mut Reg) {
+        for k in 0..LANES {
+            let (x, y) = (a[k], b[k]);
+            let low = vmin(x.key, y.key);
+            let high = vmax(x.key, y.key);
+            let stay = low == x.key;
+            a[k] = Lane {
+                key: low,
+                index: if stay { x.index } else { y.index },
+            };
+            b[k] = Lane {
+                key: high,
+                index: if stay { y.index } else { x.index },
+            };
+        }
+    }
+
+    /// Merges `regs` (a power of two of vectors, each half sorted) into one sorted run.
+    fn merge_vectors(regs: &mut [Reg]) {
+        let n = regs.len();
+        for i in 0..n / 2 {
+            let j = n - 1 - i;
+            let (lo, hi) = regs.split_at_mut(j);
+            let mut upper = reverse(&hi[0]);
+            exchange(&mut lo[i], &mut upper);
+            hi[0] = reverse(&upper);
+        }
+        let mut span = n / 2;
+        while span >= 2 {
+            for start in (0..n).step_by(span) {
+                for i in 0..span / 2 {
+                    let (lo, hi) = regs.split_at_mut(start + i + span / 2);
+                    exchange(&mut lo[start + i], &mut hi[0]);
+                }
+            }
+            span /= 2;
+        }
+        for r in regs.iter_mut() {
+            *r = merge_vector(r);
+        }
+    }
+
+    /// The network sort of `arg` (at most [`NETWORK_MAX`] indices into `keys`).
+    fn network_sort(keys: &[f64], arg: &mut [usize]) {
+        let n = arg.len();
+        let mut vectors = MAX_VECTORS;
+        while vectors > 1 && n * 2 <= vectors * LANES {
+            vectors /= 2;
+        }
+        let mut regs = [[PAD; LANES]; MAX_VECTORS];
+        let regs = &mut regs[..vectors];
+        for (v, reg) in regs.iter_mut().enumerate() {
+            for (l, lane) in reg.iter_mut().enumerate() {
+                if let Some(&index) = arg.get(v * LANES + l) {
+                    *lane = Lane {
+                        key: keys[index],
+                        index,
+                    };
+                }
+            }
+            *reg = sort_vector(reg);
+        }
+        let mut group = 2;
+        while group <= vectors {
+            for chunk in regs.chunks_mut(group) {
+                merge_vectors(chunk);
+            }
+            group *= 2;
+        }
+        for (pos, slot) in arg.iter_mut().enumerate() {
+            *slot = regs[pos / LANES][pos % LANES].index;
+        }
+    }
+
+    /// Partitions `arg[left..right]` around `pivot` (keys `>= pivot` to the right), vector by
+    /// vector as the AVX-512 code does; updates the smallest and largest key seen. Returns the
+    /// first position of the right part.
+    fn partition(
+        keys: &[f64],
+        arg: &mut [usize],
+        mut left: usize,
+        mut right: usize,
+        pivot: f64,
+        bounds: &mut (f64, f64),
+    ) -> usize {
+        const STEP: usize = UNROLL * LANES;
+        fn see(k: f64, bounds: &mut (f64, f64)) {
+            bounds.0 = if k < bounds.0 { k } else { bounds.0 };
+            bounds.1 = if bounds.1 < k { k } else { bounds.1 };
+        }
+        // Peel elements one by one until the length is a multiple of the step.
+        for _ in 0..(right - left) % STEP {
+            let k = keys[arg[left]];
+            see(k, bounds);
+            if k < pivot {
+                left += 1;
+            } else {
+                right -= 1;
+                arg.swap(left, right);
+            }
+        }
+        if left == right {
+            return left;
+        }
+        let load = |arg: &[usize], at: usize| -> [usize; LANES] {
+            let mut v = [0; LANES];
+            v.copy_from_slice(&arg[at..at + LANES]);
+            v
+        };
+        let first: [[usize; LANES]; UNROLL] = std::array::from_fn(|u| load(arg, left + u * LANES));
+        let last: [[usize; LANES]; UNROLL] =
+            std::array::from_fn(|u| load(arg, right - (UNROLL - u) * LANES));
+        // Stores go to [l_store, ..) for keys below the pivot and to [.., r_end) for the others
+        // (the C++ code keeps r_end - LANES, which may wrap around zero).
+        let mut l_store = left;
+        let mut r_end = right;
+        left += STEP;
+        right -= STEP;
+        // Stores one vector, each group in lane order.
+        let store = |arg: &mut [usize],
+                     v: &[usize; LANES],
+                     l_store: &mut usize,
+                     r_end: &mut usize,
+                     bounds: &mut (f64, f64)| {
+            let high = v.iter().filter(|&&i| keys[i] >= pivot).count();
+            let mut lo = *l_store;
+            let mut hi = *r_end - high;
+            for &i in v {
+                see(keys[i], bounds);
+                if keys[i] >= pivot {
+                    arg[hi] = i;
+                    hi += 1;
+                } else {
+                    arg[lo] = i;
+                    lo += 1;
+                }
+            }
+            *l_store += LANES - high;
+            *r_end -= high;
+        };
+        while right != left {
+            let from = if r_end - right < left - l_store {
+                right -= STEP;
+                right
+            } else {
+                left += STEP;
+                left - STEP
+            };
+            let batch: [[usize; LANES]; UNROLL] =
+                std::array::from_fn(|u| load(arg, from + u * LANES));
+            for v in &batch {
+                store(arg, v, &mut l_store, &mut r_end, bounds);
+            }
+        }
+        for v in first.iter().chain(&last) {
+            store(arg, v, &mut l_store, &mut r_end, bounds);
+        }
+        l_store
+    }
+
+    /// libstdc++'s `std::sort` (introsort: median-of-three quicksort above 16 elements, heapsort
+    /// past `2 floor(log2 n)` levels, then insertion sort) of `arg` by key.
+    fn std_sort(keys: &[f64], arg: &mut [usize]) {
+        let n = arg.len();
+        if n < 2 {
+            return;
+        }
+        introsort_loop(keys, arg, 2 * n.ilog2() as usize);
+        if n > 16 {
+            insertion_sort(keys, &mut arg[..16]);
+            for i in 16..n {
+                unguarded_linear_insert(keys, arg, i);
+            }
+        } else {
+            insertion_sort(keys, arg);
+        }
+    }
+
+    fn introsort_loop(keys: &[f64], arg: &mut [usize], mut depth: usize) {
+        let less = |a: usize, b: usize| keys[a] < keys[b];
+        let mut last = arg.len();
+        while last > 16 {
+            if depth == 0 {
+                heap_sort(keys, &mut arg[..last]);
+                return;
+            }
+            depth -= 1;
+            // Median of (1, middle, last - 1) moved to 0.
+            let (a, b, c) = (1, last / 2, last - 1);
+            let median = if less(arg[a], arg[b]) {
+                if less(arg[b], arg[c]) {
+                    b
+                } else if less(arg[a], arg[c]) {
+                    c
+                } else {
+                    a
+                }
+            } else if less(arg[a], arg[c]) {
+                a
+            } else if less(arg[b], arg[c]) {
+                c
+            } else {
+                b
+            };
+            arg.swap(0, median);
+            // Unguarded partition of [1, last) around arg[0].
+            let pivot = arg[0];
+            let (mut f, mut l) = (1, last);
+            let cut = loop {
+                while less(arg[f], pivot) {
+                    f += 1;
+                }
+                l -= 1;
+                while less(pivot, arg[l]) {
+                    l -= 1;
+                }
+                if f >= l {
+                    break f;
+                }
+                arg.swap(f, l);
+                f += 1;
+            };
+            introsort_loop(keys, &mut arg[cut..last], depth);
+            last = cut;
+        }
+    }
+
+    fn insertion_sort(keys: &[f64], arg: &mut [usize]) {
+        for i in 1..arg.len() {
+            if keys[arg[i]] < keys[arg[0]] {
+                arg[..=i].rotate_right(1);
+            } else {
+                unguarded_linear_insert(keys, arg, i);
+            }
+        }
+    }
+
+    fn unguarded_linear_insert(keys: &[f64], arg: &mut [usize], mut i: usize) {
+        let value = arg[i];
+        while keys[value] < keys[arg[i - 1]] {
+            arg[i] = arg[i - 1];
+            i -= 1;
+        }
+        arg[i] = value;
+    }
+
+    fn heap_sort(keys: &[f64], arg: &mut [usize]) {
+        let n = arg.len();
+        if n >= 2 {
+            let mut parent = (n - 2) / 2;
+            loop {
+                let value = arg[parent];
+                adjust_heap(keys, arg, parent, n, value);
+                if parent == 0 {
+                    break;
+                }
+                parent -= 1;
+            }
+        }
+        let mut end = n;
+        while end > 1 {
+            end -= 1;
+            let value = arg[end];
+            arg[end] = arg[0];
+            adjust_heap(keys, arg, 0, end, value);
+        }
+    }
+
+    fn adjust_heap(keys: &[f64], arg: &mut [usize], mut hole: usize, len: usize, value: usize) {
+        let top = hole;
+        let mut child = hole;
+        while child < (len - 1) / 2 {
+            child = 2 * (child + 1);
+            if keys[arg[child]] < keys[arg[child - 1]] {
+                child -= 1;
+            }
+            arg[hole] = arg[child];
+            hole = child;
+        }
+        if len % 2 == 0 && child == (len - 2) / 2 {
+            child = 2 * (child + 1);
+            arg[hole] = arg[child - 1];
+            hole = child - 1;
+        }
+        // Push the value back up.
+        while hole > top {
+            let parent = (hole - 1) / 2;
+            if !(keys[arg[parent]] < keys[value]) {
+                break;
+            }
+            arg[hole] = arg[parent];
+            hole = parent;
+        }
+        arg[hole] = value;
+    }
+
+    /// Sorts `arg[left..=right]`.
+    fn sort_range(keys: &[f64], arg: &mut [usize], left: usize, right: usize, depth: usize) {
+        if depth == 0 {
+            std_sort(keys, &mut arg[left..=right]);
+            return;
+        }
+        if right + 1 - left <= NETWORK_MAX {
+            network_sort(keys, &mut arg[left..=right]);
+            return;
+        }
+        let step = (right - left) / 8;
+        let mut samples = [0.0; 8];
+        for (k, s) in samples.iter_mut().enumerate() {
+            *s = keys[arg[left + (k + 1) * step]];
+        }
+        samples.sort_by(f64::total_cmp);
+        let pivot = samples[4];
+        let mut bounds = (f64::INFINITY, f64::NEG_INFINITY);
+        let split = partition(keys, arg, left, right + 1, pivot, &mut bounds);
+        if pivot != bounds.0 {
+            sort_range(keys, arg, left, split - 1, depth - 1);
+        }
+        if pivot != bounds.1 {
+            sort_range(keys, arg, split, right, depth - 1);
+        }
+    }
+
+    /// `numpy.argsort(keys)` into `out`. Keys must be finite (peak heights of a trace always
+    /// are); with a non-finite key the order is the stable one (numpy's would differ).
+    pub fn argsort(keys: &[f64], out: &mut Vec<usize>) {
+        let n = keys.len();
+        out.clear();
+        out.extend(0..n);
+        if n < 2 {
+            return;
+        }
+        if keys.iter().any(|k| !k.is_finite()) {
+            out.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
+            return;
+        }
+        let depth = 2 * ((n as f64).log2() as usize);
+        sort_range(keys, out, 0, n - 1, depth);
     }
 }
 
@@ -833,14 +1305,22 @@ mod tests {
     }
 
     #[test]
-    fn distance_keeps_highest_and_breaks_ties_to_the_later_peak() {
+    fn distance_keeps_highest_and_orders_ties_as_numpy() {
         let p = FindPeaksParams {
             distance: Some(3.0),
             ..Default::default()
         };
-        // scipy issue #22906's example: scipy gives [3, 7, 11] (small peak counts sort stably).
+        // scipy issue #22906's example: scipy gives [3, 7, 11] (numpy sorts six equal keys
+        // stably).
         let x = [0., 1., 0., 1., 0., 1., 0., 1., 0., 1., 0., 1., 0.];
         assert_eq!(indices(&x, &p), vec![3, 7, 11]);
+        // Heights 1, 1, 3, 3, 1, 1: numpy 2.1 (AVX-512) sorts them [0, 1, 5, 4, 3, 2], so the
+        // earlier 3 wins and scipy gives [1, 5, 9] (a stable order would give [3, 7, 11]).
+        let x = [0., 1., 0., 1., 0., 3., 0., 3., 0., 1., 0., 1., 0.];
+        assert_eq!(indices(&x, &p), vec![1, 5, 9]);
+        let mut order = Vec::new();
+        numpy_argsort(&[1., 1., 3., 3., 1., 1.], &mut order);
+        assert_eq!(order, vec![0, 1, 5, 4, 3, 2]);
         // Highest first: 5 removes 3 and 7 (distance 2 < 3), 1 and 9 survive.
         let x = [0., 1., 0., 2., 0., 3., 0., 2., 0., 1., 0.];
         assert_eq!(indices(&x, &p), vec![1, 5, 9]);
@@ -865,6 +1345,7 @@ mod tests {
             (s >> 33) as u32
         };
         let mut scratch = Scratch::default();
+        let (mut split_ok, mut ties) = (0, 0);
         for round in 0..300 {
             let n = 20 + (next() % 400) as usize;
             let levels = 1 + next() % 6;
@@ -872,25 +1353,38 @@ mod tests {
             // Non-integer heights for the f64 path.
             let xf: Vec<f64> = xi.iter().map(|&v| f64::from(v) * 0.37).collect();
             for d in [1usize, 2, 3, 5, 9, 50] {
-                scratch.split_select(&xi, d);
+                let done = scratch.split_select(&xi, d);
                 let split = scratch.maxima.clone();
-                local_maxima(&xi, &mut scratch.maxima);
-                scratch.sort_select(&xi, d);
-                assert_eq!(split, scratch.maxima, "round {round} d {d}");
-                scratch.split_select(&xf, d);
-                assert_eq!(split, scratch.maxima, "f64 round {round} d {d}");
+                assert_eq!(
+                    scratch.split_select(&xf, d),
+                    done,
+                    "f64 round {round} d {d}"
+                );
+                if done {
+                    assert_eq!(split, scratch.maxima, "f64 round {round} d {d}");
+                    local_maxima(&xi, &mut scratch.maxima);
+                    scratch.sort_select(&xi, d);
+                    assert_eq!(split, scratch.maxima, "round {round} d {d}");
+                    split_ok += 1;
+                } else {
+                    ties += 1;
+                }
             }
         }
+        // Both outcomes are exercised.
+        assert!(split_ok > 100 && ties > 100, "{split_ok} {ties}");
     }
 
-    /// A literal transcription of scipy's `find_peaks` steps (stable tie order), for comparison.
+    /// A literal transcription of scipy's `find_peaks` steps (with the reproduced numpy order),
+    /// for comparison.
     fn reference(x: &[f64], p: &FindPeaksParams) -> Vec<FoundPeak> {
         let mut peaks = Vec::new();
         local_maxima(x, &mut peaks);
         if let Some(distance) = p.distance {
             let d = distance.ceil() as usize;
-            let mut order: Vec<usize> = (0..peaks.len()).collect();
-            order.sort_by(|&a, &b| x[peaks[a]].partial_cmp(&x[peaks[b]]).unwrap());
+            let heights: Vec<f64> = peaks.iter().map(|&p| x[p]).collect();
+            let mut order = Vec::new();
+            numpy_argsort(&heights, &mut order);
             let mut keep = vec![true; peaks.len()];
             for &j in order.iter().rev() {
                 if !keep[j] {
@@ -1184,7 +1678,7 @@ mod tests {
             f.find(&[0i32, 1, 0], &bad),
             Err(SignalError::InvalidRelHeight(_))
         ));
-        // A huge distance keeps only the highest peak (the later one on ties).
+        // A huge distance keeps only the highest peak (numpy sorts [3, 5, 5, 1] as [3, 0, 1, 2]).
         let far = FindPeaksParams {
             distance: Some(1e300),
             ..Default::default()
