@@ -1,8 +1,13 @@
 //! Tabular artifacts: a small column-oriented table written as a parquet file with the column
 //! names and types Spyral's polars DataFrames have (Int64 and Float64 columns), readable by
 //! polars and pandas. Uses the `parquet` crate's low-level writer (no arrow dependency).
+//!
+//! Tables are zstd-compressed by default ([`Codec::Zstd`]), as polars (and so Python Spyral)
+//! writes them; the other codecs polars and pyarrow write by choice or default (snappy, LZ4 in
+//! both framings, gzip, none) can be chosen with [`Table::write_parquet_with`], and all of them
+//! are read back (the workspace enables the `parquet` crate's codecs).
 
-use parquet::basic::{Compression, Repetition, Type as PhysicalType};
+use parquet::basic::{Compression, GzipLevel, Repetition, Type as PhysicalType, ZstdLevel};
 use parquet::data_type::{DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
@@ -10,6 +15,50 @@ use parquet::schema::types::Type;
 use spyral_core::{PartialFile, PhaseError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The compression codec of a written parquet file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// Zstandard at level 3 (zstd's own default level): polars' default codec.
+    #[default]
+    Zstd,
+    /// Snappy: pyarrow's default codec.
+    Snappy,
+    /// LZ4 blocks without framing (`LZ4_RAW`), what polars and pyarrow write for "lz4".
+    Lz4Raw,
+    /// The older Hadoop-framed `LZ4` codec.
+    Lz4,
+    /// Gzip at level 6.
+    Gzip,
+    /// No compression.
+    Uncompressed,
+}
+
+impl Codec {
+    /// Every codec.
+    pub const ALL: [Codec; 6] = [
+        Codec::Zstd,
+        Codec::Snappy,
+        Codec::Lz4Raw,
+        Codec::Lz4,
+        Codec::Gzip,
+        Codec::Uncompressed,
+    ];
+
+    fn to_parquet(self) -> Result<Compression, PhaseError> {
+        let level = |e: parquet::errors::ParquetError| {
+            PhaseError::internal(format!("parquet compression level: {e}"))
+        };
+        Ok(match self {
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3).map_err(level)?),
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Lz4Raw => Compression::LZ4_RAW,
+            Codec::Lz4 => Compression::LZ4,
+            Codec::Gzip => Compression::GZIP(GzipLevel::try_new(6).map_err(level)?),
+            Codec::Uncompressed => Compression::UNCOMPRESSED,
+        })
+    }
+}
 
 /// One column's values.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,8 +117,14 @@ impl Table {
         }
     }
 
-    /// Writes the table to `dest` (through a temporary name, renamed when complete).
+    /// Writes the table to `dest` with the default codec ([`Codec::Zstd`]), through a temporary
+    /// name renamed when complete.
     pub fn write_parquet(&self, dest: &Path) -> Result<PathBuf, PhaseError> {
+        self.write_parquet_with(dest, Codec::default())
+    }
+
+    /// Writes the table to `dest` with `codec` (through a temporary name, renamed when complete).
+    pub fn write_parquet_with(&self, dest: &Path, codec: Codec) -> Result<PathBuf, PhaseError> {
         let rows = self.rows();
         if let Some((n, _)) = self.columns.iter().find(|(_, c)| c.len() != rows) {
             return Err(PhaseError::internal(format!(
@@ -96,7 +151,7 @@ impl Table {
             .build()
             .map_err(|e| PhaseError::internal(format!("parquet schema: {e}")))?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
+            .set_compression(codec.to_parquet()?)
             .set_created_by(format!("spyral-rs {}", env!("CARGO_PKG_VERSION")))
             .build();
         let out = PartialFile::new(dest)?;
@@ -157,6 +212,11 @@ mod tests {
             .map(|c| c.name().to_string())
             .collect();
         assert_eq!(names, vec!["event", "x"]);
+        // zstd by default, as polars writes.
+        assert!(matches!(
+            r.metadata().row_group(0).column(0).compression(),
+            Compression::ZSTD(_)
+        ));
         assert!(!crate::table::tests::partial_left(dir.path()));
     }
 
