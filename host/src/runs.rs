@@ -693,7 +693,7 @@ mod tests {
         std::fs::create_dir(trace_file(d, 3)).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &trace_file(d, 4),
+            trace_file(d, 4),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
