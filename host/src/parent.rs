@@ -374,6 +374,8 @@ struct Report {
     runs_in_another_launch: usize,
     runs_not_started: usize,
     replacement_workers: usize,
+    /// Files named like runs in the range that could not be used, with the reason.
+    unusable: Vec<String>,
     segments: Vec<SegmentReport>,
     shared_data_seconds: Vec<SharedReport>,
     parent_peak_rss_kib: u64,
@@ -670,6 +672,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             "shard {k}/{n}: runs {:?}",
             collected.runs.iter().map(|r| r.run).collect::<Vec<_>>()
         );
+    }
+    // Files named like runs that cannot be used are never dropped silently.
+    for u in collected.unusable_lines() {
+        tracing::warn!("not processed: {u}");
+        eprintln!("spyral: not processed: {u}");
     }
     if !collected.skip_outside.is_empty() {
         tracing::warn!(
@@ -1174,6 +1181,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             + count(RunStatus::Started)
             + count(RunStatus::Interrupted),
         replacement_workers: replacements,
+        unusable: collected.unusable_lines(),
         segments: segment_reports,
         shared_data_seconds: shared_times,
         parent_peak_rss_kib: crate::worker::peak_rss_kib(),

@@ -223,3 +223,41 @@ fn a_full_disk_still_gives_a_summary_and_leaves_no_temporary_files() {
     partial_files(&sb.ws(), &mut outside);
     assert!(outside.is_empty(), "{outside:?}");
 }
+
+#[test]
+fn files_named_like_runs_that_cannot_be_used_are_listed() {
+    let sb = Sandbox::new();
+    sb.trace(1, 500);
+    std::fs::write(sb.traces().join("run_0002.h5"), b"").unwrap();
+    std::fs::create_dir(sb.traces().join("run_0003.h5")).unwrap();
+    std::os::unix::fs::symlink(
+        sb.traces().join("nowhere.h5"),
+        sb.traces().join("run_0004.h5"),
+    )
+    .unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(sb.traces().join("run_0005.h5"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let p = sb.pipeline("runs: {min: 1, max: 5}\nseed: 1", "  - kind: stamp\n");
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    for (run, why) in [
+        (2, "empty"),
+        (3, "a folder"),
+        (4, "symlink to nothing"),
+        (5, "pipe"),
+    ] {
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!("not processed: run {run} ")))
+            .unwrap_or_else(|| panic!("run {run} not listed:\n{}", out.stderr));
+        assert!(line.contains(why), "{line}");
+    }
+    let rep = sb.report();
+    assert_eq!(rep["unusable"].as_array().unwrap().len(), 4, "{rep:#}");
+    let log = std::fs::read_to_string(sb.latest_log().join("parent.log")).unwrap();
+    assert!(log.contains("not processed: run 5"), "{log}");
+}
