@@ -130,12 +130,26 @@ pub fn new_launch_dir(workspace: &Path, suffix: &str) -> std::io::Result<PathBuf
     Ok(dir)
 }
 
-struct LogFile(Mutex<File>);
+/// A log file written with blocking appends (a crash keeps the last lines). A write that
+/// fails (a full disk) is said once on stderr, so a log is never silently empty.
+struct LogFile {
+    file: Mutex<File>,
+    path: std::path::PathBuf,
+    failed: std::sync::atomic::AtomicBool,
+}
 
 impl Write for &LogFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        f.write_all(buf)?;
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = f.write_all(buf) {
+            if !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!(
+                    "spyral: cannot write the log file {} ({e}); log lines are lost from here on",
+                    self.path.display()
+                );
+            }
+            return Err(e);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -156,7 +170,11 @@ pub fn init_file_logging(
         .create(true)
         .append(true)
         .open(file)?;
-    let writer: &'static LogFile = Box::leak(Box::new(LogFile(Mutex::new(f))));
+    let writer: &'static LogFile = Box::leak(Box::new(LogFile {
+        file: Mutex::new(f),
+        path: file.to_path_buf(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    }));
     let file_layer = fmt::layer()
         .with_ansi(false)
         .with_target(true)

@@ -219,6 +219,11 @@ fn a_full_disk_still_gives_a_summary_and_leaves_no_temporary_files() {
         "left: {}",
         read("left.txt")
     );
+    // The lost log lines are said, not silently dropped.
+    assert!(
+        stderr.contains("cannot write the log file") && stderr.contains("parent.log"),
+        "{stderr}"
+    );
     let mut outside = Vec::new();
     partial_files(&sb.ws(), &mut outside);
     assert!(outside.is_empty(), "{outside:?}");
