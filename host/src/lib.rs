@@ -19,8 +19,11 @@
 
 pub mod chain;
 pub mod demo;
+pub mod dispatch;
+pub mod display;
 pub mod fdpass;
 pub mod identity;
+pub mod launch;
 pub mod locks;
 pub mod logs;
 pub mod parent;
@@ -29,9 +32,11 @@ pub mod plugin_host;
 pub mod plugins;
 pub mod protocol;
 pub mod provenance;
+pub mod report;
 pub mod runs;
 pub mod scaffold;
 pub mod segments;
 pub mod slurm;
 pub mod status;
+pub mod supervise;
 pub mod worker;

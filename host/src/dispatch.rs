@@ -1,0 +1,624 @@
+//! The dispatcher: which worker gets which unit of work, as a state machine with no processes,
+//! pipes or clocks of its own (the parent feeds it events and carries out its actions), so every
+//! rule is unit-tested here.
+//!
+//! Rules:
+//! - Units are handed out one at a time, when a worker asks. A worker first takes from its own
+//!   planned queue (the snake plan), then from the shared queue (dynamic schedule, requeued
+//!   units), then steals the last planned unit of the worker whose queue holds the most work:
+//!   a plan is an initial order, not a cage.
+//! - A worker that asks when nothing is left is parked; parked workers are woken when units are
+//!   requeued, and released (told "no more work") once every unit is finished or in hand.
+//! - A worker's death requeues the unit it was handed but had not started, and its whole queue;
+//!   the unit it was running is reported back (it failed). When no worker is left and work
+//!   remains, a replacement is spawned (at most one per unit).
+//! - An interrupt stops handing out work and asks every worker to stop (SIGTERM); a second one
+//!   kills them. With the abort policy, the first failure does the same.
+//! - A unit past the time limit plus a grace period gets its worker killed.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Index of a unit in the dispatcher's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitId(pub usize);
+
+/// A unit of work: a run (the chain over all its events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Run number.
+    pub run: u32,
+    /// Relative cost (trace bytes), for stealing and progress.
+    pub cost: u64,
+}
+
+/// Where a unit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    /// Waiting in a queue.
+    Pending,
+    /// Handed to this worker, not started yet.
+    Assigned(usize),
+    /// This worker is running it.
+    Running(usize),
+    /// Finished (whatever the outcome).
+    Finished,
+    /// Will not run (stopped before it was handed out).
+    Dropped,
+}
+
+/// How a worker is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// Finish the current phase, then stop.
+    Term,
+    /// Now.
+    Kill,
+}
+
+/// What the parent must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this unit to the worker.
+    Assign {
+        /// Worker.
+        worker: usize,
+        /// Unit.
+        unit: UnitId,
+    },
+    /// Tell the worker there is no more work (it exits).
+    Release {
+        /// Worker.
+        worker: usize,
+    },
+    /// Signal the worker.
+    Signal {
+        /// Worker.
+        worker: usize,
+        /// Which.
+        signal: StopSignal,
+    },
+    /// Start a replacement worker (then call [`Dispatcher::add_worker`]).
+    Spawn,
+}
+
+/// Why work stopped being handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// Running normally.
+    No,
+    /// Interrupted (once).
+    Interrupted,
+    /// Interrupted twice: workers were killed.
+    Killed,
+    /// A unit failed under the abort policy.
+    Aborted,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    alive: bool,
+    parked: bool,
+    released: bool,
+    assigned: Option<UnitId>,
+    running: Option<(UnitId, Instant)>,
+    overdue_killed: bool,
+}
+
+/// What a worker's death left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Death {
+    /// The unit it was running (now failed), if any.
+    pub running: Option<UnitId>,
+    /// Whether it was killed for passing the time limit.
+    pub overdue: bool,
+    /// Units handed back to the shared queue.
+    pub requeued: Vec<UnitId>,
+    /// What to do now.
+    pub actions: Vec<Action>,
+}
+
+/// The state machine. See the module documentation for the rules.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    units: Vec<Unit>,
+    state: Vec<UnitState>,
+    own: Vec<VecDeque<UnitId>>,
+    shared: VecDeque<UnitId>,
+    slots: Vec<Slot>,
+    stopping: Stopping,
+    abort_on_failure: bool,
+    replacements: usize,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `units` for `plans.len()` workers. `plans[w]` is worker w's own queue
+    /// (snake); `shared` is the common queue (dynamic), largest first. Every unit must appear
+    /// exactly once in all of them.
+    pub fn new(
+        units: Vec<Unit>,
+        plans: Vec<Vec<UnitId>>,
+        shared: Vec<UnitId>,
+        abort_on_failure: bool,
+    ) -> Dispatcher {
+        let n = units.len();
+        Dispatcher {
+            state: vec![UnitState::Pending; n],
+            units,
+            slots: plans
+                .iter()
+                .map(|_| Slot {
+                    alive: true,
+                    ..Slot::default()
+                })
+                .collect(),
+            own: plans.into_iter().map(VecDeque::from).collect(),
+            shared: shared.into(),
+            stopping: Stopping::No,
+            abort_on_failure,
+            replacements: 0,
+        }
+    }
+
+    /// The units.
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+    /// A unit.
+    pub fn unit(&self, id: UnitId) -> &Unit {
+        &self.units[id.0]
+    }
+    /// Where a unit stands.
+    pub fn state(&self, id: UnitId) -> UnitState {
+        self.state[id.0]
+    }
+    /// Whether work is being stopped, and why.
+    pub fn stopping(&self) -> Stopping {
+        self.stopping
+    }
+    /// Replacement workers started so far.
+    pub fn replacements(&self) -> usize {
+        self.replacements
+    }
+    /// Workers still alive.
+    pub fn live_workers(&self) -> usize {
+        self.slots.iter().filter(|s| s.alive).count()
+    }
+    /// The unit worker `w` is running, if any.
+    pub fn running(&self, w: usize) -> Option<UnitId> {
+        self.slots.get(w).and_then(|s| s.running.map(|(u, _)| u))
+    }
+    /// Units not finished (pending, in hand or running).
+    pub fn remaining(&self) -> usize {
+        self.state
+            .iter()
+            .filter(|s| !matches!(s, UnitState::Finished | UnitState::Dropped))
+            .count()
+    }
+
+    fn hand(&mut self, w: usize, unit: UnitId) -> Action {
+        self.state[unit.0] = UnitState::Assigned(w);
+        let slot = &mut self.slots[w];
+        slot.parked = false;
+        slot.assigned = Some(unit);
+        Action::Assign { worker: w, unit }
+    }
+
+    fn release(&mut self, w: usize) -> Option<Action> {
+        let slot = &mut self.slots[w];
+        if slot.released || !slot.alive {
+            return None;
+        }
+        slot.released = true;
+        slot.parked = false;
+        Some(Action::Release { worker: w })
+    }
+
+    fn take_for(&mut self, w: usize) -> Option<UnitId> {
+        if let Some(u) = self.own[w].pop_front() {
+            return Some(u);
+        }
+        if let Some(u) = self.shared.pop_front() {
+            return Some(u);
+        }
+        // Steal the last planned unit of the live worker with the most queued work.
+        let victim = (0..self.slots.len())
+            .filter(|&v| v != w && self.slots[v].alive && !self.own[v].is_empty())
+            .max_by_key(|&v| {
+                (
+                    self.own[v]
+                        .iter()
+                        .map(|u| self.units[u.0].cost)
+                        .sum::<u64>(),
+                    std::cmp::Reverse(v),
+                )
+            })?;
+        let u = self.own[victim].pop_back()?;
+        tracing::info!(
+            "worker {w} takes run {} from worker {victim}'s queue",
+            self.units[u.0].run
+        );
+        Some(u)
+    }
+
+    /// Worker `w` asks for work.
+    pub fn request(&mut self, w: usize) -> Vec<Action> {
+        if let Some(slot) = self.slots.get_mut(w) {
+            slot.assigned = None;
+            slot.running = None;
+        }
+        if self.stopping != Stopping::No {
+            return self.release(w).into_iter().collect();
+        }
+        match self.take_for(w) {
+            Some(u) => vec![self.hand(w, u)],
+            None => {
+                self.slots[w].parked = true;
+                self.settle()
+            }
+        }
+    }
+
+    /// Worker `w` started `unit` at `now`.
+    pub fn started(&mut self, w: usize, unit: UnitId, now: Instant) {
+        self.state[unit.0] = UnitState::Running(w);
+        let slot = &mut self.slots[w];
+        slot.assigned = None;
+        slot.running = Some((unit, now));
+    }
+
+    /// Worker `w` finished `unit`; `failed` says whether it failed (for the abort policy).
+    pub fn finished(&mut self, w: usize, unit: UnitId, failed: bool) -> Vec<Action> {
+        self.state[unit.0] = UnitState::Finished;
+        let slot = &mut self.slots[w];
+        slot.assigned = None;
+        slot.running = None;
+        if failed && self.abort_on_failure && self.stopping == Stopping::No {
+            return self.stop(Stopping::Aborted);
+        }
+        self.settle()
+    }
+
+    fn stop(&mut self, why: Stopping) -> Vec<Action> {
+        self.stopping = why;
+        let signal = if why == Stopping::Killed {
+            StopSignal::Kill
+        } else {
+            StopSignal::Term
+        };
+        // Queued units will not run.
+        for q in self.own.iter_mut().chain(std::iter::once(&mut self.shared)) {
+            for u in q.drain(..) {
+                self.state[u.0] = UnitState::Dropped;
+            }
+        }
+        let mut out = Vec::new();
+        for w in 0..self.slots.len() {
+            if !self.slots[w].alive {
+                continue;
+            }
+            out.push(Action::Signal { worker: w, signal });
+            if self.slots[w].parked {
+                out.extend(self.release(w));
+            }
+        }
+        out
+    }
+
+    /// An interrupt arrived: the first stops handing out work and asks workers to stop after
+    /// their current phase; the second kills them.
+    pub fn interrupt(&mut self) -> Vec<Action> {
+        match self.stopping {
+            Stopping::Interrupted | Stopping::Killed => self.stop(Stopping::Killed),
+            _ => self.stop(Stopping::Interrupted),
+        }
+    }
+
+    /// Worker `w` died. The unit it had been handed but not started, and its own queue, go to
+    /// the shared queue (front, in order); the unit it was running failed.
+    pub fn died(&mut self, w: usize) -> Death {
+        let slot = std::mem::take(&mut self.slots[w]);
+        let running = slot.running.map(|(u, _)| u);
+        if let Some(u) = running {
+            self.state[u.0] = UnitState::Finished;
+        }
+        let mut requeued: Vec<UnitId> = slot
+            .assigned
+            .filter(|u| self.state[u.0] == UnitState::Assigned(w))
+            .into_iter()
+            .collect();
+        requeued.extend(self.own[w].drain(..));
+        if self.stopping == Stopping::No {
+            for u in requeued.iter().rev() {
+                self.state[u.0] = UnitState::Pending;
+                self.shared.push_front(*u);
+            }
+        } else {
+            for u in &requeued {
+                self.state[u.0] = UnitState::Dropped;
+            }
+        }
+        let mut actions = Vec::new();
+        if running.is_some()
+            && self.abort_on_failure
+            && self.stopping == Stopping::No
+            && !slot.overdue_killed
+        {
+            actions.extend(self.stop(Stopping::Aborted));
+        }
+        actions.extend(self.settle());
+        Death {
+            running,
+            overdue: slot.overdue_killed,
+            requeued,
+            actions,
+        }
+    }
+
+    /// A replacement worker was started: its index.
+    pub fn add_worker(&mut self) -> usize {
+        self.slots.push(Slot {
+            alive: true,
+            ..Slot::default()
+        });
+        self.own.push(VecDeque::new());
+        self.slots.len() - 1
+    }
+
+    /// Workers whose unit has run longer than `limit + grace` at `now`: killed (once).
+    pub fn overdue(&mut self, now: Instant, limit: Duration, grace: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        for (w, slot) in self.slots.iter_mut().enumerate() {
+            if let (true, false, Some((_, t))) = (slot.alive, slot.overdue_killed, slot.running) {
+                if now.saturating_duration_since(t) > limit + grace {
+                    slot.overdue_killed = true;
+                    out.push(Action::Signal {
+                        worker: w,
+                        signal: StopSignal::Kill,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Wakes parked workers for queued units, spawns a replacement when no worker is left and
+    /// work is queued, releases parked workers when nothing is left to hand out.
+    fn settle(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.stopping != Stopping::No {
+            return out;
+        }
+        let parked: Vec<usize> = (0..self.slots.len())
+            .filter(|&w| self.slots[w].alive && self.slots[w].parked)
+            .collect();
+        for w in parked {
+            match self.take_for(w) {
+                Some(u) => out.push(self.hand(w, u)),
+                None => break,
+            }
+        }
+        let queued = !self.shared.is_empty() || self.own.iter().any(|q| !q.is_empty());
+        if queued && self.live_workers() == 0 && self.replacements < self.units.len() {
+            self.replacements += 1;
+            out.push(Action::Spawn);
+            return out;
+        }
+        let in_hand = self
+            .slots
+            .iter()
+            .any(|s| s.alive && (s.running.is_some() || s.assigned.is_some()));
+        if !queued && !in_hand {
+            let parked: Vec<usize> = (0..self.slots.len())
+                .filter(|&w| self.slots[w].parked)
+                .collect();
+            for w in parked {
+                out.extend(self.release(w));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(costs: &[u64]) -> Vec<Unit> {
+        costs
+            .iter()
+            .enumerate()
+            .map(|(i, &cost)| Unit {
+                run: i as u32 + 1,
+                cost,
+            })
+            .collect()
+    }
+
+    fn ids(v: &[usize]) -> Vec<UnitId> {
+        v.iter().map(|&i| UnitId(i)).collect()
+    }
+
+    fn assigned(actions: &[Action]) -> Vec<(usize, usize)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Assign { worker, unit } => Some((*worker, unit.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn own_queue_then_shared_then_steal() {
+        // Worker 0 planned [0, 3], worker 1 planned [1, 2].
+        let mut d = Dispatcher::new(
+            units(&[40, 30, 20, 10]),
+            vec![ids(&[0, 3]), ids(&[1, 2])],
+            vec![],
+            false,
+        );
+        let t = Instant::now();
+        assert_eq!(assigned(&d.request(0)), vec![(0, 0)]);
+        d.started(0, UnitId(0), t);
+        assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
+        d.started(1, UnitId(1), t);
+        d.finished(1, UnitId(1), false);
+        assert_eq!(assigned(&d.request(1)), vec![(1, 2)]);
+        d.started(1, UnitId(2), t);
+        d.finished(1, UnitId(2), false);
+        // Worker 0 is still busy with 0: worker 1 steals 3 from its queue.
+        assert_eq!(assigned(&d.request(1)), vec![(1, 3)]);
+        d.started(1, UnitId(3), t);
+        d.finished(1, UnitId(3), false);
+        // Nothing left but 0 in hand: worker 1 parks, no release yet.
+        assert!(d.request(1).is_empty());
+        // The last unit finishes: the parked worker is released at once, the other when it
+        // asks.
+        assert_eq!(
+            d.finished(0, UnitId(0), false),
+            vec![Action::Release { worker: 1 }]
+        );
+        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
+        assert_eq!(d.remaining(), 0);
+    }
+
+    #[test]
+    fn dynamic_takes_largest_first_from_the_shared_queue() {
+        let mut d = Dispatcher::new(
+            units(&[5, 9, 7]),
+            vec![vec![], vec![]],
+            ids(&[1, 2, 0]),
+            false,
+        );
+        assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn death_requeues_the_unstarted_and_reports_the_running() {
+        let mut d = Dispatcher::new(
+            units(&[10, 10, 10, 10]),
+            vec![ids(&[0, 2]), ids(&[1, 3])],
+            vec![],
+            false,
+        );
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        d.request(1); // handed 1, dies before starting it
+        let death = d.died(1);
+        assert_eq!(death.running, None);
+        assert_eq!(death.requeued, ids(&[1, 3]));
+        assert_eq!(d.state(UnitId(1)), UnitState::Pending);
+        // Worker 0 finishes and then gets the requeued units, in order, before its own.
+        d.finished(0, UnitId(0), false);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
+        d.started(0, UnitId(2), t);
+        // Worker 0 dies while running 2: 2 failed, 1 and 3 need a replacement.
+        let death = d.died(0);
+        assert_eq!(death.running, Some(UnitId(2)));
+        assert_eq!(d.state(UnitId(2)), UnitState::Finished);
+        assert_eq!(death.actions, vec![Action::Spawn]);
+        let w = d.add_worker();
+        assert_eq!(assigned(&d.request(w)), vec![(w, 1)]);
+        assert_eq!(d.replacements(), 1);
+    }
+
+    #[test]
+    fn parked_workers_wake_for_requeued_units() {
+        let mut d = Dispatcher::new(units(&[10, 10]), vec![ids(&[0, 1]), vec![]], vec![], false);
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        // Worker 1 steals 1, starts nothing, then 0's worker dies with 0 running.
+        assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
+        d.started(1, UnitId(1), t);
+        d.finished(1, UnitId(1), false);
+        assert!(d.request(1).is_empty()); // parked, 0 still running
+        let death = d.died(0);
+        assert_eq!(death.running, Some(UnitId(0)));
+        // Nothing left: the parked worker is released.
+        assert_eq!(death.actions, vec![Action::Release { worker: 1 }]);
+    }
+
+    #[test]
+    fn interrupt_stops_then_kills() {
+        let mut d = Dispatcher::new(
+            units(&[1, 1, 1]),
+            vec![ids(&[0, 1]), ids(&[2])],
+            vec![],
+            false,
+        );
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        d.request(1);
+        d.started(1, UnitId(2), t);
+        d.finished(1, UnitId(2), false);
+        // Worker 1 would now steal unit 1 from worker 0's queue; the interrupt comes first.
+        let a = d.interrupt();
+        assert!(a.contains(&Action::Signal {
+            worker: 0,
+            signal: StopSignal::Term
+        }));
+        assert_eq!(d.state(UnitId(1)), UnitState::Dropped);
+        assert_eq!(d.request(1), vec![Action::Release { worker: 1 }]);
+        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
+        let a = d.interrupt();
+        assert!(a.contains(&Action::Signal {
+            worker: 0,
+            signal: StopSignal::Kill
+        }));
+        assert_eq!(d.stopping(), Stopping::Killed);
+    }
+
+    #[test]
+    fn abort_policy_stops_at_the_first_failure() {
+        let mut d = Dispatcher::new(units(&[1, 1, 1]), vec![ids(&[0, 1, 2])], vec![], true);
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        let a = d.finished(0, UnitId(0), true);
+        assert_eq!(
+            a,
+            vec![Action::Signal {
+                worker: 0,
+                signal: StopSignal::Term
+            }]
+        );
+        assert_eq!(d.stopping(), Stopping::Aborted);
+        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
+        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+    }
+
+    #[test]
+    fn overdue_units_get_their_worker_killed_once() {
+        let mut d = Dispatcher::new(units(&[1, 1]), vec![ids(&[0]), ids(&[1])], vec![], false);
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        d.request(1);
+        d.started(1, UnitId(1), t + Duration::from_secs(10));
+        let limit = Duration::from_secs(5);
+        let grace = Duration::from_secs(2);
+        assert!(d
+            .overdue(t + Duration::from_secs(6), limit, grace)
+            .is_empty());
+        let a = d.overdue(t + Duration::from_secs(8), limit, grace);
+        assert_eq!(
+            a,
+            vec![Action::Signal {
+                worker: 0,
+                signal: StopSignal::Kill
+            }]
+        );
+        assert!(d
+            .overdue(t + Duration::from_secs(9), limit, grace)
+            .is_empty());
+        let death = d.died(0);
+        assert!(death.overdue);
+        assert_eq!(death.running, Some(UnitId(0)));
+    }
+}
