@@ -397,8 +397,13 @@ impl Phase for PointcloudPhase {
         let corrector = self.electron_corrector(ws)?;
         let mut builder =
             CloudBuilder::new(&self.config, &self.pads, ctx.seed())?.with_correction(corrector);
-        let ids = reader.event_ids();
-        let mut progress = Progress::new(ctx, reader.num_events());
+        for warning in reader.warnings() {
+            tracing::warn!("run {run}: {warning}");
+        }
+        // The stored events of the declared range: bounded by the file's contents, whatever its
+        // attributes claim.
+        let ids = reader.present_event_ids();
+        let mut progress = Progress::new(ctx, ids.len() as u64);
         let (mut events, mut points, mut gated) = (0u64, 0u64, 0u64);
         let max_mult = self.config.frib.ic_multiplicity as usize;
         // A reader thread fetches the next events while this one computes (HDF5 calls are
@@ -407,7 +412,11 @@ impl Phase for PointcloudPhase {
             let (tx, rx) = std::sync::mpsc::sync_channel(8);
             let reader = &reader;
             scope.spawn(move || {
-                for id in ids {
+                for &id in ids {
+                    // Stop reading ahead as soon as the run is cancelled (e.g. its time limit).
+                    if ctx.cancelled() {
+                        break;
+                    }
                     let event = reader.read_event(id);
                     let failed = event.is_err();
                     if tx.send((id, event)).is_err() || failed {
@@ -476,6 +485,10 @@ impl Phase for PointcloudPhase {
                 }
                 events += 1;
                 points += cloud.nrows() as u64;
+            }
+            // The reader thread stops early when the run is cancelled: never commit a partial run.
+            if ctx.cancelled() {
+                return Err(PhaseError::cancelled());
             }
             Ok(())
         });

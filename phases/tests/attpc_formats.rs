@@ -436,6 +436,227 @@ fn damaged_event_names_file_and_event() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hostile event ranges and shapes (a corrupt header must never make a run endless or huge)
+
+/// A run of `n` events `0..n` (one GET row each) in `format`, then its declared range
+/// overwritten with `range` (u64 attributes, or the legacy `/meta/meta` values).
+fn run_with_range(dir: &Path, format: TraceFormat, n: u64, range: (u64, u64)) -> PathBuf {
+    let dest = dir.join(format!("run_{RUN:04}.h5"));
+    let _ = std::fs::remove_file(&dest);
+    let mut rng = Pcg64::seed_from_u64(n);
+    let mut w = TraceWriter::create(&dest, format, RunInfo::default()).unwrap();
+    for id in 0..n {
+        w.write_event(&RawEvent::new(id, get_matrix(&mut rng, 1, 517)))
+            .unwrap();
+    }
+    let path = w.finish().unwrap();
+    let file = hdf5::File::open_rw(&path).unwrap();
+    if format == TraceFormat::Legacy {
+        let meta = file.dataset("meta/meta").unwrap();
+        meta.write(&[range.0, 0, range.1, 0][..]).unwrap();
+    } else {
+        let events = file.group("events").unwrap();
+        for (name, value) in [("min_event", range.0), ("max_event", range.1)] {
+            events.delete_attr(name).unwrap();
+            events
+                .new_attr::<u64>()
+                .create(name)
+                .unwrap()
+                .write_scalar(&value)
+                .unwrap();
+        }
+    }
+    path
+}
+
+#[test]
+fn absurd_event_ranges_are_refused_naming_file_and_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in TraceFormat::ALL {
+        let attribute = match format {
+            TraceFormat::Legacy => "/meta/meta[2] (last event)",
+            _ => "/events attribute max_event",
+        };
+        for max in [1u64 << 63, u64::MAX, 1 << 31, 119 + 20_000] {
+            let path = run_with_range(dir.path(), format, 120, (0, max));
+            let started = std::time::Instant::now();
+            let err = TraceReader::open(&path).unwrap_err();
+            assert!(started.elapsed().as_secs() < 5, "{format}: refused quickly");
+            assert!(
+                matches!(err, TraceError::EventRange { .. }),
+                "{format}: {err}"
+            );
+            assert_names_file(&err, &path);
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("{attribute} = {max}")) && msg.contains("events 0..=119"),
+                "{format}: {msg}"
+            );
+        }
+        // An absurd first event names the first-event attribute.
+        let path = run_with_range(dir.path(), format, 120, (1 << 63, (1 << 63) + 5));
+        let msg = TraceReader::open(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("min") || msg.contains("first"),
+            "{format}: {msg}"
+        );
+        // First after last while events are stored: an error; with none stored: empty.
+        let path = run_with_range(dir.path(), format, 3, (10, 2));
+        let err = TraceReader::open(&path).unwrap_err();
+        assert!(err.to_string().contains("after the last event"), "{err}");
+        let path = run_with_range(dir.path(), format, 0, (10, 2));
+        let reader = TraceReader::open(&path).unwrap();
+        assert!(reader.present_event_ids().is_empty());
+        assert_eq!(reader.warnings().len(), 1, "{:?}", reader.warnings());
+    }
+}
+
+#[test]
+fn slightly_off_ranges_are_read_with_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in TraceFormat::ALL {
+        // The merger declares its last event even when it dropped it: no warning.
+        let path = run_with_range(dir.path(), format, 10, (0, 10));
+        let reader = TraceReader::open(&path).unwrap();
+        assert!(reader.warnings().is_empty(), "{:?}", reader.warnings());
+        assert_eq!(reader.present_event_ids(), (0..10).collect::<Vec<_>>());
+        assert_eq!(reader.event_ids(), 0..=10);
+
+        // Further beyond: read, with a warning naming the file and the attribute.
+        let path = run_with_range(dir.path(), format, 10, (0, 500));
+        let reader = TraceReader::open(&path).unwrap();
+        assert_eq!(reader.present_event_ids().len(), 10);
+        let warnings: Vec<String> = reader.warnings().iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&path.display().to_string())
+                && warnings[0].contains("= 500")
+                && warnings[0].contains("491 ids beyond"),
+            "{warnings:?}"
+        );
+
+        // Events stored outside the declared range are not read, and said so.
+        let path = run_with_range(dir.path(), format, 10, (2, 5));
+        let reader = TraceReader::open(&path).unwrap();
+        assert_eq!(reader.present_event_ids(), [2, 3, 4, 5]);
+        assert_eq!(reader.stored_event_ids().unwrap().len(), 10);
+        let w = reader.warnings();
+        assert!(
+            matches!(
+                w,
+                [spyral_phases::attpc::traces::TraceWarning::EventsOutsideRange { count: 6, .. }]
+            ),
+            "{w:?}"
+        );
+        for id in reader.present_event_ids() {
+            assert!(reader.read_event(*id).unwrap().is_some());
+        }
+    }
+}
+
+#[test]
+fn sparse_event_ids_cannot_declare_an_endless_range() {
+    // Two stored events far apart: the range 0..=2^62 matches them but is billions of absent ids.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run_0005.h5");
+    let far = 1u64 << 62;
+    let events = handmade(&path, |g| {
+        let v = VarLenUnicode::from_str("libattpc_merger:1.0").unwrap();
+        g.new_attr::<VarLenUnicode>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    });
+    events.delete_attr("max_event").unwrap();
+    events.delete_attr("min_event").unwrap();
+    events
+        .new_attr::<u64>()
+        .create("min_event")
+        .unwrap()
+        .write_scalar(&0)
+        .unwrap();
+    events
+        .new_attr::<u64>()
+        .create("max_event")
+        .unwrap()
+        .write_scalar(&far)
+        .unwrap();
+    let mut rng = Pcg64::seed_from_u64(8);
+    for id in [0, far] {
+        let g = events.create_group(&format!("event_{id}")).unwrap();
+        g.new_dataset_builder()
+            .with_data(&get_matrix(&mut rng, 1, 517))
+            .create("get_traces")
+            .unwrap();
+    }
+    drop(events);
+    let err = TraceReader::open(&path).unwrap_err();
+    assert_names_file(&err, &path);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("max_event = {far}")) && msg.contains("2 events between 0 and"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn huge_claimed_shapes_are_refused_before_reading() {
+    // Datasets that claim far more data than they store (chunked, never written): reading one
+    // whole would allocate terabytes. Each must be refused with an error naming file and event.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run_0004.h5");
+    let events = handmade(&path, |g| {
+        let v = VarLenUnicode::from_str("libattpc_merger:1.0").unwrap();
+        g.new_attr::<VarLenUnicode>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    });
+    let rows = events.create_group("event_10").unwrap();
+    rows.new_dataset::<i16>()
+        .chunk((1, 517))
+        .shape((1usize << 40, 517))
+        .create("get_traces")
+        .unwrap();
+    let chunk = events.create_group("event_11").unwrap();
+    chunk
+        .new_dataset::<i16>()
+        .chunk((1 << 20, 517))
+        .shape((4.., 517))
+        .create("get_traces")
+        .unwrap();
+    let frib = events.create_group("event_12").unwrap();
+    frib.new_dataset_builder()
+        .with_data(&get_matrix(&mut Pcg64::seed_from_u64(2), 1, 517))
+        .create("get_traces")
+        .unwrap();
+    let fp = frib.create_group("frib_physics").unwrap();
+    fp.new_dataset::<u16>()
+        .shape((2048, 8))
+        .create("1903")
+        .unwrap();
+    fp.new_dataset::<u16>()
+        .chunk(1 << 30)
+        .shape(1usize << 50)
+        .create("977")
+        .unwrap();
+    drop((rows, chunk, frib, fp, events));
+
+    let reader = TraceReader::open(&path).unwrap();
+    assert_eq!(reader.present_event_ids(), [10, 11, 12]);
+    for (id, needle) in [(10, "rows"), (11, "chunks"), (12, "chunks")] {
+        let started = std::time::Instant::now();
+        let err = reader.read_event(id).unwrap_err();
+        assert!(started.elapsed().as_secs() < 5);
+        assert_eq!(err.event(), Some(id));
+        assert_names_file(&err, &path);
+        assert!(err.to_string().contains(needle), "event {id}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pad maps
 
 #[test]

@@ -5,10 +5,20 @@
 //!
 //! Readers return `Ok(None)` when an attribute is absent and `Err(text)` when it is present but
 //! unusable; callers wrap the text into their own typed errors (with the file and object names).
+//!
+//! Hostile files: sizes are computed with checked arithmetic (a dataspace may claim dimensions
+//! whose product overflows), [`check_read_extent`] refuses datasets whose claimed shape, chunk
+//! size or storage would make a read allocate out of proportion (or read outside the file), and
+//! [`hard_links`] / [`hard_member`] let readers follow only objects stored in the file itself
+//! (an external link can name any path, a FIFO included, and would block the reader).
 
 use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
-use hdf5::{Dataset, Group, H5Type, Location};
+use hdf5::{Dataset, Group, H5Type, IndexType, IterationOrder, LinkType, Location};
 use std::str::FromStr;
+
+/// The largest chunk, in bytes, [`check_read_extent`] accepts: HDF5 allocates a whole chunk to
+/// read any part of it, and a compressed chunk can claim gigabytes while storing a few bytes.
+pub const MAX_CHUNK_BYTES: usize = 64 << 20;
 
 /// The longest fixed-length string attribute the readers accept, in bytes.
 const MAX_FIXED_STRING: usize = 1024;
@@ -40,7 +50,7 @@ pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, Str
     let attr = loc
         .attr(name)
         .map_err(|e| format!("cannot open attribute '{name}': {e}"))?;
-    if attr.size() != 1 {
+    if element_count(&attr.shape()) != Some(1) {
         return Err(format!(
             "attribute '{name}' should hold one value, it has shape {:?}",
             attr.shape()
@@ -136,7 +146,7 @@ pub fn attr_string(loc: &Location, name: &str) -> Result<Option<String>, String>
     let attr = loc
         .attr(name)
         .map_err(|e| format!("cannot open attribute '{name}': {e}"))?;
-    if attr.size() != 1 {
+    if element_count(&attr.shape()) != Some(1) {
         return Err(format!(
             "attribute '{name}' should hold one string, it has shape {:?}",
             attr.shape()
@@ -200,6 +210,108 @@ pub fn ensure_integer_dataset(ds: &Dataset) -> Result<(), String> {
     match desc {
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => Ok(()),
         other => Err(format!("it holds {other}, expected integers")),
+    }
+}
+
+/// The number of elements of `shape`, `None` if it overflows `usize` (hdf5's own `size()`
+/// multiplies unchecked, which panics or wraps for absurd dataspaces).
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Checks, before reading, that reading `ds` (or any part of it) is bounded: the claimed shape
+/// holds at most `max_elements` elements, a chunk holds at most [`MAX_CHUNK_BYTES`], and the
+/// data is stored in the file itself (not in external raw files or a virtual mapping to other
+/// files). The error text describes the problem ("it claims shape ...").
+pub fn check_read_extent(ds: &Dataset, max_elements: usize) -> Result<(), String> {
+    let shape = ds.shape();
+    match element_count(&shape) {
+        Some(n) if n <= max_elements => {}
+        _ => {
+            return Err(format!(
+                "it claims shape {shape:?}, more than the {max_elements} elements a reader \
+                 accepts (a corrupt or hostile header?)"
+            ))
+        }
+    }
+    let dcpl = ds
+        .dcpl()
+        .map_err(|e| format!("cannot read its storage properties: {e}"))?;
+    let elem = ds
+        .dtype()
+        .map(|t| t.size())
+        .map_err(|e| format!("cannot read its type: {e}"))?;
+    match dcpl.layout() {
+        hdf5::dataset::Layout::Chunked => {
+            let chunk = dcpl.chunk().unwrap_or_default();
+            let bytes = element_count(&chunk).and_then(|n| n.checked_mul(elem.max(1)));
+            if bytes.is_none_or(|b| b > MAX_CHUNK_BYTES) {
+                return Err(format!(
+                    "its chunks have shape {chunk:?} ({elem}-byte elements), over the \
+                     {MAX_CHUNK_BYTES} bytes a reader accepts"
+                ));
+            }
+        }
+        hdf5::dataset::Layout::Virtual => {
+            return Err(
+                "it is a virtual dataset (its data lives in other files), which is not read".into(),
+            )
+        }
+        _ => {}
+    }
+    if !dcpl.external().is_empty() {
+        return Err(
+            "its data is stored in external raw files, which are not read (only data inside \
+             the HDF5 file is)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The members of `group` that are hard links (objects stored in this file), and the number of
+/// other links (soft, external), which readers of untrusted files do not follow.
+pub fn hard_links(group: &Group) -> hdf5::Result<(Vec<String>, usize)> {
+    let mut names = Vec::new();
+    let mut others = 0usize;
+    group.iter_visit(IndexType::Name, IterationOrder::Native, |name, info| {
+        if info.link_type == LinkType::Hard {
+            names.push(name.to_owned());
+        } else {
+            others += 1;
+        }
+        Ok(())
+    })?;
+    Ok((names, others))
+}
+
+/// Whether `group` has a hard link called `name` (a scan of the group's links: for small
+/// groups; list big ones once with [`hard_links`]).
+pub fn hard_member(group: &Group, name: &str) -> bool {
+    group
+        .find_link(IndexType::Name, IterationOrder::Native, |n, info| {
+            Ok((n == name).then_some(info.link_type == LinkType::Hard))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Opens the member group `name` of the (small) `group` if it is a hard link to a group.
+pub fn hard_group(group: &Group, name: &str) -> Option<Group> {
+    if hard_member(group, name) {
+        group.group(name).ok()
+    } else {
+        None
+    }
+}
+
+/// Opens the member dataset `name` of the (small) `group` if it is a hard link to a dataset.
+pub fn hard_dataset(group: &Group, name: &str) -> Option<Dataset> {
+    if hard_member(group, name) {
+        group.dataset(name).ok()
+    } else {
+        None
     }
 }
 

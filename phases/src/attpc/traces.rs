@@ -13,13 +13,28 @@
 //! - merger scalers are read for the whole declared range (Spyral reads only the first);
 //! - a FRIB event is built only when both the `1903` and `977` datasets exist.
 //!
+//! Untrusted files (a corrupt header must never make a run endless or exhaust memory):
+//! - the declared range is checked against the events the file holds when it is opened
+//!   ([`TraceReader::open`]): an absurd range is a [`TraceError::EventRange`] naming the file and
+//!   the attribute, a range slightly off is a [`TraceWarning`]; phases iterate
+//!   [`TraceReader::present_event_ids`], which is bounded by the file's contents whatever the
+//!   attributes claim;
+//! - every dataset's claimed shape, chunk size and storage are checked before it is read
+//!   ([`MAX_GET_ROWS`], [`super::h5util::check_read_extent`]); of small datasets only the values
+//!   needed are read;
+//! - only hard links are followed (no soft or external links: an external link can name any
+//!   path, a FIFO included).
+//!
 //! The reader returns raw integer data; signal processing lives in [`crate::signal`].
 
 use super::h5util::{
-    attr_i64, attr_string, attr_u64, ensure_integer_dataset, opt_dataset, opt_group,
+    attr_i64, attr_string, attr_u64, check_read_extent, ensure_integer_dataset, hard_dataset,
+    hard_group, hard_links,
 };
+use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group, MinorErrorCode};
-use ndarray::Array2;
+use ndarray::{s, Array2};
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::RangeInclusive;
@@ -37,6 +52,20 @@ pub const FRIB_TRACE_LENGTH: usize = 2048;
 pub const FRIB_CHANNELS: usize = 8;
 /// Number of named scaler values per scaler record.
 pub const NUM_SCALERS: usize = 11;
+/// The most rows a GET matrix may claim. The full electronics has 11 CoBos x 4 AsAds x 4 AGETs
+/// x 68 channels = 11 968 channels; a larger shape is a corrupt header, refused before anything
+/// is allocated.
+pub const MAX_GET_ROWS: usize = 32_768;
+/// How many ids a declared range may reach beyond the stored events, on either side, without a
+/// warning: the merger declares its last GET event even when it had to drop it.
+pub const RANGE_TOLERANCE: u64 = 1;
+/// A declared range is refused as corrupt when the ids it declares but the file does not hold
+/// outnumber `max(RANGE_MISSING_LIMIT, RANGE_MISSING_FACTOR x the events it holds)`.
+pub const RANGE_MISSING_LIMIT: u64 = 10_000;
+/// See [`RANGE_MISSING_LIMIT`].
+pub const RANGE_MISSING_FACTOR: u64 = 10;
+/// The largest event id a file may declare or hold (ids are stored as `i64` downstream).
+pub const MAX_EVENT_ID: u64 = i64::MAX as u64;
 /// Names of the scaler values, in the order they are stored (spec 1.9).
 pub const SCALER_NAMES: [&str; NUM_SCALERS] = [
     "clock_free",
@@ -349,7 +378,7 @@ pub enum TraceError {
     UnknownVersion {
         /// The file.
         path: PathBuf,
-        /// The version string found.
+        /// The version string found (escaped, shortened to 80 characters).
         version: String,
     },
     /// Neither a `meta` nor an `events` group at the top level.
@@ -369,6 +398,20 @@ pub enum TraceError {
         /// The HDF5 object, e.g. `/events attribute 'min_event'`.
         object: String,
         /// What is wrong.
+        problem: String,
+    },
+    /// The declared event range contradicts the events the file holds (a corrupt or hostile
+    /// header: believed, it would make a reader count through billions of absent ids).
+    #[error("{}: {attribute} = {value}, but {problem}", .path.display())]
+    EventRange {
+        /// The file.
+        path: PathBuf,
+        /// Where the value is stored, e.g. `/events attribute max_event` or
+        /// `/meta/meta[2] (last event)`.
+        attribute: String,
+        /// The value found.
+        value: u64,
+        /// What contradicts it, e.g. `the file holds events 0..=119`.
         problem: String,
     },
     /// One event's data is malformed.
@@ -407,6 +450,7 @@ impl TraceError {
             | TraceError::UnknownVersion { path, .. }
             | TraceError::NoKnownFormat { path }
             | TraceError::Layout { path, .. }
+            | TraceError::EventRange { path, .. }
             | TraceError::Event { path, .. }
             | TraceError::Write { path, .. } => path,
         }
@@ -428,6 +472,98 @@ impl From<TraceError> for spyral_core::PhaseError {
                 spyral_core::PhaseError::io(e.to_string())
             }
             _ => spyral_core::PhaseError::invalid_input(e.to_string()),
+        }
+    }
+}
+
+/// Something odd about a trace file that does not stop it being read ([`TraceReader::warnings`]).
+/// Every message starts with the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceWarning {
+    /// The declared range reaches further than the stored events (those ids are missing).
+    RangeBeyondEvents {
+        /// The file.
+        path: PathBuf,
+        /// Where the value is stored (as in [`TraceError::EventRange`]).
+        attribute: String,
+        /// The value found.
+        value: u64,
+        /// How many ids beyond the stored events it reaches.
+        beyond: u64,
+        /// The events held, e.g. `events 0..=119`.
+        held: String,
+    },
+    /// Events are stored outside the declared range; they are not read.
+    EventsOutsideRange {
+        /// The file.
+        path: PathBuf,
+        /// How many.
+        count: usize,
+        /// One of them.
+        example: u64,
+        /// The declared range.
+        first: u64,
+        /// The declared range.
+        last: u64,
+    },
+    /// The declared range is empty (its last event is before its first) and no event is stored.
+    EmptyRange {
+        /// The file.
+        path: PathBuf,
+        /// The declared first event.
+        first: u64,
+        /// The declared last event.
+        last: u64,
+    },
+    /// Members of a group listing events are soft or external links, which are not followed.
+    IgnoredLinks {
+        /// The file.
+        path: PathBuf,
+        /// The group, e.g. `/events`.
+        group: String,
+        /// How many links.
+        count: usize,
+    },
+}
+
+impl fmt::Display for TraceWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceWarning::RangeBeyondEvents {
+                path,
+                attribute,
+                value,
+                beyond,
+                held,
+            } => write!(
+                f,
+                "{}: {attribute} = {value} reaches {beyond} ids beyond the stored events \
+                 ({held}); those events are missing",
+                path.display()
+            ),
+            TraceWarning::EventsOutsideRange {
+                path,
+                count,
+                example,
+                first,
+                last,
+            } => write!(
+                f,
+                "{}: {count} stored events (e.g. event {example}) are outside the declared range \
+                 {first}..={last}; they are not read",
+                path.display()
+            ),
+            TraceWarning::EmptyRange { path, first, last } => write!(
+                f,
+                "{}: the declared range {first}..={last} is empty and the file holds no events",
+                path.display()
+            ),
+            TraceWarning::IgnoredLinks { path, group, count } => write!(
+                f,
+                "{}: {count} members of {group} are soft or external links, which are not \
+                 followed",
+                path.display()
+            ),
         }
     }
 }
@@ -540,6 +676,51 @@ fn open_hdf5(path: &Path) -> Result<hdf5::File, TraceError> {
     })
 }
 
+/// What a legacy file stores for one event id (bit flags; versioned files use [`HAS_GROUP`]).
+const HAS_GET: u8 = 1;
+const HAS_HEADER: u8 = 2;
+const HAS_1903: u8 = 4;
+const HAS_977: u8 = 8;
+const HAS_GROUP: u8 = 16;
+
+/// The number in a member name: canonical decimal only (no sign, no leading zeros, so that the
+/// name [`TraceReader::read_event`] builds from the id is the name listed).
+fn parse_id(digits: &str) -> Option<u64> {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Text from a file made safe for a message: control characters escaped, at most 80
+/// characters (a hostile attribute can hold megabytes).
+fn shorten(text: &str) -> String {
+    let escaped: String = text.escape_debug().collect();
+    if escaped.chars().count() <= 80 {
+        return escaped;
+    }
+    let head: String = escaped.chars().take(80).collect();
+    format!("{head}... ({} bytes)", text.len())
+}
+
+/// How a set of stored ids reads in a message: `events 0..=119`, `12 events between 0 and 900`.
+fn describe_held(ids: &[u64]) -> String {
+    match (ids.first(), ids.last()) {
+        (Some(&a), Some(&b)) if (b - a) as u128 + 1 == ids.len() as u128 => {
+            if a == b {
+                format!("only event {a}")
+            } else {
+                format!("events {a}..={b}")
+            }
+        }
+        (Some(&a), Some(&b)) => format!("{} events between {a} and {b}", ids.len()),
+        _ => "no events".to_string(),
+    }
+}
+
 /// A reader for one trace file. Open it with [`TraceReader::open`].
 pub struct TraceReader {
     path: PathBuf,
@@ -549,6 +730,11 @@ pub struct TraceReader {
     first: u64,
     last: u64,
     run_number: i64,
+    /// Every event id stored (whether or not declared), sorted, with what is stored for it.
+    stored: Vec<(u64, u8)>,
+    /// The stored ids inside the declared range, sorted.
+    present: Vec<u64>,
+    warnings: Vec<TraceWarning>,
 }
 
 impl fmt::Debug for TraceReader {
@@ -560,31 +746,44 @@ impl fmt::Debug for TraceReader {
             .field("first", &self.first)
             .field("last", &self.last)
             .field("run_number", &self.run_number)
+            .field("stored", &self.stored.len())
+            .field("present", &self.present.len())
             .finish()
     }
 }
 
 impl TraceReader {
-    /// Opens `path`, detects its format (spec 1.2) and reads the declared event range.
+    /// Opens `path`, detects its format (spec 1.2), reads the declared event range and lists
+    /// the events the file holds.
+    ///
+    /// The declared range is checked against the stored events: a value beyond `i64::MAX`, an
+    /// inverted range while events are stored, or a range declaring far more ids than the file
+    /// holds (more than `max(RANGE_MISSING_LIMIT, RANGE_MISSING_FACTOR x stored)` missing) is a
+    /// [`TraceError::EventRange`]; a range reaching more than [`RANGE_TOLERANCE`] ids beyond the
+    /// stored events, or stored events outside the range, are [`TraceWarning`]s.
     ///
     /// The run number (used for `orig_run` of merger and legacy events) is parsed from a
     /// `run_NNNN.h5` file name, else -1; override it with [`TraceReader::set_run_number`].
     pub fn open(path: impl AsRef<Path>) -> Result<TraceReader, TraceError> {
         let path = path.as_ref().to_path_buf();
         let file = open_hdf5(&path)?;
-        let is_group = |name: &str| file.link_exists(name) && file.group(name).is_ok();
         let layout = |object: &str, problem: String| TraceError::Layout {
             path: path.clone(),
             object: object.to_string(),
             problem,
         };
+        let (root, _) = hard_links(&file).map_err(|e| layout("/", hdf5_detail(&e)))?;
+        let root_group = |name: &str| -> Option<Group> {
+            if root.iter().any(|n| n == name) {
+                file.group(name).ok()
+            } else {
+                None
+            }
+        };
 
-        let (format, version) = if is_group("meta") {
+        let (format, version) = if root_group("meta").is_some() {
             (TraceFormat::Legacy, None)
-        } else if is_group("events") {
-            let events = file
-                .group("events")
-                .map_err(|e| layout("/events", hdf5_detail(&e)))?;
+        } else if let Some(events) = root_group("events") {
             let version = attr_string(&events, "version")
                 .map_err(|p| layout("/events", p))?
                 .ok_or_else(|| {
@@ -598,7 +797,7 @@ impl TraceReader {
                 None => {
                     return Err(TraceError::UnknownVersion {
                         path: path.clone(),
-                        version,
+                        version: shorten(&version),
                     })
                 }
             }
@@ -608,31 +807,16 @@ impl TraceReader {
 
         let (first, last) = match format {
             TraceFormat::Legacy => {
-                let ds = file.dataset("meta/meta").map_err(|e| {
-                    layout(
-                        "/meta/meta",
-                        format!("missing dataset: {}", hdf5_detail(&e)),
-                    )
-                })?;
-                ensure_integer_dataset(&ds).map_err(|p| layout("/meta/meta", p))?;
-                let meta: Vec<u64> = ds
-                    .read_raw()
-                    .map_err(|e| layout("/meta/meta", hdf5_detail(&e)))?;
-                if meta.len() < 3 {
-                    return Err(layout(
-                        "/meta/meta",
-                        format!(
-                            "holds {} values, expected 4 (first event, first timestamp, last event, last timestamp)",
-                            meta.len()
-                        ),
-                    ));
-                }
-                (meta[0], meta[2])
+                let meta =
+                    root_group("meta").ok_or_else(|| layout("/meta", "not a group".into()))?;
+                let ds = hard_dataset(&meta, "meta")
+                    .ok_or_else(|| layout("/meta/meta", "missing dataset".into()))?;
+                let values = read_leading_u64(&ds, 3).map_err(|p| layout("/meta/meta", p))?;
+                (values[0], values[2])
             }
             _ => {
-                let events = file
-                    .group("events")
-                    .map_err(|e| layout("/events", hdf5_detail(&e)))?;
+                let events =
+                    root_group("events").ok_or_else(|| layout("/events", "not a group".into()))?;
                 let get = |name: &str| {
                     attr_u64(&events, name)
                         .map_err(|p| layout("/events", p))?
@@ -643,7 +827,7 @@ impl TraceReader {
         };
 
         let run_number = run_number_from_path(&path).map_or(-1, i64::from);
-        Ok(TraceReader {
+        let mut reader = TraceReader {
             path,
             file,
             format,
@@ -651,7 +835,198 @@ impl TraceReader {
             first,
             last,
             run_number,
-        })
+            stored: Vec::new(),
+            present: Vec::new(),
+            warnings: Vec::new(),
+        };
+        reader.list_stored()?;
+        reader.check_range()?;
+        Ok(reader)
+    }
+
+    /// Lists the events the file holds (hard links only) into `stored`.
+    fn list_stored(&mut self) -> Result<(), TraceError> {
+        let mut found: Vec<(u64, u8)> = Vec::new();
+        let mut scan = |reader: &mut TraceReader,
+                        group: &Group,
+                        object: &str,
+                        parse: &dyn Fn(&str) -> Option<(u64, u8)>|
+         -> Result<(), TraceError> {
+            let (names, others) =
+                hard_links(group).map_err(|e| reader.layout_err(object, hdf5_detail(&e)))?;
+            found.extend(names.iter().filter_map(|n| parse(n)));
+            if others > 0 {
+                reader.warnings.push(TraceWarning::IgnoredLinks {
+                    path: reader.path.clone(),
+                    group: object.to_string(),
+                    count: others,
+                });
+            }
+            Ok(())
+        };
+        match self.format {
+            TraceFormat::Legacy => {
+                let id_with = |n: &str, kinds: &[(&str, u8)]| {
+                    let rest = n.strip_prefix("evt")?;
+                    kinds.iter().find_map(|(suffix, flag)| {
+                        rest.strip_suffix(suffix)
+                            .and_then(parse_id)
+                            .map(|id| (id, *flag))
+                    })
+                };
+                if let Some(get) = hard_group(&self.file, "get") {
+                    scan(self, &get, "/get", &|n| {
+                        id_with(n, &[("_data", HAS_GET), ("_header", HAS_HEADER)])
+                    })?;
+                }
+                if let Some(evt) =
+                    hard_group(&self.file, "frib").and_then(|f| hard_group(&f, "evt"))
+                {
+                    scan(self, &evt, "/frib/evt", &|n| {
+                        id_with(n, &[("_1903", HAS_1903), ("_977", HAS_977)])
+                    })?;
+                }
+            }
+            _ => {
+                let events = self
+                    .file
+                    .group("events")
+                    .map_err(|e| self.layout_err("/events", hdf5_detail(&e)))?;
+                scan(self, &events, "/events", &|n| {
+                    n.strip_prefix("event_")
+                        .and_then(parse_id)
+                        .map(|id| (id, HAS_GROUP))
+                })?;
+            }
+        }
+        found.sort_unstable();
+        let mut stored: Vec<(u64, u8)> = Vec::with_capacity(found.len());
+        for (id, flag) in found {
+            match stored.last_mut() {
+                Some(last) if last.0 == id => last.1 |= flag,
+                _ => stored.push((id, flag)),
+            }
+        }
+        self.stored = stored;
+        Ok(())
+    }
+
+    /// Where the declared first and last event are stored, for messages.
+    fn range_attributes(&self) -> (&'static str, &'static str) {
+        match self.format {
+            TraceFormat::Legacy => ("/meta/meta[0] (first event)", "/meta/meta[2] (last event)"),
+            _ => ("/events attribute min_event", "/events attribute max_event"),
+        }
+    }
+
+    /// Checks the declared range against the stored events and fills `present` and the
+    /// warnings (see [`TraceReader::open`]).
+    fn check_range(&mut self) -> Result<(), TraceError> {
+        let (first_attr, last_attr) = self.range_attributes();
+        let (first, last) = (self.first, self.last);
+        let ids: Vec<u64> = self.stored.iter().map(|e| e.0).collect();
+        let held = describe_held(&ids);
+        let range_err = |attribute: &str, value: u64, problem: String| TraceError::EventRange {
+            path: self.path.clone(),
+            attribute: attribute.to_string(),
+            value,
+            problem,
+        };
+        for (attribute, value) in [(first_attr, first), (last_attr, last)] {
+            if value > MAX_EVENT_ID {
+                return Err(range_err(
+                    attribute,
+                    value,
+                    format!("event ids above {MAX_EVENT_ID} are not valid (the file holds {held})"),
+                ));
+            }
+        }
+        if last < first {
+            if ids.is_empty() {
+                self.warnings.push(TraceWarning::EmptyRange {
+                    path: self.path.clone(),
+                    first,
+                    last,
+                });
+                return Ok(());
+            }
+            return Err(range_err(
+                first_attr,
+                first,
+                format!(
+                    "it is after the last event ({last_attr} = {last}) and the file holds {held}"
+                ),
+            ));
+        }
+        let lo = ids.partition_point(|&id| id < first);
+        let hi = ids.partition_point(|&id| id <= last);
+        let present = &ids[lo..hi];
+        let declared = last - first + 1; // no overflow: last <= i64::MAX
+        let missing = declared - present.len() as u64;
+        let allowed =
+            RANGE_MISSING_LIMIT.max(RANGE_MISSING_FACTOR.saturating_mul(present.len() as u64));
+        // How far the range reaches beyond the stored events on each side.
+        let (head, tail) = match (present.first(), present.last()) {
+            (Some(&a), Some(&b)) => (a - first, last - b),
+            _ => (0, declared),
+        };
+        if missing > allowed {
+            let (attribute, value) = if head > tail {
+                (first_attr, first)
+            } else {
+                (last_attr, last)
+            };
+            let inside = if present.len() == ids.len() {
+                format!("the file holds {held}")
+            } else {
+                format!(
+                    "the range {first}..={last} holds {} of them (the file holds {held})",
+                    present.len()
+                )
+            };
+            return Err(range_err(
+                attribute,
+                value,
+                format!(
+                    "{inside}: {missing} declared ids would be missing, more than the {allowed} \
+                     a trace file may lack (a corrupt header?)"
+                ),
+            ));
+        }
+        if !present.is_empty() {
+            for (attribute, value, beyond) in [(first_attr, first, head), (last_attr, last, tail)] {
+                if beyond > RANGE_TOLERANCE {
+                    self.warnings.push(TraceWarning::RangeBeyondEvents {
+                        path: self.path.clone(),
+                        attribute: attribute.to_string(),
+                        value,
+                        beyond,
+                        held: held.clone(),
+                    });
+                }
+            }
+        } else if declared > RANGE_TOLERANCE {
+            self.warnings.push(TraceWarning::RangeBeyondEvents {
+                path: self.path.clone(),
+                attribute: last_attr.to_string(),
+                value: last,
+                beyond: declared,
+                held: held.clone(),
+            });
+        }
+        let outside = ids.len() - present.len();
+        if outside > 0 {
+            let example = if lo > 0 { ids[0] } else { ids[hi] };
+            self.warnings.push(TraceWarning::EventsOutsideRange {
+                path: self.path.clone(),
+                count: outside,
+                example,
+                first,
+                last,
+            });
+        }
+        self.present = present.to_vec();
+        Ok(())
     }
 
     /// The file.
@@ -689,8 +1064,11 @@ impl TraceReader {
         self.last
     }
 
-    /// The declared event ids, `first..=last` for every format. Ids in the range may be missing
-    /// from the file: [`TraceReader::read_event`] returns `None` for them.
+    /// The declared event ids, `first..=last` for every format (checked at open against the
+    /// stored events, so at most about `RANGE_MISSING_FACTOR + 1` times as many ids as the file
+    /// holds events). Ids in the range may be missing from the file:
+    /// [`TraceReader::read_event`] returns `None` for them. To process a run, iterate
+    /// [`TraceReader::present_event_ids`] instead.
     pub fn event_ids(&self) -> RangeInclusive<u64> {
         self.first..=self.last
     }
@@ -702,6 +1080,18 @@ impl TraceReader {
         } else {
             self.last - self.first + 1
         }
+    }
+
+    /// The ids of the events the file holds inside the declared range, sorted: what a phase
+    /// iterates. Bounded by the file's contents, whatever its attributes claim.
+    pub fn present_event_ids(&self) -> &[u64] {
+        &self.present
+    }
+
+    /// What looked odd when the file was opened (range slightly off, events outside the
+    /// range, ignored links). Each names the file; phases log them.
+    pub fn warnings(&self) -> &[TraceWarning] {
+        &self.warnings
     }
 
     fn event_err(&self, event: u64, object: &str, problem: impl Into<String>) -> TraceError {
@@ -724,56 +1114,50 @@ impl TraceReader {
     /// The ids of the events actually stored in the file, sorted (whether or not they are in
     /// the declared range).
     pub fn stored_event_ids(&self) -> Result<Vec<u64>, TraceError> {
-        let mut ids = Vec::new();
-        let mut collect = |group: &Group, object: &str, parse: &dyn Fn(&str) -> Option<u64>| {
-            let names = group
-                .member_names()
-                .map_err(|e| self.layout_err(object, hdf5_detail(&e)))?;
-            ids.extend(names.iter().filter_map(|n| parse(n)));
-            Ok::<(), TraceError>(())
-        };
-        match self.format {
-            TraceFormat::Legacy => {
-                let num = |n: &str, prefix: &str, suffixes: &[&str]| {
-                    let rest = n.strip_prefix(prefix)?;
-                    suffixes
-                        .iter()
-                        .find_map(|s| rest.strip_suffix(s))
-                        .and_then(|d| d.parse().ok())
-                };
-                if let Some(get) = opt_group(&self.file, "get") {
-                    collect(&get, "/get", &|n| num(n, "evt", &["_data"]))?;
-                }
-                if let Some(evt) = opt_group(&self.file, "frib").and_then(|f| opt_group(&f, "evt"))
-                {
-                    collect(&evt, "/frib/evt", &|n| num(n, "evt", &["_1903", "_977"]))?;
-                }
-            }
-            _ => {
-                let events = self
-                    .file
-                    .group("events")
-                    .map_err(|e| self.layout_err("/events", hdf5_detail(&e)))?;
-                collect(&events, "/events", &|n| {
-                    n.strip_prefix("event_").and_then(|d| d.parse().ok())
-                })?;
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        Ok(self.stored.iter().map(|e| e.0).collect())
     }
 
     /// Reads event `id`. `Ok(None)` if the file has no data for it; an error if the data is
     /// malformed (the error names the file, the event and the dataset).
     pub fn read_event(&self, id: u64) -> Result<Option<RawEvent>, TraceError> {
+        let Ok(i) = self.stored.binary_search_by_key(&id, |e| e.0) else {
+            return Ok(None);
+        };
+        let flags = self.stored[i].1;
         match self.format {
-            TraceFormat::Legacy => self.read_legacy_event(id),
+            TraceFormat::Legacy => self.read_legacy_event(id, flags),
             _ => self.read_versioned_event(id),
         }
     }
 
-    fn read_legacy_event(&self, id: u64) -> Result<Option<RawEvent>, TraceError> {
+    /// A member listed at open as a hard link; it may still not be what the reader expects.
+    fn listed_group(&self, path: &str, id: u64) -> Result<Group, TraceError> {
+        self.file.group(path).map_err(|e| {
+            self.event_err(
+                id,
+                &format!("/{path}"),
+                format!("not a group: {}", hdf5_detail(&e)),
+            )
+        })
+    }
+
+    fn listed_dataset(
+        &self,
+        group: &Group,
+        base: &str,
+        name: &str,
+        id: u64,
+    ) -> Result<Dataset, TraceError> {
+        group.dataset(name).map_err(|e| {
+            self.event_err(
+                id,
+                &format!("{base}/{name}"),
+                format!("not a dataset: {}", hdf5_detail(&e)),
+            )
+        })
+    }
+
+    fn read_legacy_event(&self, id: u64, flags: u8) -> Result<Option<RawEvent>, TraceError> {
         let mut event = RawEvent {
             id,
             pads: None,
@@ -784,27 +1168,34 @@ impl TraceReader {
             timestamp: 0,
             timestamp_other: 0,
         };
-        if let Some(get) = opt_group(&self.file, "get") {
+        if flags & HAS_GET != 0 {
+            let get = self.listed_group("get", id)?;
             let name = format!("evt{id}_data");
-            if let Some(ds) = opt_dataset(&get, &name) {
-                event.pads = Some(self.read_get_matrix(&ds, id, &format!("/get/{name}"))?);
-                // The header [event id, timestamp, timestamp_other] is informational only.
-                if let Some(h) = opt_dataset(&get, &format!("evt{id}_header")) {
-                    if let Ok(v) = h.read_raw::<f64>() {
-                        event.timestamp = v.get(1).map_or(0, |&t| t.max(0.0) as u64);
-                        event.timestamp_other = v.get(2).map_or(0, |&t| t.max(0.0) as u64);
+            let ds = self.listed_dataset(&get, "/get", &name, id)?;
+            event.pads = Some(self.read_get_matrix(&ds, id, &format!("/get/{name}"))?);
+            // The header [event id, timestamp, timestamp_other] is informational only: read
+            // when it is a small float array, ignored otherwise.
+            if flags & HAS_HEADER != 0 {
+                if let Ok(h) = get.dataset(&format!("evt{id}_header")) {
+                    let small =
+                        h.ndim() == 1 && h.shape()[0] <= 16 && check_read_extent(&h, 16).is_ok();
+                    if let Some(v) = small.then(|| h.read_raw::<f64>().ok()).flatten() {
+                        let ts = |t: Option<&f64>| {
+                            t.map_or(0, |&t| if t.is_finite() { t.max(0.0) as u64 } else { 0 })
+                        };
+                        event.timestamp = ts(v.get(1));
+                        event.timestamp_other = ts(v.get(2));
                     }
                 }
             }
         }
-        if let Some(evt) = opt_group(&self.file, "frib").and_then(|f| opt_group(&f, "evt")) {
+        if flags & HAS_1903 != 0 && flags & HAS_977 != 0 {
+            let evt = self.listed_group("frib/evt", id)?;
             let n1903 = format!("evt{id}_1903");
             let n977 = format!("evt{id}_977");
-            if let (Some(d1903), Some(d977)) = (opt_dataset(&evt, &n1903), opt_dataset(&evt, &n977))
-            {
-                event.frib =
-                    Some(self.read_frib(&d1903, &d977, id, "/frib/evt", &n1903, &n977, 0)?);
-            }
+            let d1903 = self.listed_dataset(&evt, "/frib/evt", &n1903, id)?;
+            let d977 = self.listed_dataset(&evt, "/frib/evt", &n977, id)?;
+            event.frib = Some(self.read_frib(&d1903, &d977, id, "/frib/evt", &n1903, &n977, 0)?);
         }
         if event.pads.is_none() && event.frib.is_none() {
             return Ok(None);
@@ -813,14 +1204,8 @@ impl TraceReader {
     }
 
     fn read_versioned_event(&self, id: u64) -> Result<Option<RawEvent>, TraceError> {
-        let events = self
-            .file
-            .group("events")
-            .map_err(|e| self.layout_err("/events", hdf5_detail(&e)))?;
         let name = format!("event_{id}");
-        let Some(group) = opt_group(&events, &name) else {
-            return Ok(None);
-        };
+        let group = self.listed_group(&format!("events/{name}"), id)?;
         let base = format!("/events/{name}");
         let mut event = RawEvent {
             id,
@@ -836,32 +1221,32 @@ impl TraceReader {
             |loc: &hdf5::Location, n: &str| attr_u64(loc, n).ok().flatten().unwrap_or(0);
 
         if self.format == TraceFormat::Merger2 {
-            if let Some(get) = opt_group(&group, "get") {
+            if let Some(get) = hard_group(&group, "get") {
                 event.timestamp = lenient_u64(&get, "timestamp");
                 event.timestamp_other = lenient_u64(&get, "timestamp_other");
-                if let Some(ds) = opt_dataset(&get, "pads") {
+                if let Some(ds) = hard_dataset(&get, "pads") {
                     event.pads =
                         Some(self.read_get_matrix(&ds, id, &format!("{base}/get/pads"))?);
                 }
                 for (i, det) in SiliconTraces::NAMES.iter().enumerate() {
                     let found = [format!("si_{det}"), format!("silicon_{det}")]
                         .into_iter()
-                        .find_map(|n| opt_dataset(&get, &n).map(|ds| (n, ds)));
+                        .find_map(|n| hard_dataset(&get, &n).map(|ds| (n, ds)));
                     if let Some((n, ds)) = found {
                         let m = self.read_get_matrix(&ds, id, &format!("{base}/get/{n}"))?;
                         *event.silicon.slot(i) = Some(m);
                     }
                 }
             }
-        } else if let Some(ds) = opt_dataset(&group, "get_traces") {
+        } else if let Some(ds) = hard_dataset(&group, "get_traces") {
             event.timestamp = lenient_u64(&ds, "timestamp");
             event.timestamp_other = lenient_u64(&ds, "timestamp_other");
             event.pads = Some(self.read_get_matrix(&ds, id, &format!("{base}/get_traces"))?);
         }
 
-        if let Some(frib) = opt_group(&group, "frib_physics") {
+        if let Some(frib) = hard_group(&group, "frib_physics") {
             if let (Some(d1903), Some(d977)) =
-                (opt_dataset(&frib, "1903"), opt_dataset(&frib, "977"))
+                (hard_dataset(&frib, "1903"), hard_dataset(&frib, "977"))
             {
                 let ts = attr_u64(&frib, "timestamp")
                     .ok()
@@ -903,6 +1288,19 @@ impl TraceReader {
                 ),
             ));
         }
+        if shape[0] > MAX_GET_ROWS {
+            return Err(self.event_err(
+                id,
+                object,
+                format!(
+                    "the GET matrix claims {} rows, more than the {MAX_GET_ROWS} a reader accepts \
+                     (the electronics has 11968 channels): a corrupt header?",
+                    shape[0]
+                ),
+            ));
+        }
+        check_read_extent(ds, MAX_GET_ROWS * GET_COLUMNS)
+            .map_err(|p| self.event_err(id, object, p))?;
         if shape[0] == 0 {
             return Ok(Array2::zeros((0, GET_COLUMNS)));
         }
@@ -935,18 +1333,15 @@ impl TraceReader {
                 ),
             ));
         }
+        check_read_extent(d1903, FRIB_TRACE_LENGTH * FRIB_CHANNELS)
+            .map_err(|p| self.event_err(id, &o1903, p))?;
         let traces = d1903
             .read_2d::<u16>()
             .map_err(|e| self.event_err(id, &o1903, format!("cannot read: {}", hdf5_detail(&e))))?;
-        let words: Vec<u16> = d977
-            .read_raw()
-            .map_err(|e| self.event_err(id, &o977, format!("cannot read: {}", hdf5_detail(&e))))?;
-        let trigger = *words.first().ok_or_else(|| {
-            self.event_err(id, &o977, "the coincidence register dataset is empty")
-        })?;
+        let words = read_leading::<u16>(d977, 1).map_err(|p| self.event_err(id, &o977, p))?;
         Ok(FribData {
             traces,
-            trigger,
+            trigger: words[0],
             timestamp,
         })
     }
@@ -959,34 +1354,40 @@ impl TraceReader {
             TraceFormat::Harmonizer => Ok(None),
             TraceFormat::Legacy => {
                 let Some(group) =
-                    opt_group(&self.file, "frib").and_then(|f| opt_group(&f, "scaler"))
+                    hard_group(&self.file, "frib").and_then(|f| hard_group(&f, "scaler"))
                 else {
                     return Ok(None);
                 };
+                let (names, _) = hard_links(&group)
+                    .map_err(|e| self.layout_err("/frib/scaler", hdf5_detail(&e)))?;
+                let names: HashSet<String> = names.into_iter().collect();
                 let mut rows = Vec::new();
                 for k in 0u64.. {
                     let name = format!("scaler{k}_data");
-                    let Some(ds) = opt_dataset(&group, &name) else {
+                    if !names.contains(&name) {
                         break;
-                    };
-                    let values = self.read_scaler_values(&ds, &format!("/frib/scaler/{name}"))?;
+                    }
+                    let object = format!("/frib/scaler/{name}");
+                    let ds = group
+                        .dataset(&name)
+                        .map_err(|e| self.layout_err(&object, hdf5_detail(&e)))?;
+                    let values = self.read_scaler_values(&ds, &object)?;
                     rows.push(ScalerRow::new(k, values));
                 }
                 Ok(Some(rows))
             }
             TraceFormat::Merger1 | TraceFormat::Merger2 => {
-                let Some(group) = opt_group(&self.file, "scalers") else {
+                let Some(group) = hard_group(&self.file, "scalers") else {
                     return Ok(None);
                 };
                 let range =
                     |n: &str| attr_u64(&group, n).map_err(|p| self.layout_err("/scalers", p));
                 let (min, max) = (range("min_event")?, range("max_event")?);
-                let names = group
-                    .member_names()
-                    .map_err(|e| self.layout_err("/scalers", hdf5_detail(&e)))?;
+                let (names, _) =
+                    hard_links(&group).map_err(|e| self.layout_err("/scalers", hdf5_detail(&e)))?;
                 let mut ids: Vec<u64> = names
                     .iter()
-                    .filter_map(|n| n.strip_prefix("event_").and_then(|d| d.parse().ok()))
+                    .filter_map(|n| n.strip_prefix("event_").and_then(parse_id))
                     .filter(|k| min.is_none_or(|m| *k >= m) && max.is_none_or(|m| *k <= m))
                     .collect();
                 ids.sort_unstable();
@@ -1023,23 +1424,53 @@ impl TraceReader {
         ds: &Dataset,
         object: &str,
     ) -> Result<[u32; NUM_SCALERS], TraceError> {
-        ensure_integer_dataset(ds).map_err(|p| self.layout_err(object, p))?;
-        let data: Vec<u32> = ds
-            .read_raw()
-            .map_err(|e| self.layout_err(object, format!("cannot read: {}", hdf5_detail(&e))))?;
-        if data.len() < NUM_SCALERS {
-            return Err(self.layout_err(
+        let data = read_leading::<u32>(ds, NUM_SCALERS).map_err(|p| {
+            self.layout_err(
                 object,
-                format!(
-                    "holds {} values, expected at least {NUM_SCALERS} ({})",
-                    data.len(),
-                    SCALER_NAMES.join(", ")
-                ),
-            ));
-        }
+                format!("{p} (the scalers are {})", SCALER_NAMES.join(", ")),
+            )
+        })?;
         let mut values = [0u32; NUM_SCALERS];
-        values.copy_from_slice(&data[..NUM_SCALERS]);
+        values.copy_from_slice(&data);
         Ok(values)
+    }
+}
+
+/// Reads the first `n` values of a 1-D integer dataset (or the value of a scalar one when
+/// `n == 1`), whatever its length: a long dataset is not read whole. The error text says what
+/// is wrong.
+fn read_leading<T: hdf5::H5Type + Copy>(ds: &Dataset, n: usize) -> Result<Vec<T>, String> {
+    ensure_integer_dataset(ds)?;
+    check_read_extent(ds, usize::MAX)?;
+    let shape = ds.shape();
+    let read_err = |e: hdf5::Error| format!("cannot read: {}", hdf5_detail(&e));
+    match shape.as_slice() {
+        [] if n == 1 => Ok(vec![ds.read_scalar::<T>().map_err(read_err)?]),
+        [len] if *len >= n => Ok(ds
+            .read_slice_1d::<T, _>(s![0..n])
+            .map_err(read_err)?
+            .to_vec()),
+        [len] => Err(format!("holds {len} values, expected at least {n}")),
+        _ => Err(format!(
+            "has shape {shape:?}, expected a 1-D array of at least {n} values"
+        )),
+    }
+}
+
+/// Reads the first `n` values of a 1-D integer dataset as `u64`, refusing negative values
+/// (which a plain conversion would silently clip to 0).
+fn read_leading_u64(ds: &Dataset, n: usize) -> Result<Vec<u64>, String> {
+    let signed = matches!(
+        ds.dtype().and_then(|t| t.to_descriptor()),
+        Ok(TypeDescriptor::Integer(_))
+    );
+    if signed {
+        read_leading::<i64>(ds, n)?
+            .into_iter()
+            .map(|v| u64::try_from(v).map_err(|_| format!("holds the negative value {v}")))
+            .collect()
+    } else {
+        read_leading::<u64>(ds, n)
     }
 }
 
