@@ -99,9 +99,12 @@ def run_spyral(ctx, name, traces, runs, seed, last="solver", mesh_from=None):
     return ws
 
 
-def run_rust(ctx, name, traces, runs, active, copy=(), mesh_from=None, pads=None):
+def run_rust(ctx, name, traces, runs, active, copy=(), mesh_from=None, pads=None, solver=None,
+             mesh_npy=None):
     """Runs spyral on a fresh workspace; `copy` lists (src folder, phase folder) to put in it
-    first (artifacts of inactive phases)."""
+    first (artifacts of inactive phases); `solver` overrides InterpSolver parameters; with
+    `mesh_npy`, the assets are made first (`spyral assets`) and the mesh array is then replaced
+    by that .npy file (same shape; used to hand our solver Spyral's mesh)."""
     ws = ctx.work / name
     if ws.exists():
         shutil.rmtree(ws)
@@ -111,13 +114,24 @@ def run_rust(ctx, name, traces, runs, active, copy=(), mesh_from=None, pads=None
     if mesh_from:
         shutil.copytree(mesh_from, ws / "InterpSolver_assets")
     pipe = params.rust_pipeline(ctx.repo, ws, traces, runs, active, RUST_SEED, pads)
+    if solver:
+        pipe["phases"][3]["config"].update(solver)
     path = ctx.work / f"{name}.yaml"
     params.write_rust_pipeline(path, pipe)
     t0 = time.time()
+    out = ""
+    if mesh_npy:
+        p = sh([ctx.bin, "assets", path], capture_output=True, text=True)
+        out += p.stdout + p.stderr
+        ours = sorted((ws / "InterpSolver_assets").glob("*.npy"))
+        if p.returncode != 0 or len(ours) != 1:
+            sys.exit(f"spyral assets failed for {name}: {out[-500:]}")
+        shutil.copy2(mesh_npy, ours[0])
     p = sh([ctx.bin, "run", path, "--no-display"], capture_output=True, text=True)
+    out += p.stdout + p.stderr
     ctx.timings[name] = time.time() - t0
-    (ctx.work / f"{name}.log").write_text(p.stdout + p.stderr)
-    return ws, p.returncode, p.stdout + p.stderr
+    (ctx.work / f"{name}.log").write_text(out)
+    return ws, p.returncode, out
 
 
 def rust_report(ws):
@@ -196,6 +210,150 @@ def mark(value, target, higher=True):
     return " ✓" if ok else " ✗"
 
 
+def run_all(ctx):
+    """Every simulation and pipeline run; returns what the analysis needs besides the files."""
+    runs = ctx.runs
+    main_traces = ctx.traces(MAIN_FORMAT)
+    log("simulating")
+    t0 = time.time()
+    simulate(ctx)
+    ctx.timings["simulate"] = time.time() - t0
+
+    log("Python Spyral, full chain, twice (run-to-run reference)")
+    py_a = run_spyral(ctx, "py-a", main_traces, runs, SPYRAL_SEEDS[0])
+    run_spyral(ctx, "py-b", main_traces, runs, SPYRAL_SEEDS[1],
+               mesh_from=py_a / "InterpSolver_assets")
+
+    log("spyral, full chain")
+    rc = {}
+    rs_full, rc["rs-full"], _ = run_rust(ctx, "rs-full", main_traces, runs, [True] * 4)
+    our_mesh = rs_full / "InterpSolver_assets"
+    _, rc["rs-full-spyral-pads"], _ = run_rust(
+        ctx, "rs-full-spyral-pads", main_traces, runs, [True] * 4, mesh_from=our_mesh,
+        pads=params.spyral_pad_files())
+    log("spyral, each phase fed Spyral's input")
+    _, rc["rs-on-py-cloud"], _ = run_rust(ctx, "rs-on-py-cloud", main_traces, runs, [False, True],
+                                          copy=[(py_a, "Pointcloud")])
+    _, rc["rs-on-py-clusters"], _ = run_rust(
+        ctx, "rs-on-py-clusters", main_traces, runs, [False, False, True],
+        copy=[(py_a, "Pointcloud"), (py_a, "Cluster")])
+    est = ("Pointcloud", "Cluster", "Estimation")
+    solver_only = [False, False, False, True]
+    rs_so, rc_so, out_so = run_rust(ctx, "rs-on-py-estimates", main_traces, runs, solver_only,
+                                    copy=[(py_a, f) for f in est], mesh_from=our_mesh)
+    reads_zstd = rc_so == 0 and all(paths(rs_so, "InterpSolver", runs))
+    zstd_error = ""
+    src = py_a
+    if not reads_zstd:
+        log("spyral could not start from Spyral's Estimation parquet (zstd); retrying with a "
+            "snappy copy of the same table")
+        zstd_error = next((ln for ln in out_so.splitlines() if "rror" in ln), out_so[-300:])
+        src = ctx.work / "py-a-snappy"
+        if src.exists():
+            shutil.rmtree(src)
+        for folder in est:
+            shutil.copytree(py_a / folder, src / folder)
+        rewrite_snappy(src, runs)
+        _, rc_so, _ = run_rust(ctx, "rs-on-py-estimates", main_traces, runs, solver_only,
+                               copy=[(src, f) for f in est], mesh_from=our_mesh)
+    rc["rs-on-py-estimates"] = rc_so
+    # Same, with Spyral's own mesh file in place of ours: isolates the fit from the mesh. Our
+    # interpolator puts node i at min + i (max - min)/(bins - 1), where the mesh was computed;
+    # Spyral's at min + i (max - min)/bins. With max shortened to min + (bins - 1)(max - min)/bins
+    # our nodes sit where Spyral's do, so our solver interpolates Spyral's mesh exactly as Spyral
+    # does (the upper bounds of B rho and polar move by one Spyral cell too).
+    py_mesh = sorted((py_a / "InterpSolver_assets").glob("*.npy"))[0]
+    _, rc["rs-on-py-estimates-py-mesh"], _ = run_rust(
+        ctx, "rs-on-py-estimates-py-mesh", main_traces, runs, solver_only,
+        copy=[(src, f) for f in est], mesh_npy=py_mesh)
+    S = params.SOLVER
+    grid = {
+        "interp_ke_max": S["interp_ke_min"] + (S["interp_ke_bins"] - 1)
+        * (S["interp_ke_max"] - S["interp_ke_min"]) / S["interp_ke_bins"],
+        "interp_polar_max": S["interp_polar_min"] + (S["interp_polar_bins"] - 1)
+        * (S["interp_polar_max"] - S["interp_polar_min"]) / S["interp_polar_bins"],
+    }
+    _, rc["rs-on-py-estimates-py-grid"], _ = run_rust(
+        ctx, "rs-on-py-estimates-py-grid", main_traces, runs, solver_only,
+        copy=[(src, f) for f in est], mesh_npy=py_mesh, solver=grid)
+
+    log("Pointcloud in the other formats")
+    for fmt in FORMATS:
+        tr = ctx.traces(fmt, False)
+        name = fmt.replace(".", "")
+        run_spyral(ctx, f"py-pc-{name}", tr, [1], SPYRAL_SEEDS[0], last="pointcloud")
+        _, rc[f"rs-pc-{name}"], _ = run_rust(ctx, f"rs-pc-{name}", tr, [1], [True],
+                                            pads=ctx.sim_pads)
+    return {"exit_codes": rc, "reads_zstd": reads_zstd, "zstd_error": zstd_error,
+            "timings": ctx.timings}
+
+
+def analyse(ctx):
+    """Every comparison, from the files in the work folder."""
+    import readcheck
+
+    runs = ctx.runs
+    w = ctx.work
+    py_a, py_b = w / "py-a", w / "py-b"
+    log("Spyral reads our files (all formats)")
+    reads = readcheck.check({f: ctx.traces(f, False) for f in FORMATS}, [1])
+    plane = readcheck.same_get(w / "traces" / "default-plane" / "run_0001.h5",
+                               ctx.traces(MAIN_FORMAT, False) / "run_0001.h5", 1)
+    fmt_pc = {}
+    for fmt in FORMATS:
+        name = fmt.replace(".", "")
+        pw, rw = w / f"py-pc-{name}", w / f"rs-pc-{name}"
+        fmt_pc[fmt] = compare.compare_pointclouds(pc_pairs(pw, rw, [1]))
+        fmt_pc[fmt]["spyral_errors"] = json.loads((pw / "parity-spyral.json").read_text())["errors"]
+
+    log("comparing")
+    mcs = params.CLUSTER["min_cloud_size"]
+    full, fullp = w / "rs-full", w / "rs-full-spyral-pads"
+
+    def est(b):
+        return compare.compare_estimation(paths(py_a, "Estimation", runs), paths(b, "Estimation", runs))
+
+    def sol(b):
+        return compare.compare_solver(paths(py_a, "InterpSolver", runs), paths(b, "InterpSolver", runs))
+
+    res = {
+        "pc": {
+            "full": compare.compare_pointclouds(pc_pairs(py_a, full, runs)),
+            "fullp": compare.compare_pointclouds(pc_pairs(py_a, fullp, runs)),
+            "ref": compare.compare_pointclouds(pc_pairs(py_a, py_b, runs)),
+        },
+        "cl": {
+            "full": compare.compare_clusters(cluster_runs(py_a, py_a, full, full, runs), mcs),
+            "fullp": compare.compare_clusters(cluster_runs(py_a, py_a, fullp, fullp, runs), mcs),
+            "iso": compare.compare_clusters(
+                cluster_runs(py_a, py_a, py_a, w / "rs-on-py-cloud", runs), mcs),
+            "ref": compare.compare_clusters(cluster_runs(py_a, py_a, py_b, py_b, runs), mcs),
+        },
+        "es": {"full": est(full), "fullp": est(fullp), "iso": est(w / "rs-on-py-clusters"),
+               "ref": est(py_b)},
+        "so": {"full": sol(full), "fullp": sol(fullp), "iso": sol(w / "rs-on-py-estimates"),
+               "ref": sol(py_b), "iso_pymesh": sol(w / "rs-on-py-estimates-py-mesh"),
+               "iso_pygrid": sol(w / "rs-on-py-estimates-py-grid")},
+    }
+    truth = compare.load_truth(str(ctx.traces(MAIN_FORMAT) / "truth"), runs)
+    acc = {}
+    for label, ws in (
+        ("Spyral (run A)", py_a),
+        ("Spyral (run B)", py_b),
+        ("spyral, full chain", full),
+        ("spyral, full chain, pads = Spyral's CSVs", fullp),
+        ("spyral on Spyral's estimates", w / "rs-on-py-estimates"),
+        ("spyral on Spyral's estimates and mesh", w / "rs-on-py-estimates-py-mesh"),
+        ("spyral on Spyral's estimates and mesh, Spyral's node positions",
+         w / "rs-on-py-estimates-py-grid"),
+    ):
+        acc[label] = compare.accuracy(paths(ws, "InterpSolver", runs), truth)
+    sp = {n: json.loads((w / n / "parity-spyral.json").read_text()) for n in ("py-a", "py-b")}
+    ours = rust_report(fullp)
+    return {"results": res, "accuracy": acc, "reads": reads, "default_plane": plane,
+            "formats": fmt_pc, "spyral": sp, "ours_phase_s": ours}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", type=Path, required=True)
@@ -207,139 +365,28 @@ def main():
     ap.add_argument("--sim-pads", choices=["spyral", "default"], default="spyral",
                     help="pad plane of the simulated runs: Spyral's packaged CSVs (default) or "
                          "the simulator's built-in plane")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="only compare the workspaces an earlier run left in --work")
     ap.add_argument("--commit", default="")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     ctx = Context(args)
     ctx.work.mkdir(parents=True, exist_ok=True)
+    state_path = ctx.work / "state.json"
     t_start = time.time()
-    runs = ctx.runs
-    main_traces = ctx.traces(MAIN_FORMAT)
-
-    log("simulating")
-    t0 = time.time()
-    simulate(ctx)
-    ctx.timings["simulate"] = time.time() - t0
-
-    log("Spyral reads our files (all formats)")
-    import readcheck
-
-    reads = readcheck.check({f: ctx.traces(f, False) for f in FORMATS}, [1])
-    plane = readcheck.same_get(ctx.work / "traces" / "default-plane" / "run_0001.h5",
-                               ctx.traces(MAIN_FORMAT, False) / "run_0001.h5", 1)
-
-    log("Python Spyral, full chain, twice (run-to-run reference)")
-    py_a = run_spyral(ctx, "py-a", main_traces, runs, SPYRAL_SEEDS[0])
-    py_b = run_spyral(ctx, "py-b", main_traces, runs, SPYRAL_SEEDS[1],
-                      mesh_from=py_a / "InterpSolver_assets")
-
-    log("spyral, full chain")
-    rs_full, rc_full, _ = run_rust(ctx, "rs-full", main_traces, runs, [True] * 4)
-    our_mesh = rs_full / "InterpSolver_assets"
-    rs_fp, rc_fp, _ = run_rust(ctx, "rs-full-spyral-pads", main_traces, runs, [True] * 4,
-                               mesh_from=our_mesh, pads=params.spyral_pad_files())
-    log("spyral, each phase fed Spyral's input")
-    rs_cl, rc_cl, _ = run_rust(ctx, "rs-on-py-cloud", main_traces, runs, [False, True],
-                               copy=[(py_a, "Pointcloud")])
-    rs_es, rc_es, _ = run_rust(ctx, "rs-on-py-clusters", main_traces, runs, [False, False, True],
-                               copy=[(py_a, "Pointcloud"), (py_a, "Cluster")])
-    est_copy = [(py_a, "Pointcloud"), (py_a, "Cluster"), (py_a, "Estimation")]
-    rs_so, rc_so, out_so = run_rust(ctx, "rs-on-py-estimates", main_traces, runs,
-                                    [False, False, False, True], copy=est_copy, mesh_from=our_mesh)
-    reads_zstd = rc_so == 0 and all(paths(rs_so, "InterpSolver", runs))
-    if not reads_zstd:
-        log("spyral could not start from Spyral's Estimation parquet (zstd); retrying with a "
-            "snappy copy of the same table")
-        zstd_error = next((l for l in out_so.splitlines() if "rror" in l), out_so[-300:])
-        tmp = ctx.work / "py-a-snappy"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        for folder in ("Pointcloud", "Cluster", "Estimation"):
-            shutil.copytree(py_a / folder, tmp / folder)
-        rewrite_snappy(tmp, runs)
-        rs_so, rc_so, out_so = run_rust(
-            ctx, "rs-on-py-estimates", main_traces, runs, [False, False, False, True],
-            copy=[(tmp, f) for f in ("Pointcloud", "Cluster", "Estimation")], mesh_from=our_mesh)
+    if args.compare_only:
+        state = json.loads(state_path.read_text())
+        ctx.timings = state["timings"]
     else:
-        zstd_error = ""
-    # Same, with Spyral's own mesh in place of ours (isolates the fit from the mesh).
-    py_mesh = sorted((py_a / "InterpSolver_assets").glob("*.npy"))
-    our_npy = sorted(our_mesh.glob("*.npy"))
-    rs_sm = None
-    if py_mesh and our_npy:
-        src = ctx.work / "py-a-snappy" if not reads_zstd else py_a
-        mesh_dir = ctx.work / "py-mesh-as-ours"
-        if mesh_dir.exists():
-            shutil.rmtree(mesh_dir)
-        shutil.copytree(our_mesh, mesh_dir)
-        shutil.copy2(py_mesh[0], mesh_dir / our_npy[0].name)
-        rs_sm, _, _ = run_rust(ctx, "rs-on-py-estimates-py-mesh", main_traces, runs,
-                               [False, False, False, True],
-                               copy=[(src, f) for f in ("Pointcloud", "Cluster", "Estimation")],
-                               mesh_from=mesh_dir)
-
-    log("Pointcloud in the other formats")
-    fmt_pc = {}
-    for fmt in FORMATS:
-        tr = ctx.traces(fmt, False)
-        name = fmt.replace(".", "")
-        pw = run_spyral(ctx, f"py-pc-{name}", tr, [1], SPYRAL_SEEDS[0], last="pointcloud")
-        rw, _, _ = run_rust(ctx, f"rs-pc-{name}", tr, [1], [True], pads=ctx.sim_pads)
-        fmt_pc[fmt] = compare.compare_pointclouds(pc_pairs(pw, rw, [1]))
-        fmt_pc[fmt]["spyral_errors"] = json.loads((pw / "parity-spyral.json").read_text())["errors"]
-
-    log("comparing")
-    mcs = params.CLUSTER["min_cloud_size"]
-    res = {
-        "pc": {
-            "full": compare.compare_pointclouds(pc_pairs(py_a, rs_full, runs)),
-            "fullp": compare.compare_pointclouds(pc_pairs(py_a, rs_fp, runs)),
-            "ref": compare.compare_pointclouds(pc_pairs(py_a, py_b, runs)),
-        },
-        "cl": {
-            "full": compare.compare_clusters(cluster_runs(py_a, py_a, rs_full, rs_full, runs), mcs),
-            "fullp": compare.compare_clusters(cluster_runs(py_a, py_a, rs_fp, rs_fp, runs), mcs),
-            "iso": compare.compare_clusters(cluster_runs(py_a, py_a, py_a, rs_cl, runs), mcs),
-            "ref": compare.compare_clusters(cluster_runs(py_a, py_a, py_b, py_b, runs), mcs),
-        },
-        "es": {
-            "full": compare.compare_estimation(paths(py_a, "Estimation", runs), paths(rs_full, "Estimation", runs)),
-            "fullp": compare.compare_estimation(paths(py_a, "Estimation", runs), paths(rs_fp, "Estimation", runs)),
-            "iso": compare.compare_estimation(paths(py_a, "Estimation", runs), paths(rs_es, "Estimation", runs)),
-            "ref": compare.compare_estimation(paths(py_a, "Estimation", runs), paths(py_b, "Estimation", runs)),
-        },
-        "so": {
-            "full": compare.compare_solver(paths(py_a, "InterpSolver", runs), paths(rs_full, "InterpSolver", runs)),
-            "fullp": compare.compare_solver(paths(py_a, "InterpSolver", runs), paths(rs_fp, "InterpSolver", runs)),
-            "iso": compare.compare_solver(paths(py_a, "InterpSolver", runs), paths(rs_so, "InterpSolver", runs)),
-            "ref": compare.compare_solver(paths(py_a, "InterpSolver", runs), paths(py_b, "InterpSolver", runs)),
-        },
-    }
-    if rs_sm is not None:
-        res["so"]["iso_pymesh"] = compare.compare_solver(
-            paths(py_a, "InterpSolver", runs), paths(rs_sm, "InterpSolver", runs))
-    truth = compare.load_truth(str(main_traces / "truth"), runs)
-    acc = {
-        "Spyral (run A)": compare.accuracy(paths(py_a, "InterpSolver", runs), truth),
-        "Spyral (run B)": compare.accuracy(paths(py_b, "InterpSolver", runs), truth),
-        "spyral, full chain": compare.accuracy(paths(rs_full, "InterpSolver", runs), truth),
-        "spyral, full chain, pads = Spyral's CSVs": compare.accuracy(paths(rs_fp, "InterpSolver", runs), truth),
-        "spyral on Spyral's estimates": compare.accuracy(paths(rs_so, "InterpSolver", runs), truth),
-    }
-    if rs_sm is not None:
-        acc["spyral on Spyral's estimates and mesh"] = compare.accuracy(
-            paths(rs_sm, "InterpSolver", runs), truth)
-    sp_errors = {n: json.loads((ctx.work / n / "parity-spyral.json").read_text())
-                 for n in ("py-a", "py-b")}
-    rc = {"rs-full": rc_full, "rs-full-spyral-pads": rc_fp, "rs-on-py-cloud": rc_cl, "rs-on-py-clusters": rc_es,
-          "rs-on-py-estimates": rc_so}
-    total_s = time.time() - t_start
+        state = run_all(ctx)
+        state["total_s"] = time.time() - t_start
+        state_path.write_text(json.dumps(state, indent=2))
+    found = analyse(ctx)
 
     commit = args.commit or git(ctx.repo, "rev-parse", "--short=12", "HEAD")
     dirty = "" if args.commit else (" (+ uncommitted changes)" if git(
         ctx.repo, "status", "--porcelain", "--untracked-files=no", "--", "core", "host", "phases") else "")
-    text = render(ctx, res, acc, reads, plane, fmt_pc, sp_errors, rc, reads_zstd, zstd_error,
-                  f"{commit}{dirty}", total_s)
+    text = render(ctx, found, state, f"{commit}{dirty}")
     out = args.out or (ctx.repo / "bench-results" / "parity.md")
     notes = ""
     if out.exists():
@@ -348,15 +395,17 @@ def main():
         if i >= 0:
             notes = old[i:]
     out.write_text(text + notes)
-    (ctx.work / "parity.json").write_text(json.dumps(
-        {"results": res, "accuracy": acc, "reads": reads, "default_plane": plane, "formats": fmt_pc,
-         "timings": ctx.timings, "spyral": sp_errors, "exit_codes": rc}, indent=2, default=str))
+    (ctx.work / "parity.json").write_text(json.dumps(dict(found, **state), indent=2, default=str))
     print(text)
-    log(f"wrote {out} and {ctx.work / 'parity.json'} ({total_s / 60:.1f} min)")
+    log(f"wrote {out} and {ctx.work / 'parity.json'} ({state['total_s'] / 60:.1f} min of runs)")
 
 
-def render(ctx, res, acc, reads, plane, fmt_pc, sp, rc, reads_zstd, zstd_error, commit, total_s):
+def render(ctx, found, state, commit):
     T = TARGETS
+    res, acc, reads = found["results"], found["accuracy"], found["reads"]
+    plane, fmt_pc, sp = found["default_plane"], found["formats"], found["spyral"]
+    rc, reads_zstd, zstd_error = state["exit_codes"], state["reads_zstd"], state["zstd_error"]
+    total_s = state["total_s"]
     pc, cl, es, so = res["pc"], res["cl"], res["es"], res["so"]
     L = []
     a = L.append
@@ -365,7 +414,8 @@ def render(ctx, res, acc, reads, plane, fmt_pc, sp, rc, reads_zstd, zstd_error, 
         "the simulator's built-in pad plane"
     a("# Parity with Python Spyral 1.1.2")
     a("")
-    a(f"Commit {commit}, {now}. Made by `scripts/parity/run.sh` in {total_s / 60:.0f} min: "
+    a(f"Commit {commit}, {now}. Made by `scripts/parity/run.sh` (the runs took {total_s / 60:.0f} min "
+      "after the venv and the build): "
       f"{len(ctx.runs)} merger-1.0 runs x {ctx.events} events simulated by `spyral simulate` "
       f"(default reaction, {plane_src}); Spyral's default parameters "
       f"(`scripts/parity/params.py`), interpolation mesh {params.SOLVER['n_time_steps']} x "
@@ -396,9 +446,10 @@ def render(ctx, res, acc, reads, plane, fmt_pc, sp, rc, reads_zstd, zstd_error, 
     f, fp, r = pc["full"], pc["fullp"], pc["ref"]
     cols = [f, fp, None, r]
     row("Pointcloud", "events with the same point count", ">= 99.5%", "same_count", pct, cols, "pc_same")
-    row("Pointcloud", "per-event max \\|dxyz\\|, median (mm)", "<= 0.01", "dxyz_median_mm", num, cols, "pc_dxyz", False)
-    row("Pointcloud", "events with max \\|dxyz\\| <= 0.01 mm", "", "dxyz_within_0.01mm", pct, cols)
-    row("Pointcloud", "largest per-event max \\|dxyz\\| (mm)", "", "dxyz_max_mm", num, cols)
+    row("Pointcloud", "events with the same points (pad, peak rank)", "", "same_points", pct, cols)
+    row("Pointcloud", "same points: per-event max \\|dxyz\\|, median (mm)", "<= 0.01", "dxyz_median_mm", num, cols, "pc_dxyz", False)
+    row("Pointcloud", "same points: largest per-event max \\|dxyz\\| (mm)", "", "dxyz_max_mm", num, cols)
+    row("Pointcloud", "events with every point within 0.01 mm", "", "dxyz_within_0.01mm", pct, cols)
     cols = [cl["full"], cl["fullp"], cl["iso"], cl["ref"]]
     row("Cluster", "ARI mean", ">= 0.98", "ari_mean", lambda v: num(v, "{:.4f}"), cols, "ari")
     row("Cluster", "events compared", "", "events", str, cols)
@@ -416,12 +467,19 @@ def render(ctx, res, acc, reads, plane, fmt_pc, sp, rc, reads_zstd, zstd_error, 
     row("InterpSolver", "polar, other − Spyral: median [16% .. 84%] (deg)", "", "dpolar_deg", q3, cols)
     row("InterpSolver", "KE, other − Spyral: median [16% .. 84%] (MeV)", "", "dke_mev", q3, cols)
     if "iso_pymesh" in so:
-        m = so["iso_pymesh"]
         a("")
-        a("InterpSolver fed Spyral's estimates **and Spyral's mesh file** (isolates the fit from "
-          f"the mesh): fits {m['fits_a']} / {m['fits_b']} / {m['matched']}; KE within 1% "
-          f"{pct(m['ke_1pct'])}, polar {pct(m['polar_1pct'])}, vertex z {pct(m['vz_1pct'])}; "
-          f"polar ours − Spyral {q3(m['dpolar_deg'])} deg; KE ours − Spyral {q3(m['dke_mev'])} MeV.")
+        a("InterpSolver fed Spyral's estimates and given **Spyral's mesh file**: with our node "
+          "positions (`(max − min)/(bins − 1)`, where the mesh was computed), and with "
+          "Spyral's (`(max − min)/bins`, by shortening our axis maximum by one Spyral cell, so "
+          "both interpolate the same array at the same positions and only the optimiser "
+          "differs).")
+        a("")
+        a("| mesh given to our solver | fits Spyral / ours / matched | KE within 1% | polar within 1% | vertex z within 1% | polar ours − Spyral (deg) | KE ours − Spyral (MeV) |")
+        a("|---|---|---|---|---|---|---|")
+        for label, m in (("Spyral's, our node positions", so["iso_pymesh"]),
+                         ("Spyral's, Spyral's node positions", so["iso_pygrid"])):
+            a(f"| {label} | {m['fits_a']} / {m['fits_b']} / {m['matched']} | {pct(m['ke_1pct'])} | "
+              f"{pct(m['polar_1pct'])} | {pct(m['vz_1pct'])} | {q3(m['dpolar_deg'])} | {q3(m['dke_mev'])} |")
     a("")
     if not reads_zstd:
         a("spyral could **not** start from Spyral's own Estimation parquet (polars' default "
@@ -472,6 +530,11 @@ def render(ctx, res, acc, reads, plane, fmt_pc, sp, rc, reads_zstd, zstd_error, 
     for k, v in ctx.timings.items():
         a(f"| {k} | {v:.0f} |")
     a("")
+    ours = found["ours_phase_s"]
+    if ours:
+        a("spyral per phase (wall s, full chain with Spyral's pad CSVs, 1 worker): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in ours.items()) + ".")
+        a("")
     for n in ("py-a", "py-b"):
         t = sp[n]["timing"]
         a(f"Spyral {n[-1].upper()} per phase (wall s): " + ", ".join(
