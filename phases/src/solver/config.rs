@@ -46,7 +46,9 @@ pub struct SolverConfig {
     pub fit_vertex_phi: bool,
     /// Whether the track's azimuthal angle is fitted.
     pub fit_azimuthal: bool,
-    /// `lbfgsb` or `leastsq`.
+    /// `lbfgsb` (Spyral's fit: lmfit over scipy's L-BFGS-B, reproduced iterate for iterate, with
+    /// Spyral's early stop), `lbfgsb_converged` (the same minimiser run to convergence; not
+    /// Spyral's numbers) or `leastsq` (Levenberg–Marquardt, with uncertainties).
     pub fit_method: FitMethod,
     /// Residual distance: `points` (nearest trajectory sample, Spyral) or `segments` (nearest
     /// point of the trajectory polyline).
@@ -99,6 +101,10 @@ mod tests {
         let c: SolverConfig =
             spyral_core::config::parse("InterpSolver", r#"{"fit_method": "leastsq"}"#).unwrap();
         assert_eq!(c.fit_method, FitMethod::Leastsq);
+        let c: SolverConfig =
+            spyral_core::config::parse("InterpSolver", r#"{"fit_method": "lbfgsb_converged"}"#)
+                .unwrap();
+        assert_eq!(c.fit_method, FitMethod::LbfgsbConverged);
         let e = spyral_core::config::parse::<SolverConfig>(
             "InterpSolver",
             r#"{"fit_method": "nelder"}"#,

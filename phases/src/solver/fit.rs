@@ -4,20 +4,33 @@
 //!
 //! - Data: cluster xyz in m; per-point errors `σz = L/(window − mm)·0.5 mm`,
 //!   `σx = scale·5 mm`, `σy = scale·10/√3 mm`.
-//! - `lbfgsb`: minimise `Σ wᵢ dᵢ / Σ wᵢ` with `w = 1/(σx² + σy² + σz²)`; `redchisq` is that final
-//!   value and every sigma is the 1e6 sentinel (as in Spyral).
-//! - `leastsq`: minimise `Σ (wᵢ dᵢ)²` with `w = 1/√(σx² + σy² + σz²)`; `redchisq = Σr²/(N − n)`,
-//!   sigmas from the covariance (vertex x/y propagated from ρ and φ with their correlation).
+//! - `lbfgsb` (default): minimise `Σ wᵢ dᵢ / Σ wᵢ` with `w = 1/(σx² + σy² + σz²)` exactly as
+//!   Spyral does, `lmfit.minimize(method='lbfgsb')`: lmfit's sin/arcsin map of each bounded
+//!   parameter to an unbounded internal variable and scipy's L-BFGS-B on those with its 2-point
+//!   finite-difference gradient and default stops ([`super::optim::lmfit_lbfgsb`]). The fit
+//!   therefore stops where Spyral's stops (relative reduction below 2.2e-9 or projected
+//!   gradient of the internal variables below 1e-5), not at the objective's exact minimum.
+//!   `redchisq` is lmfit's `redchi` for a scalar objective: `ndata = 1`, `nfree = 1 − nvary`,
+//!   `chisqr` the objective squared, so `redchisq` = (final weighted mean distance in m)²;
+//!   every sigma is the 1e6 sentinel (as in Spyral).
+//! - `leastsq`: minimise `Σ (wᵢ dᵢ)²` with `w = 1/√(σx² + σy² + σz²)`; `redchisq = Σr²/(N − n)`
+//!   (lmfit's `redchi`: N points, n varying parameters), sigmas from the covariance (vertex x/y
+//!   propagated from ρ and φ with their correlation). Bounds are enforced by projection in our
+//!   Levenberg–Marquardt ([`super::optim::least_squares_lm`]), not by lmfit's transform.
 //! - A guess whose KE or polar angle is outside the mesh is skipped (`FitOutcome::Skipped`), as in
 //!   Spyral. A non-finite objective is a failed fit ([`FitError`]); Spyral aborts the worker.
 //!
-//! Bounds are enforced by projection in the optimisers ([`super::optim`]), not by lmfit's
-//! sin/arcsin transform. Parameters a guess puts outside their bounds (a vertex outside the beam
-//! region or the drift length) start at the nearest bound instead (lmfit clips the same way).
+//! Parameters a guess puts outside their bounds (a vertex outside the beam region or the drift
+//! length) start at the nearest bound (lmfit clips the same way). A parameter whose bounds
+//! coincide (lmfit refuses it and Spyral's worker dies) is held fixed instead.
 
 use super::distance::{nearest_distances, DistanceMode, DistanceScratch};
 use super::interp::{CachedInterpolator, MeshView};
-use super::optim::{least_squares_lm, minimize_lbfgsb, LbfgsOptions, LmOptions, OptimError};
+use super::optim::lbfgsb::Iterate;
+use super::optim::{
+    least_squares_lm, lmfit_default_max_nfev, lmfit_lbfgsb, LmOptions, LmfitOptions, LmfitParam,
+    OptimError,
+};
 use crate::physics::constants::BRHO_FACTOR;
 use crate::physics::Nucleus;
 use ndarray::ArrayView2;
@@ -33,9 +46,13 @@ pub const BIG_PAD_HEIGHT_M: f64 = 0.01;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FitMethod {
-    /// Bounded quasi-Newton on the weighted mean distance.
+    /// Spyral's fit: lmfit + scipy L-BFGS-B on the weighted mean distance, with their stops.
     #[default]
     Lbfgsb,
+    /// The same minimiser run to convergence (relative reduction below 1e-15, projected
+    /// gradient below 1e-9, at most 20 000 · (n + 1) evaluations): not Spyral's numbers.
+    #[serde(rename = "lbfgsb_converged")]
+    LbfgsbConverged,
     /// Levenberg–Marquardt on the weighted distances.
     Leastsq,
 }
@@ -97,7 +114,8 @@ pub struct FitResult {
     pub azimuthal: f64,
     /// σ(azimuth).
     pub sigma_azimuthal: f64,
-    /// The goodness of fit (see the module documentation).
+    /// lmfit's reduced chi-square (see the module documentation): for `lbfgsb` the final
+    /// objective (weighted mean distance, m) squared, for `leastsq` `Σr²/(N − n)`.
     pub redchisq: f64,
     /// Objective evaluations.
     pub evaluations: usize,
@@ -243,7 +261,7 @@ impl<'m> TrackFitter<'m> {
                 let sy = r[4] * BIG_PAD_HEIGHT_M / 3f64.sqrt();
                 let var = sx * sx + sy * sy + sz2;
                 match s.method {
-                    FitMethod::Lbfgsb => 1.0 / var,
+                    FitMethod::Lbfgsb | FitMethod::LbfgsbConverged => 1.0 / var,
                     FitMethod::Leastsq => 1.0 / var.sqrt(),
                 }
             })
@@ -280,7 +298,7 @@ impl<'m> TrackFitter<'m> {
             &mut dist,
         );
         Ok(Some(match self.settings.method {
-            FitMethod::Lbfgsb => {
+            FitMethod::Lbfgsb | FitMethod::LbfgsbConverged => {
                 weights.iter().zip(&dist).map(|(w, d)| w * d).sum::<f64>()
                     / weights.iter().sum::<f64>()
             }
@@ -295,6 +313,18 @@ impl<'m> TrackFitter<'m> {
     /// Fits one cluster. `cloud` rows are `[x, y, z, integral, scale, ...]` in mm (rows with a
     /// non-finite coordinate or scale are ignored).
     pub fn fit(&self, cloud: ArrayView2<'_, f64>, guess: &Guess) -> Result<FitOutcome, FitError> {
+        self.fit_observed(cloud, guess, None)
+    }
+
+    /// [`TrackFitter::fit`], with `observer` seeing every L-BFGS-B iterate of an `lbfgsb` fit
+    /// (lmfit's internal variables of the varying parameters, in the order brho, polar, vertex
+    /// ρ, vertex φ, azimuth, vertex z).
+    pub fn fit_observed(
+        &self,
+        cloud: ArrayView2<'_, f64>,
+        guess: &Guess,
+        observer: Option<&mut dyn FnMut(&Iterate<'_>)>,
+    ) -> Result<FitOutcome, FitError> {
         let s = &self.settings;
         let g = guess;
         if ![
@@ -333,15 +363,13 @@ impl<'m> TrackFitter<'m> {
         let l = s.detector_length_m;
         let vz0 = (g.vertex_mm[2] * 0.001).clamp(0.0, l.max(0.0));
         let rho0 = g.vertex_mm[0].hypot(g.vertex_mm[1]) * 0.001;
-        let phi0 = g.vertex_mm[1].atan2(g.vertex_mm[0]).rem_euclid(TAU);
-        let init = [
-            g.brho,
-            g.polar,
-            rho0,
-            phi0,
-            g.azimuthal.rem_euclid(TAU),
-            vz0,
-        ];
+        // Spyral: atan2, plus 2π when negative; the azimuth is taken as it is (lmfit clips
+        // both into [0, 2π]).
+        let mut phi0 = g.vertex_mm[1].atan2(g.vertex_mm[0]);
+        if phi0 < 0.0 {
+            phi0 += TAU;
+        }
+        let init = [g.brho, g.polar, rho0, phi0, g.azimuthal, vz0];
         let lo = [brho_lo, plo, 0.0, 0.0, 0.0, (vz0 - 0.2).max(0.0)];
         let hi = [
             brho_hi,
@@ -363,7 +391,8 @@ impl<'m> TrackFitter<'m> {
         let mut vary: Vec<usize> = Vec::with_capacity(6);
         for k in 0..6 {
             full[k] = init[k].clamp(lo[k].min(hi[k]), hi[k].max(lo[k]));
-            if wants[k] && hi[k] - lo[k] > 1e-12 * hi[k].abs().max(1.0) {
+            // lmfit refuses a parameter with min == max (numpy.isclose, 1e-13); it is fixed here.
+            if wants[k] && (hi[k] - lo[k]).abs() > 1e-13 + 1e-13 * hi[k].abs() {
                 vary.push(k);
             }
         }
@@ -398,9 +427,19 @@ impl<'m> TrackFitter<'m> {
         let max_evals = 2 * 2000 * (vary.len() + 1);
         let nvary = vary.len();
         let (best, sigmas, redchisq, evals, iterations, converged) = match s.method {
-            FitMethod::Lbfgsb => {
-                let mut obj = |x: &[f64]| -> f64 {
-                    if !ev.distances(&expand(x)) {
+            FitMethod::Lbfgsb | FitMethod::LbfgsbConverged => {
+                // lmfit's parameters (all six, in Spyral's order); the objective gets them all.
+                let params: Vec<LmfitParam> = (0..6)
+                    .map(|k| LmfitParam {
+                        value: full[k],
+                        min: lo[k],
+                        max: hi[k],
+                        vary: vary.contains(&k),
+                    })
+                    .collect();
+                let mut obj = |p: &[f64]| -> f64 {
+                    let p6 = [p[0], p[1], p[2], p[3], p[4], p[5]];
+                    if !ev.distances(&p6) {
                         return f64::NAN;
                     }
                     ev.weights
@@ -410,13 +449,29 @@ impl<'m> TrackFitter<'m> {
                         .sum::<f64>()
                         / wsum
                 };
-                let opts = LbfgsOptions {
-                    max_evals,
-                    ..LbfgsOptions::default()
+                let opts = if s.method == FitMethod::LbfgsbConverged {
+                    LmfitOptions {
+                        max_nfev: Some(10 * lmfit_default_max_nfev(nvary)),
+                        ftol: 1e-15,
+                        gtol: 1e-9,
+                    }
+                } else {
+                    LmfitOptions {
+                        max_nfev: Some(lmfit_default_max_nfev(nvary)),
+                        ..LmfitOptions::default()
+                    }
                 };
-                let m = minimize_lbfgsb(&mut obj, &x0, &vlo, &vhi, &opts)?;
-                let p = expand(&m.x);
-                (p, None, m.f, m.evals, m.iterations, m.converged)
+                let m = lmfit_lbfgsb(&mut obj, &params, &opts, observer)?;
+                let p = [
+                    m.values[0],
+                    m.values[1],
+                    m.values[2],
+                    m.values[3],
+                    m.values[4],
+                    m.values[5],
+                ];
+                // lmfit's reduced chi-square of a scalar objective: the objective squared.
+                (p, None, m.redchi, m.nfev, m.nit, m.success())
             }
             FitMethod::Leastsq => {
                 let mut res = |x: &[f64], r: &mut [f64]| -> bool {

@@ -1,24 +1,21 @@
-//! Bounded minimisers for the track fit, written for a handful of parameters and an objective
-//! without analytic derivatives:
+//! Minimisers for the track fit (a handful of parameters, an objective without derivatives):
 //!
-//! - [`minimize_lbfgsb`]: a projected limited-memory BFGS (L-BFGS-B-like): the two-loop
-//!   recursion on the free variables, a projected backtracking (Armijo) line search, bounds
-//!   enforced by projection, forward-difference gradients;
+//! - [`lmfit_lbfgsb`]: what Spyral's default fit runs, `lmfit.minimize(method='lbfgsb')`
+//!   (lmfit 1.3): every bounded parameter is mapped to an unbounded internal variable
+//!   (`x = min + (sin u + 1)(max − min)/2`, `u = arcsin(2(x − min)/(max − min) − 1)`; `sqrt`
+//!   maps for one-sided bounds), fixed parameters are left out, and scipy's L-BFGS-B
+//!   ([`lbfgsb::minimize`], a faithful port) runs on the internal variables *without* bounds,
+//!   with its 2-point finite-difference gradient (absolute step 1e-8 in `u`), `maxiter` =
+//!   `maxfun` = 2·`max_nfev` and lmfit's own abort after `max_nfev` = 2000·(n + 1) evaluations;
 //! - [`least_squares_lm`]: Levenberg–Marquardt with Marquardt's diagonal scaling and Nielsen's
-//!   damping update, steps projected onto the bounds, forward-difference Jacobians, and the
-//!   covariance `(JᵀJ)⁻¹ · χ²/(N − n)` at the solution.
-//!
-//! Both work in unit-box coordinates `u = (x − lo)/(hi − lo) ∈ [0, 1]`, so finite-difference
-//! steps and tolerances mean the same for every parameter. Spyral (through lmfit) instead maps
-//! each bounded parameter with `sin`/`arcsin` to an unbounded one and runs scipy's L-BFGS-B or
-//! MINPACK on that; projection keeps the problem's geometry (no flattening near the bounds) and
-//! gives covariances in the physical parameters directly.
-//!
-//! Stopping: both stop when an iteration improves the objective by less than 1e-5 of its value
-//! (scipy's L-BFGS-B with lmfit's settings stops at ~2e-9 absolute, MINPACK at 1.5e-8
-//! relative). On synthetic tracks the parameter changes after that point are orders of
-//! magnitude below the fit's statistical precision, and the looser criterion halves the
-//! number of objective evaluations.
+//!   damping update, steps projected onto the bounds, forward-difference Jacobians in
+//!   unit-box coordinates `u = (x − lo)/(hi − lo)`, and the covariance `(JᵀJ)⁻¹ · χ²/(N − n)`
+//!   at the solution. It stops when an accepted step improves χ² by less than 1e-5 of its
+//!   value (MINPACK, which Spyral's `leastsq` runs, stops at 1.5e-8 relative).
+
+pub mod lbfgsb;
+
+use lbfgsb::{Iterate, LbfgsbOptions, Stop};
 
 /// Why a minimisation could not be completed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -32,36 +29,6 @@ pub enum OptimError {
     /// Invalid bounds or start.
     #[error("invalid problem: {0}")]
     Problem(String),
-}
-
-/// Settings of [`minimize_lbfgsb`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LbfgsOptions {
-    /// Number of correction pairs kept.
-    pub memory: usize,
-    /// Objective evaluation limit.
-    pub max_evals: usize,
-    /// Stop when an iteration lowers the objective by less than `ftol · |f|`.
-    pub ftol: f64,
-    /// Stop when the largest projected-gradient component (unit-box coordinates) is below this.
-    pub pgtol: f64,
-    /// Forward-difference step (unit-box coordinates).
-    pub fd_step: f64,
-    /// Largest first step (unit-box coordinates), before curvature is known.
-    pub first_step: f64,
-}
-
-impl Default for LbfgsOptions {
-    fn default() -> Self {
-        LbfgsOptions {
-            memory: 10,
-            max_evals: 15_000,
-            ftol: 1e-5,
-            pgtol: 1e-10,
-            fd_step: 1e-7,
-            first_step: 0.02,
-        }
-    }
 }
 
 /// Settings of [`least_squares_lm`].
@@ -108,6 +75,275 @@ pub struct Minimum {
     pub covariance: Option<Vec<f64>>,
 }
 
+/// A parameter as lmfit holds it: its value, bounds (infinite for none) and whether it varies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LmfitParam {
+    /// Starting value (clipped into the bounds, as lmfit does).
+    pub value: f64,
+    /// Lower bound (`-inf` for none).
+    pub min: f64,
+    /// Upper bound (`inf` for none).
+    pub max: f64,
+    /// Whether the fit varies it.
+    pub vary: bool,
+}
+
+impl LmfitParam {
+    /// lmfit's `Parameter(value, min, max)`: swapped bounds are put in order, the value is
+    /// clipped into them.
+    fn normalized(&self) -> LmfitParam {
+        let (min, max) = if self.min > self.max {
+            (self.max, self.min)
+        } else {
+            (self.min, self.max)
+        };
+        let value = if self.value > max {
+            max
+        } else if self.value < min {
+            min
+        } else {
+            self.value
+        };
+        LmfitParam {
+            value,
+            min,
+            max,
+            vary: self.vary,
+        }
+    }
+
+    /// The internal (unbounded) variable of the value (lmfit's `setup_bounds`).
+    fn internal_of_value(&self) -> f64 {
+        let v = self.value;
+        let u = match (self.min == f64::NEG_INFINITY, self.max == f64::INFINITY) {
+            (true, true) => v,
+            (false, true) => ((v - self.min + 1.0).powi(2) - 1.0).sqrt(),
+            (true, false) => ((self.max - v + 1.0).powi(2) - 1.0).sqrt(),
+            (false, false) => (2.0 * (v - self.min) / (self.max - self.min) - 1.0).asin(),
+        };
+        if u.abs() < 1e-15 {
+            0.0
+        } else {
+            u
+        }
+    }
+
+    /// The value of an internal variable (lmfit's `from_internal`, then its clipping setter).
+    fn value_of_internal(&self, u: f64) -> f64 {
+        let v = match (self.min == f64::NEG_INFINITY, self.max == f64::INFINITY) {
+            (true, true) => u,
+            (false, true) => self.min - 1.0 + (u * u + 1.0).sqrt(),
+            (true, false) => self.max + 1.0 - (u * u + 1.0).sqrt(),
+            (false, false) => self.min + (u.sin() + 1.0) * (self.max - self.min) / 2.0,
+        };
+        if v > self.max {
+            self.max
+        } else if v < self.min {
+            self.min
+        } else {
+            v
+        }
+    }
+}
+
+/// Settings of [`lmfit_lbfgsb`]; the defaults are lmfit's and scipy's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LmfitOptions {
+    /// lmfit's evaluation limit; `None` is its default `2000·(nvary + 1)`.
+    pub max_nfev: Option<usize>,
+    /// scipy's relative-reduction tolerance (`factr·ε`; default 2.2e-9).
+    pub ftol: f64,
+    /// scipy's projected-gradient tolerance (default 1e-5, on the internal variables).
+    pub gtol: f64,
+}
+
+impl Default for LmfitOptions {
+    fn default() -> Self {
+        let d = LbfgsbOptions::default();
+        LmfitOptions {
+            max_nfev: None,
+            ftol: d.ftol,
+            gtol: d.gtol,
+        }
+    }
+}
+
+/// What ended an [`lmfit_lbfgsb`] fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LmfitStop {
+    /// scipy's L-BFGS-B stopped.
+    Lbfgsb(Stop),
+    /// lmfit aborted the fit after `max_nfev` evaluations.
+    Aborted,
+}
+
+/// The result of [`lmfit_lbfgsb`] (lmfit's `MinimizerResult` fields).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmfitResult {
+    /// All parameter values (external), in the order given.
+    pub values: Vec<f64>,
+    /// The internal variables of the varying parameters at the end.
+    pub internal: Vec<f64>,
+    /// The objective at `values` (lmfit's `residual`).
+    pub residual: f64,
+    /// lmfit's reduced chi-square for a scalar objective: `residual² / max(1, 1 − nvary)`,
+    /// i.e. the objective squared (`ndata` is 1).
+    pub redchi: f64,
+    /// Objective evaluations (lmfit's `nfev`: finite-difference ones included, the final one
+    /// lmfit makes at the result not; `max_nfev + 1` after an abort, as lmfit counts).
+    pub nfev: usize,
+    /// L-BFGS-B iterations.
+    pub nit: usize,
+    /// What ended it.
+    pub stop: LmfitStop,
+}
+
+impl LmfitResult {
+    /// lmfit's `message`.
+    pub fn message(&self, max_nfev: usize) -> String {
+        match self.stop {
+            LmfitStop::Lbfgsb(s) => s.message().to_string(),
+            LmfitStop::Aborted => {
+                format!("Fit aborted: number of function evaluations > {max_nfev}")
+            }
+        }
+    }
+
+    /// lmfit's `success`.
+    pub fn success(&self) -> bool {
+        matches!(self.stop, LmfitStop::Lbfgsb(s) if s.converged())
+    }
+}
+
+/// lmfit's default evaluation limit for `nvary` varying parameters.
+pub fn lmfit_default_max_nfev(nvary: usize) -> usize {
+    2000 * (nvary + 1)
+}
+
+enum Halt {
+    Abort,
+    Fail(OptimError),
+}
+
+/// Minimises `f` (called with all parameter values, in order) as
+/// `lmfit.minimize(f, params, method='lbfgsb')` does. `observer` sees each L-BFGS-B iterate
+/// (internal variables of the varying parameters). A non-finite objective is an error (lmfit's
+/// `nan_policy='raise'`).
+pub fn lmfit_lbfgsb(
+    f: &mut dyn FnMut(&[f64]) -> f64,
+    params: &[LmfitParam],
+    opts: &LmfitOptions,
+    mut observer: Option<&mut dyn FnMut(&Iterate<'_>)>,
+) -> Result<LmfitResult, OptimError> {
+    let params: Vec<LmfitParam> = params.iter().map(LmfitParam::normalized).collect();
+    if params
+        .iter()
+        .any(|p| !p.value.is_finite() || p.min.is_nan() || p.max.is_nan())
+    {
+        return Err(OptimError::Problem(format!(
+            "parameters need a finite value and bounds ({params:?})"
+        )));
+    }
+    let vary: Vec<usize> = (0..params.len()).filter(|&i| params[i].vary).collect();
+    for &i in &vary {
+        let p = &params[i];
+        // numpy.isclose(min, max, atol=1e-13, rtol=1e-13); infinities are close only to themselves.
+        let close = if p.min.is_finite() && p.max.is_finite() {
+            (p.min - p.max).abs() <= 1e-13 + 1e-13 * p.max.abs()
+        } else {
+            p.min == p.max
+        };
+        if close {
+            return Err(OptimError::Problem(format!(
+                "parameter {i} has min == max ({})",
+                p.min
+            )));
+        }
+    }
+    let max_nfev = opts
+        .max_nfev
+        .unwrap_or_else(|| lmfit_default_max_nfev(vary.len()));
+    let x0: Vec<f64> = vary
+        .iter()
+        .map(|&i| params[i].internal_of_value())
+        .collect();
+    let bounds = vec![(f64::NEG_INFINITY, f64::INFINITY); vary.len()];
+    let lopts = LbfgsbOptions {
+        ftol: opts.ftol,
+        gtol: opts.gtol,
+        maxiter: 2 * max_nfev,
+        maxfun: 2 * max_nfev,
+        ..LbfgsbOptions::default()
+    };
+    let external = |u: &[f64]| -> Vec<f64> {
+        let mut values: Vec<f64> = params.iter().map(|p| p.value).collect();
+        for (k, &i) in vary.iter().enumerate() {
+            values[i] = params[i].value_of_internal(u[k]);
+        }
+        values
+    };
+    let mut nfev = 0usize;
+    let mut last_internal = x0.clone();
+    let mut nit_seen = 0usize;
+    let outcome = {
+        let mut penalty = |u: &[f64]| -> Result<f64, Halt> {
+            nfev += 1;
+            last_internal.copy_from_slice(u);
+            if nfev > max_nfev {
+                return Err(Halt::Abort);
+            }
+            let values = external(u);
+            let v = f(&values);
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(Halt::Fail(OptimError::NonFinite { at: values }))
+            }
+        };
+        let mut watch = |it: &Iterate<'_>| {
+            nit_seen = it.iteration;
+            if let Some(obs) = observer.as_mut() {
+                obs(it);
+            }
+        };
+        lbfgsb::minimize(&mut penalty, &x0, &bounds, &lopts, Some(&mut watch))
+    };
+    match outcome {
+        Ok(r) => {
+            let values = external(&r.x);
+            Ok(LmfitResult {
+                values,
+                residual: r.f_at_x,
+                redchi: r.f_at_x * r.f_at_x,
+                internal: r.x,
+                nfev,
+                nit: r.nit,
+                stop: LmfitStop::Lbfgsb(r.stop),
+            })
+        }
+        Err(Halt::Abort) => {
+            // lmfit keeps the point of the evaluation that overran and evaluates it.
+            let values = external(&last_internal);
+            let v = f(&values);
+            if !v.is_finite() {
+                return Err(OptimError::NonFinite { at: values });
+            }
+            Ok(LmfitResult {
+                values,
+                residual: v,
+                redchi: v * v,
+                internal: last_internal,
+                // lmfit's count: the overrunning call, minus two, plus the final evaluation,
+                // plus one.
+                nfev: max_nfev + 1,
+                nit: nit_seen,
+                stop: LmfitStop::Aborted,
+            })
+        }
+        Err(Halt::Fail(e)) => Err(e),
+    }
+}
+
 struct UnitBox<'a> {
     lo: &'a [f64],
     span: Vec<f64>,
@@ -142,191 +378,11 @@ impl<'a> UnitBox<'a> {
     }
 }
 
-/// An objective evaluator in unit-box coordinates that counts its calls.
-type UnitObjective<'a> = dyn FnMut(&[f64], &mut usize) -> Result<f64, OptimError> + 'a;
 /// A residual evaluator in unit-box coordinates that counts its calls; returns Σr².
 type UnitResiduals<'a> = dyn FnMut(&[f64], &mut [f64], &mut usize) -> Result<f64, OptimError> + 'a;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Minimises `f` over the box `[lo, hi]` from `x0` with a projected L-BFGS.
-pub fn minimize_lbfgsb(
-    f: &mut dyn FnMut(&[f64]) -> f64,
-    x0: &[f64],
-    lo: &[f64],
-    hi: &[f64],
-    opts: &LbfgsOptions,
-) -> Result<Minimum, OptimError> {
-    let ub = UnitBox::new(lo, hi, x0)?;
-    let n = x0.len();
-    let mut phys = vec![0.0; n];
-    let mut evals = 0usize;
-    let mut eval = |u: &[f64], evals: &mut usize| -> Result<f64, OptimError> {
-        ub.to_phys(u, &mut phys);
-        *evals += 1;
-        let v = f(&phys);
-        if v.is_finite() {
-            Ok(v)
-        } else {
-            Err(OptimError::NonFinite { at: phys.clone() })
-        }
-    };
-    let grad = |u: &[f64],
-                fu: f64,
-                evals: &mut usize,
-                eval: &mut UnitObjective<'_>|
-     -> Result<Vec<f64>, OptimError> {
-        let mut g = vec![0.0; u.len()];
-        let mut up = u.to_vec();
-        for i in 0..u.len() {
-            let h = if u[i] + opts.fd_step <= 1.0 {
-                opts.fd_step
-            } else {
-                -opts.fd_step
-            };
-            up[i] = u[i] + h;
-            g[i] = (eval(&up, evals)? - fu) / h;
-            up[i] = u[i];
-        }
-        Ok(g)
-    };
-    let mut u = ub.to_unit(x0);
-    let mut fu = eval(&u, &mut evals)?;
-    let mut g = grad(&u, fu, &mut evals, &mut eval)?;
-    let mut s_hist: Vec<Vec<f64>> = Vec::new();
-    let mut y_hist: Vec<Vec<f64>> = Vec::new();
-    let mut iterations = 0usize;
-    let (converged, reason) = loop {
-        // Variables held at a bound by the gradient are not free.
-        let free: Vec<bool> = (0..n)
-            .map(|i| !((u[i] <= 0.0 && g[i] > 0.0) || (u[i] >= 1.0 && g[i] < 0.0)))
-            .collect();
-        let pg_max = (0..n)
-            .filter(|&i| free[i])
-            .map(|i| g[i].abs())
-            .fold(0.0, f64::max);
-        if pg_max <= opts.pgtol {
-            break (true, "projected gradient below tolerance");
-        }
-        if evals >= opts.max_evals {
-            break (false, "evaluation limit");
-        }
-        // Two-loop recursion on the free subspace.
-        let mut q: Vec<f64> = (0..n).map(|i| if free[i] { g[i] } else { 0.0 }).collect();
-        let mask =
-            |v: &[f64]| -> Vec<f64> { (0..n).map(|i| if free[i] { v[i] } else { 0.0 }).collect() };
-        let pairs: Vec<(Vec<f64>, Vec<f64>)> = s_hist
-            .iter()
-            .zip(&y_hist)
-            .map(|(s, y)| (mask(s), mask(y)))
-            .filter(|(s, y)| dot(s, y) > 1e-12 * dot(y, y).max(1e-300))
-            .collect();
-        let mut alphas = vec![0.0; pairs.len()];
-        for (k, (s, y)) in pairs.iter().enumerate().rev() {
-            let rho = 1.0 / dot(y, s);
-            alphas[k] = rho * dot(s, &q);
-            for i in 0..n {
-                q[i] -= alphas[k] * y[i];
-            }
-        }
-        if let Some((s, y)) = pairs.last() {
-            let gamma = dot(s, y) / dot(y, y);
-            for v in q.iter_mut() {
-                *v *= gamma;
-            }
-        }
-        for (k, (s, y)) in pairs.iter().enumerate() {
-            let rho = 1.0 / dot(y, s);
-            let beta = rho * dot(y, &q);
-            for i in 0..n {
-                q[i] += s[i] * (alphas[k] - beta);
-            }
-        }
-        let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
-        let mut scaled = !pairs.is_empty();
-        if dot(&d, &g) >= 0.0 {
-            d = (0..n).map(|i| if free[i] { -g[i] } else { 0.0 }).collect();
-            scaled = false;
-        }
-        let dmax = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        if dmax == 0.0 {
-            break (true, "no descent direction");
-        }
-        let mut alpha = if scaled {
-            1.0
-        } else {
-            (opts.first_step / dmax).min(1.0)
-        };
-        // Projected backtracking line search.
-        let mut accepted: Option<(Vec<f64>, f64)> = None;
-        for _ in 0..40 {
-            let un: Vec<f64> = (0..n)
-                .map(|i| (u[i] + alpha * d[i]).clamp(0.0, 1.0))
-                .collect();
-            let step: Vec<f64> = (0..n).map(|i| un[i] - u[i]).collect();
-            if step.iter().all(|v| v.abs() <= f64::EPSILON) {
-                break;
-            }
-            let fn_ = eval(&un, &mut evals)?;
-            let slope = dot(&g, &step);
-            if fn_ <= fu + 1e-4 * slope {
-                accepted = Some((un, fn_));
-                break;
-            }
-            // Quadratic interpolation of the step, kept within [0.1, 0.5] of the current one.
-            let denom = 2.0 * (fn_ - fu - slope);
-            let shrink = if denom > 0.0 {
-                (-slope / denom).clamp(0.1, 0.5)
-            } else {
-                0.5
-            };
-            alpha *= shrink;
-            if evals >= opts.max_evals {
-                break;
-            }
-        }
-        let Some((un, fn_)) = accepted else {
-            if !s_hist.is_empty() {
-                // Curvature pairs misled the search: restart from steepest descent.
-                s_hist.clear();
-                y_hist.clear();
-                continue;
-            }
-            break (true, "line search found no decrease");
-        };
-        iterations += 1;
-        let gn = grad(&un, fn_, &mut evals, &mut eval)?;
-        let s: Vec<f64> = (0..n).map(|i| un[i] - u[i]).collect();
-        let y: Vec<f64> = (0..n).map(|i| gn[i] - g[i]).collect();
-        if dot(&s, &y) > 1e-12 * dot(&y, &y) {
-            s_hist.push(s);
-            y_hist.push(y);
-            if s_hist.len() > opts.memory {
-                s_hist.remove(0);
-                y_hist.remove(0);
-            }
-        }
-        let decrease = fu - fn_;
-        u = un;
-        g = gn;
-        let small = decrease <= opts.ftol * fu.abs().max(fn_.abs());
-        fu = fn_;
-        if small {
-            break (true, "relative decrease below tolerance");
-        }
-    };
-    ub.to_phys(&u, &mut phys);
-    Ok(Minimum {
-        x: phys,
-        f: fu,
-        evals,
-        iterations,
-        converged,
-        reason,
-        covariance: None,
-    })
 }
 
 /// Cholesky solve of the symmetric positive-definite `a` (n x n, row-major) with `b`; None if
@@ -560,47 +616,112 @@ mod tests {
 
     #[test]
     fn lbfgsb_finds_interior_and_bound_minima() {
-        let m = minimize_lbfgsb(
-            &mut |x| rosenbrock(x),
+        let mut f = |x: &[f64]| -> Result<f64, ()> { Ok(rosenbrock(x)) };
+        let m = lbfgsb::minimize(
+            &mut f,
             &[-1.2, 1.0],
-            &[-2.0, -2.0],
-            &[2.0, 2.0],
-            &LbfgsOptions {
-                ftol: 1e-14,
-                ..Default::default()
-            },
+            &[(-2.0, 2.0), (-2.0, 2.0)],
+            &LbfgsbOptions::default(),
+            None,
         )
         .unwrap();
+        assert!(m.stop.converged(), "{m:?}");
         assert!(
             (m.x[0] - 1.0).abs() < 1e-3 && (m.x[1] - 1.0).abs() < 1e-3,
             "{m:?}"
         );
         // Minimum of (x-3)² + (y+1)² on [0,2]x[0,2] is at (2, 0).
-        let m = minimize_lbfgsb(
-            &mut |x| (x[0] - 3.0).powi(2) + (x[1] + 1.0).powi(2),
+        let mut f =
+            |x: &[f64]| -> Result<f64, ()> { Ok((x[0] - 3.0).powi(2) + (x[1] + 1.0).powi(2)) };
+        let m = lbfgsb::minimize(
+            &mut f,
             &[0.5, 0.5],
-            &[0.0, 0.0],
-            &[2.0, 2.0],
-            &LbfgsOptions::default(),
+            &[(0.0, 2.0), (0.0, 2.0)],
+            &LbfgsbOptions::default(),
+            None,
         )
         .unwrap();
         assert!((m.x[0] - 2.0).abs() < 1e-9 && m.x[1].abs() < 1e-9, "{m:?}");
-        let e = minimize_lbfgsb(
-            &mut |_| f64::NAN,
+        let mut f = |x: &[f64]| -> Result<f64, ()> { Ok(x[0]) };
+        let m = lbfgsb::minimize(
+            &mut f,
             &[0.5],
-            &[0.0],
-            &[1.0],
-            &LbfgsOptions::default(),
-        );
-        assert!(matches!(e, Err(OptimError::NonFinite { .. })));
-        assert!(minimize_lbfgsb(
-            &mut |x| x[0],
-            &[0.5],
-            &[1.0],
-            &[0.0],
-            &LbfgsOptions::default()
+            &[(1.0, 0.0)],
+            &LbfgsbOptions::default(),
+            None,
         )
-        .is_err());
+        .unwrap();
+        assert_eq!(m.stop, Stop::InvalidInput);
+    }
+
+    #[test]
+    fn lmfit_layer_maps_bounds_and_reports_redchi_as_the_squared_objective() {
+        let params = [
+            LmfitParam {
+                value: 0.3,
+                min: -1.0,
+                max: 2.0,
+                vary: true,
+            },
+            LmfitParam {
+                value: 0.2,
+                min: 0.0,
+                max: 3.0,
+                vary: true,
+            },
+            LmfitParam {
+                value: 9.0,
+                min: 0.0,
+                max: 1.0,
+                vary: false,
+            },
+        ];
+        let mut f = |p: &[f64]| (p[0] - 1.5).powi(2) + (p[1] - 0.7).powi(2) + 0.25 + p[2];
+        let r = lmfit_lbfgsb(&mut f, &params, &LmfitOptions::default(), None).unwrap();
+        assert!(r.success(), "{r:?}");
+        assert_eq!(
+            r.values[2], 1.0,
+            "fixed parameters are clipped into their bounds"
+        );
+        assert!(
+            (r.values[0] - 1.5).abs() < 1e-4 && (r.values[1] - 0.7).abs() < 1e-4,
+            "{r:?}"
+        );
+        assert!((r.residual - 1.25).abs() < 1e-8);
+        assert_eq!(r.redchi, r.residual * r.residual);
+        // Every parameter stays inside its bounds, whatever the internal variable.
+        for u in [-10.0, -1.0, 0.0, 0.7, 3.0, 1e3] {
+            let v = params[0].value_of_internal(u);
+            assert!((-1.0..=2.0).contains(&v));
+        }
+        let one_sided = LmfitParam {
+            value: 2.0,
+            min: 0.5,
+            max: f64::INFINITY,
+            vary: true,
+        };
+        assert!((one_sided.value_of_internal(one_sided.internal_of_value()) - 2.0).abs() < 1e-12);
+        let mut nan = |_: &[f64]| f64::NAN;
+        assert!(matches!(
+            lmfit_lbfgsb(&mut nan, &params, &LmfitOptions::default(), None),
+            Err(OptimError::NonFinite { .. })
+        ));
+        let aborted = lmfit_lbfgsb(
+            &mut f,
+            &params,
+            &LmfitOptions {
+                max_nfev: Some(7),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(aborted.stop, LmfitStop::Aborted);
+        assert_eq!(aborted.nfev, 8);
+        assert_eq!(
+            aborted.message(7),
+            "Fit aborted: number of function evaluations > 7"
+        );
     }
 
     #[test]
