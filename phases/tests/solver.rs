@@ -503,11 +503,7 @@ fn fits_recover_a_synthetic_track_better_than_the_guess() {
     let dist = |a: [f64; 3], b: [f64; 3]| {
         ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
     };
-    for method in [
-        FitMethod::Lbfgsb,
-        FitMethod::LbfgsbConverged,
-        FitMethod::Leastsq,
-    ] {
+    for method in [FitMethod::Lbfgsb, FitMethod::Leastsq] {
         for mode in [DistanceMode::Points, DistanceMode::Segments] {
             let fitter = TrackFitter::new(view, proton, settings(method, mode));
             let t0 = Instant::now();
@@ -563,7 +559,7 @@ fn fits_recover_a_synthetic_track_better_than_the_guess() {
             );
             assert!((r.ke - proton.ke_from_brho(r.brho)).abs() < 1e-12);
             match method {
-                FitMethod::Lbfgsb | FitMethod::LbfgsbConverged => {
+                FitMethod::Lbfgsb => {
                     assert_eq!(r.sigma_brho, 1e6);
                     // lmfit's redchi of a scalar objective: the weighted mean distance squared.
                     assert!(

@@ -47,8 +47,7 @@ pub struct SolverConfig {
     /// Whether the track's azimuthal angle is fitted.
     pub fit_azimuthal: bool,
     /// `lbfgsb` (Spyral's fit: lmfit over scipy's L-BFGS-B, reproduced iterate for iterate, with
-    /// Spyral's early stop), `lbfgsb_converged` (the same minimiser run to convergence; not
-    /// Spyral's numbers) or `leastsq` (Levenberg–Marquardt, with uncertainties).
+    /// its stops) or `leastsq` (Levenberg–Marquardt, with uncertainties).
     pub fit_method: FitMethod,
     /// Residual distance: `points` (nearest trajectory sample, Spyral) or `segments` (nearest
     /// point of the trajectory polyline).
@@ -101,10 +100,6 @@ mod tests {
         let c: SolverConfig =
             spyral_core::config::parse("InterpSolver", r#"{"fit_method": "leastsq"}"#).unwrap();
         assert_eq!(c.fit_method, FitMethod::Leastsq);
-        let c: SolverConfig =
-            spyral_core::config::parse("InterpSolver", r#"{"fit_method": "lbfgsb_converged"}"#)
-                .unwrap();
-        assert_eq!(c.fit_method, FitMethod::LbfgsbConverged);
         let e = spyral_core::config::parse::<SolverConfig>(
             "InterpSolver",
             r#"{"fit_method": "nelder"}"#,
