@@ -477,8 +477,8 @@ pub fn numpy_argsort(keys: &[f64], out: &mut Vec<usize>) {
 /// - Arrays of up to 256 elements are sorted by a bitonic network on 8-lane (key, index) vectors:
 ///   the array is padded with (+inf, max) to 8 x a power of two lanes, each vector is sorted by a
 ///   fixed network of lane permutations, then vectors are merged pairwise, in fours, and so on.
-///   A compare-exchange never moves equal keys, so the order of ties is decided by where the
-///   network's permutations carry them.
+///   Every step is a compare-exchange that never moves equal keys, so the order of ties is decided
+///   by where the network carries them; the network is run here as its list of compare-exchanges.
 /// - Longer arrays are partitioned around the fifth smallest of 8 samples (quicksort with
 ///   vector partitioning, 4 x 8 elements per step) until a part has at most 256 elements; a part
 ///   whose recursion depth exceeds `2 floor(log2 n)` is finished by the C++ standard library's
@@ -492,158 +492,128 @@ mod numpy_avx512_argsort {
     /// Vectors loaded per partitioning step.
     const UNROLL: usize = 4;
 
-    #[derive(Debug, Clone, Copy)]
-    struct Lane {
-        key: f64,
-        index: usize,
-    }
-    type Reg = [Lane; LANES];
-    const PAD: Lane = Lane {
-        key: f64::INFINITY,
-        index: usize::MAX,
-    };
-
-    /// Lane permutations (`out[k] = in[perm[k]]`).
+    /// Lane permutations of the vector layers (`lane k meets lane perm[k]`).
     const SWAP_1: [usize; 8] = [1, 0, 3, 2, 5, 4, 7, 6];
     const SWAP_2: [usize; 8] = [2, 3, 0, 1, 6, 7, 4, 5];
     const SWAP_4: [usize; 8] = [4, 5, 6, 7, 0, 1, 2, 3];
     const REVERSE_4: [usize; 8] = [3, 2, 1, 0, 7, 6, 5, 4];
     const REVERSE: [usize; 8] = [7, 6, 5, 4, 3, 2, 1, 0];
+    /// The layers sorting one vector: (permutation, lanes keeping the larger key).
+    const SORT_VECTOR: [([usize; 8], u8); 6] = [
+        (SWAP_1, 0xAA),
+        (REVERSE_4, 0xCC),
+        (SWAP_1, 0xAA),
+        (REVERSE, 0xF0),
+        (SWAP_2, 0xCC),
+        (SWAP_1, 0xAA),
+    ];
+    /// The layers sorting a bitonic vector.
+    const MERGE_VECTOR: [([usize; 8], u8); 3] = [(SWAP_4, 0xF0), (SWAP_2, 0xCC), (SWAP_1, 0xAA)];
 
-    /// The vector `min` instruction: the first operand if it is smaller, else the second.
-    fn vmin(a: f64, b: f64) -> f64 {
-        if a < b {
-            a
-        } else {
-            b
-        }
-    }
+    /// A compare-exchange between flat positions `vector * 8 + lane`: the smaller key goes to
+    /// the first, and the two swap only if the first key is strictly larger.
+    ///
+    /// Every step of the vector code is such a compare-exchange: in a layer, lane `k` meets lane
+    /// `perm[k]`, the lane whose mask bit is clear takes the smaller key (the instruction's
+    /// `min` returns its second operand on equality) and keeps its own index when the kept key
+    /// equals its own; between vectors, `min`/`max` lane by lane with the same index rule,
+    /// against the reversed second vector in the first step of a merge.
+    pub(super) type Pair = (u8, u8);
 
-    /// The vector `max` instruction: the first operand if it is larger, else the second.
-    fn vmax(a: f64, b: f64) -> f64 {
-        if a > b {
-            a
-        } else {
-            b
-        }
-    }
-
-    /// One network layer inside a vector: lane `k` meets lane `perm[k]` and keeps the larger
-    /// key if bit `k` of `max_lanes` is set, else the smaller; it keeps its own index when the
-    /// kept key equals its own.
-    fn layer(r: &Reg, perm: &[usize; 8], max_lanes: u8) -> Reg {
-        let mut out = *r;
-        for (k, slot) in out.iter_mut().enumerate() {
-            let (a, b) = (r[k], r[perm[k]]);
-            let key = if (max_lanes >> k) & 1 == 1 {
-                vmax(b.key, a.key)
-            } else {
-                vmin(b.key, a.key)
-            };
-            let index = if key == a.key { a.index } else { b.index };
-            *slot = Lane { key, index };
-        }
-        out
-    }
-
-    /// Sorts one vector (lane 0 smallest).
-    fn sort_vector(r: &Reg) -> Reg {
-        let r = layer(r, &SWAP_1, 0xAA);
-        let r = layer(&r, &REVERSE_4, 0xCC);
-        let r = layer(&r, &SWAP_1, 0xAA);
-        let r = layer(&r, &REVERSE, 0xF0);
-        let r = layer(&r, &SWAP_2, 0xCC);
-        layer(&r, &SWAP_1, 0xAA)
-    }
-
-    /// Sorts a bitonic vector.
-    fn merge_vector(r: &Reg) -> Reg {
-        let r = layer(r, &SWAP_4, 0xF0);
-        let r = layer(&r, &SWAP_2, 0xCC);
-        layer(&r, &SWAP_1, 0xAA)
-    }
-
-    fn reverse(r: &Reg) -> Reg {
-        let mut out = *r;
-        for (k, slot) in out.iter_mut().enumerate() {
-            *slot = r[REVERSE[k]];
-        }
-        out
-    }
-
-    /// Lane-wise compare-exchange of two vectors: smaller keys to `a`; equal keys stay.
-    fn exchange(a: &mut Reg, b: &mut Reg) {
-        for k in 0..LANES {
-            let (x, y) = (a[k], b[k]);
-            let low = vmin(x.key, y.key);
-            let high = vmax(x.key, y.key);
-            let stay = low == x.key;
-            a[k] = Lane {
-                key: low,
-                index: if stay { x.index } else { y.index },
-            };
-            b[k] = Lane {
-                key: high,
-                index: if stay { y.index } else { x.index },
-            };
-        }
-    }
-
-    /// Merges `regs` (a power of two of vectors, each half sorted) into one sorted run.
-    fn merge_vectors(regs: &mut [Reg]) {
-        let n = regs.len();
-        for i in 0..n / 2 {
-            let j = n - 1 - i;
-            let (lo, hi) = regs.split_at_mut(j);
-            let mut upper = reverse(&hi[0]);
-            exchange(&mut lo[i], &mut upper);
-            hi[0] = reverse(&upper);
-        }
-        let mut span = n / 2;
-        while span >= 2 {
-            for start in (0..n).step_by(span) {
-                for i in 0..span / 2 {
-                    let (lo, hi) = regs.split_at_mut(start + i + span / 2);
-                    exchange(&mut lo[start + i], &mut hi[0]);
+    /// The compare-exchanges of the network for `vectors` vectors (1 to 32, a power of two), in
+    /// order: each vector sorted, then merges of 2, 4, ... vectors.
+    pub(super) fn build_network(vectors: usize) -> Vec<Pair> {
+        // Every pair has its first position below its second (checked in the tests).
+        let at = |v: usize, lane: usize| (v * LANES + lane) as u8;
+        let mut pairs = Vec::new();
+        let layers = |pairs: &mut Vec<Pair>, v: usize, layers: &[([usize; 8], u8)]| {
+            for (perm, max_lanes) in layers {
+                for (k, &other) in perm.iter().enumerate() {
+                    if (max_lanes >> k) & 1 == 0 {
+                        pairs.push((at(v, k), at(v, other)));
+                    }
                 }
             }
-            span /= 2;
+        };
+        for v in 0..vectors {
+            layers(&mut pairs, v, &SORT_VECTOR);
         }
-        for r in regs.iter_mut() {
-            *r = merge_vector(r);
+        let mut group = 2;
+        while group <= vectors {
+            for start in (0..vectors).step_by(group) {
+                // First half against the reversed second half, mirrored.
+                for i in 0..group / 2 {
+                    let (a, b) = (start + i, start + group - 1 - i);
+                    for k in 0..LANES {
+                        pairs.push((at(a, k), at(b, LANES - 1 - k)));
+                    }
+                }
+                // Bitonic cleaning across vectors, then inside each vector.
+                let mut span = group / 2;
+                while span >= 2 {
+                    for from in (start..start + group).step_by(span) {
+                        for i in 0..span / 2 {
+                            for k in 0..LANES {
+                                pairs.push((at(from + i, k), at(from + i + span / 2, k)));
+                            }
+                        }
+                    }
+                    span /= 2;
+                }
+                for v in start..start + group {
+                    layers(&mut pairs, v, &MERGE_VECTOR);
+                }
+            }
+            group *= 2;
         }
+        pairs
     }
 
-    /// The network sort of `arg` (at most [`NETWORK_MAX`] indices into `keys`).
+    /// The network for `vectors` vectors, built once.
+    fn network(vectors: usize) -> &'static [Pair] {
+        static NETWORKS: std::sync::OnceLock<Vec<Vec<Pair>>> = std::sync::OnceLock::new();
+        let all = NETWORKS.get_or_init(|| {
+            (0..=MAX_VECTORS.ilog2())
+                .map(|e| build_network(1 << e))
+                .collect()
+        });
+        &all[vectors.ilog2() as usize]
+    }
+
+    /// The network sort of `arg` (at most [`NETWORK_MAX`] indices into `keys`), padded with
+    /// (+inf, max) to the fewest vectors (a power of two) that hold it.
     fn network_sort(keys: &[f64], arg: &mut [usize]) {
         let n = arg.len();
         let mut vectors = MAX_VECTORS;
         while vectors > 1 && n * 2 <= vectors * LANES {
             vectors /= 2;
         }
-        let mut regs = [[PAD; LANES]; MAX_VECTORS];
-        let regs = &mut regs[..vectors];
-        for (v, reg) in regs.iter_mut().enumerate() {
-            for (l, lane) in reg.iter_mut().enumerate() {
-                if let Some(&index) = arg.get(v * LANES + l) {
-                    *lane = Lane {
-                        key: keys[index],
-                        index,
-                    };
-                }
+        let mut key = [f64::INFINITY; NETWORK_MAX];
+        let mut index = [usize::MAX; NETWORK_MAX];
+        for (pos, &i) in arg.iter().enumerate() {
+            key[pos] = keys[i];
+            index[pos] = i;
+        }
+        // In every compare-exchange the smaller key goes to the lower position, so padding
+        // (+inf, above every finite key) at the end never moves: pairs reaching past the data
+        // are no-ops.
+        for &(p, q) in network(vectors) {
+            let (p, q) = (usize::from(p), usize::from(q));
+            if q >= n {
+                continue;
             }
-            *reg = sort_vector(reg);
+            let (a, b) = (key[p], key[q]);
+            // Branch-free (the outcome is data-dependent): keys are finite, so min/max are
+            // the compare-exchange; the indices follow through a mask.
+            key[p] = a.min(b);
+            key[q] = a.max(b);
+            let mask = 0usize.wrapping_sub(usize::from(a > b));
+            let (ia, ib) = (index[p], index[q]);
+            let flip = (ia ^ ib) & mask;
+            index[p] = ia ^ flip;
+            index[q] = ib ^ flip;
         }
-        let mut group = 2;
-        while group <= vectors {
-            for chunk in regs.chunks_mut(group) {
-                merge_vectors(chunk);
-            }
-            group *= 2;
-        }
-        for (pos, slot) in arg.iter_mut().enumerate() {
-            *slot = regs[pos / LANES][pos % LANES].index;
-        }
+        arg.copy_from_slice(&index[..n]);
     }
 
     /// Partitions `arg[left..right]` around `pivot` (keys `>= pivot` to the right), vector by
@@ -1261,7 +1231,8 @@ pub fn frib_peaks(
     out: &mut Vec<Peak>,
 ) -> Result<(), SignalError> {
     out.clear();
-    for found in finder.find(trace, params)? {
+    // No random draws here, so only the peaks above the threshold are needed.
+    for found in finder.find_above(trace, params, threshold)? {
         let peak = Peak::from_found(trace, found, found.index as f64);
         if peak.amplitude > threshold {
             out.push(peak);
@@ -1333,6 +1304,33 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(indices(&[0., 1., 0., 2., 0.], &p25), vec![3]);
+    }
+
+    #[test]
+    fn argsort_network_shape() {
+        for e in 0..=5 {
+            let vectors = 1usize << e;
+            let net = numpy_avx512_argsort::build_network(vectors);
+            // Lower position first in every pair (so padding at the end never moves).
+            assert!(net.iter().all(|&(p, q)| p < q), "{vectors}");
+            assert!(net.iter().all(|&(_, q)| usize::from(q) < vectors * 8));
+        }
+        // It sorts: keys come out non-decreasing, every index once.
+        let mut s = 7u64;
+        let mut out = Vec::new();
+        for n in 0..300 {
+            let keys: Vec<f64> = (0..n)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    ((s >> 40) % 9) as f64
+                })
+                .collect();
+            numpy_argsort(&keys, &mut out);
+            assert!(out.windows(2).all(|w| keys[w[0]] <= keys[w[1]]), "{n}");
+            let mut seen = out.clone();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        }
     }
 
     #[test]
