@@ -471,8 +471,8 @@ def render(ctx, found, state, commit):
         a("InterpSolver fed Spyral's estimates and given **Spyral's mesh file**: with our node "
           "positions (`(max − min)/(bins − 1)`, where the mesh was computed), and with "
           "Spyral's (`(max − min)/bins`, by shortening our axis maximum by one Spyral cell, so "
-          "both interpolate the same array at the same positions and only the optimiser "
-          "differs).")
+          "both interpolate the same array at the same positions; the upper bounds of B rho and "
+          "polar move by that cell too, the rest is the optimiser).")
         a("")
         a("| mesh given to our solver | fits Spyral / ours / matched | KE within 1% | polar within 1% | vertex z within 1% | polar ours − Spyral (deg) | KE ours − Spyral (MeV) |")
         a("|---|---|---|---|---|---|---|")

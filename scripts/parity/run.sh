@@ -8,7 +8,9 @@
 #   4. runs scripts/parity/parity.py: simulates runs in every trace format, checks that Spyral
 #      reads them, runs both pipelines with one parameter set (params.py), compares phase by
 #      phase and against the truth, prints the table and writes bench-results/parity.md.
-# Needs root (or sudo) for apt. Takes about 25 minutes on 2 cores (most of it Python Spyral).
+# Needs root (or sudo) for apt. On the 2-core development machine: the venv 1 min, a release build
+# from scratch 10-15 min (1-2 min incremental), the comparison itself 4-8 min (mostly Python
+# Spyral), so about 20-25 minutes on a fresh machine.
 #
 # Environment:
 #   PARITY_VENV   the venv (default target/parity-venv; reused when it already has Spyral)
