@@ -656,6 +656,84 @@ fn huge_claimed_shapes_are_refused_before_reading() {
     }
 }
 
+/// A run sink that reports "cancelled" once `cancelled()` has been asked `after` times (the
+/// host's per-run time limit or Ctrl-C arriving mid-run).
+struct CancelAfter {
+    after: usize,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl spyral_core::RunSink for CancelAfter {
+    fn progress(&self, _done: u64, _total: u64) {}
+    fn log(
+        &self,
+        _level: spyral_core::LogLevel,
+        _message: spyral_core::abi_stable::std_types::RStr<'_>,
+    ) {
+    }
+    fn cancelled(&self) -> bool {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            >= self.after
+    }
+}
+
+#[test]
+fn pointcloud_stops_between_events_when_cancelled() {
+    use spyral_core::{Phase, PhaseErrorKind, PhaseFactory, PhaseResult, RunContext, Workspace};
+    use spyral_phases::pointcloud::{PointcloudConfig, PointcloudPhase};
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    std::fs::create_dir_all(&traces).unwrap();
+    let path = run_with_range(&traces, TraceFormat::Merger1, 200, (0, 199));
+    let payload = PhaseResult::new(RUN as u32).with_artifact("trace", path);
+    let phase = PointcloudPhase::from_config("Pointcloud", PointcloudConfig::default()).unwrap();
+    let root = dir.path().join("ws");
+    let ws = Workspace::new(&root, &traces, "Pointcloud");
+    std::fs::create_dir_all(ws.artifact_dir()).unwrap();
+    let listing = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(ws.artifact_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // Cancelled after a few events: a Cancelled error, nothing committed, nothing left over.
+    let sink = CancelAfter {
+        after: 10,
+        asked: Default::default(),
+    };
+    let ctx = RunContext::new(RUN as u32, 1, &ws, &sink);
+    let err = phase.run(&payload, &ctx).unwrap_err();
+    assert_eq!(err.kind, PhaseErrorKind::Cancelled, "{err}");
+    let asked = sink.asked.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        asked < 40,
+        "it stopped soon after the cancellation ({asked} checks)"
+    );
+    assert!(listing().is_empty(), "{:?}", listing());
+
+    // Not cancelled: the same run completes (the control).
+    let sink = CancelAfter {
+        after: usize::MAX,
+        asked: Default::default(),
+    };
+    let ctx = RunContext::new(RUN as u32, 1, &ws, &sink);
+    let done = phase.run(&payload, &ctx).unwrap();
+    assert!(
+        sink.asked.load(std::sync::atomic::Ordering::Relaxed) >= 200,
+        "checked per event"
+    );
+    assert!(
+        listing().contains(&format!("run_{RUN:04}.h5")),
+        "{:?}",
+        listing()
+    );
+    drop(done);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pad maps
 
