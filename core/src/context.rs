@@ -4,8 +4,16 @@
 //! phase reports progress, writes log lines and learns that it should stop. The sink is a
 //! `#[sabi_trait]` object implemented by the host.
 
+use crate::chunk::{Chunk, EventRange};
 use crate::workspace::Workspace;
-use abi_stable::{sabi_trait, sabi_trait::TD_Opaque, sabi_types::RRef, std_types::RStr, StableAbi};
+use abi_stable::{
+    sabi_trait,
+    sabi_trait::TD_Opaque,
+    sabi_types::RRef,
+    std_types::{RNone, ROption, RSome, RStr},
+    StableAbi,
+};
+use std::path::PathBuf;
 
 /// Log levels, in increasing verbosity.
 #[repr(u8)]
@@ -69,6 +77,7 @@ pub struct RunContext<'a> {
     seed: u64,
     workspace: &'a Workspace,
     sink: RunSinkRef<'a>,
+    chunk: ROption<Chunk>,
 }
 
 impl<'a> RunContext<'a> {
@@ -84,7 +93,44 @@ impl<'a> RunContext<'a> {
             seed,
             workspace,
             sink: RunSink_TO::from_ptr(RRef::new(sink), TD_Opaque),
+            chunk: RNone,
         }
+    }
+    /// The same context for one chunk of the run (a splittable phase processes only its
+    /// events and writes at chunk paths).
+    pub fn with_chunk(mut self, chunk: Chunk) -> Self {
+        self.chunk = RSome(chunk);
+        self
+    }
+    /// The chunk of the run this call processes, or None for the whole run.
+    pub fn chunk(&self) -> Option<Chunk> {
+        self.chunk.into_option()
+    }
+    /// Whether `event` is processed by this call (always, for a whole run).
+    pub fn wants_event(&self, event: u64) -> bool {
+        self.chunk().is_none_or(|c| c.events.contains(event))
+    }
+    /// Where this call writes its artifact with extension `ext`: the run's artifact path
+    /// (`<Phase>/run_0001.h5`), or the chunk's (`<Phase>/.chunks/run_0001/e0-99.h5`).
+    pub fn artifact_path(&self, ext: &str) -> PathBuf {
+        match self.chunk() {
+            None => self.workspace.artifact_path(self.run, ext),
+            Some(c) => crate::chunk::chunk_artifact_path(
+                &self.workspace.artifact_dir(),
+                self.run,
+                c.events,
+                ext,
+            ),
+        }
+    }
+    /// The seed of `event` in this (run, phase): randomness drawn per event does not depend on
+    /// how the run was split into chunks.
+    pub fn event_seed(&self, event: u64) -> u64 {
+        crate::seed::mix64(self.seed ^ crate::seed::mix64(event.wrapping_add(0x5eed)))
+    }
+    /// The events of this call's chunk, or None for the whole run.
+    pub fn events(&self) -> Option<EventRange> {
+        self.chunk().map(|c| c.events)
     }
     /// The run number.
     pub fn run(&self) -> u32 {
@@ -153,6 +199,7 @@ impl std::fmt::Debug for RunContext<'_> {
             .field("run", &self.run)
             .field("seed", &self.seed)
             .field("workspace", &self.workspace)
+            .field("chunk", &self.chunk)
             .finish()
     }
 }

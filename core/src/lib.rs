@@ -40,6 +40,7 @@
 #![allow(unsafe_code)]
 
 pub mod bridge;
+pub mod chunk;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -51,6 +52,7 @@ pub mod seed;
 pub mod shared;
 pub mod workspace;
 
+pub use chunk::{Chunk, EventRange};
 pub use context::{LogLevel, Progress, RunContext, RunSink};
 pub use error::{PhaseError, PhaseErrorKind};
 pub use phase::{Phase, PhaseAdapter, PhaseBox, PhaseLike};
@@ -63,8 +65,8 @@ pub use workspace::{run_stem, PartialFile, Workspace};
 /// Everything a phase implementation usually needs.
 pub mod prelude {
     pub use crate::{
-        config, kind, run_stem, ElementType, LogLevel, PartialFile, Phase, PhaseError,
-        PhaseErrorKind, PhaseFactory, PhaseResult, Progress, ResultSchema, RunContext,
+        config, kind, run_stem, Chunk, ElementType, EventRange, LogLevel, PartialFile, Phase,
+        PhaseError, PhaseErrorKind, PhaseFactory, PhaseResult, Progress, ResultSchema, RunContext,
         SharedAllocator, SharedSegment, Workspace,
     };
 }

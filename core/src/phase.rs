@@ -8,6 +8,7 @@
 //! lives on).
 
 use crate::{
+    chunk::EventRange,
     context::RunContext,
     error::{PhaseError, PhaseErrorKind},
     result::PhaseResult,
@@ -17,7 +18,7 @@ use crate::{
 };
 use abi_stable::{
     sabi_trait,
-    std_types::{RBox, RErr, ROk, ROption, RResult, RString, RVec},
+    std_types::{RBox, RErr, ROk, ROption, RResult, RSlice, RString, RVec},
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -55,7 +56,22 @@ pub trait PhaseLike: Send + Sync {
         payload: &PhaseResult,
         workspace: &Workspace,
     ) -> RResult<PhaseResult, PhaseError>;
-    /// Processes one run.
+    /// Whether the phase can process a run in event chunks and merge them.
+    fn splittable(&self) -> RResult<bool, PhaseError>;
+    /// The event ids it would process for `payload`'s run (None: unknown or not splittable).
+    /// Asked of the first active phase of a chain to plan chunks.
+    fn events(
+        &self,
+        payload: &PhaseResult,
+        workspace: &Workspace,
+    ) -> RResult<ROption<EventRange>, PhaseError>;
+    /// Merges the results of a run's chunks, in event order, into the run's artifacts.
+    fn merge(
+        &self,
+        parts: RSlice<'_, PhaseResult>,
+        context: &RunContext<'_>,
+    ) -> RResult<PhaseResult, PhaseError>;
+    /// Processes one run, or one chunk of it (`context.chunk()`).
     #[sabi(last_prefix_field)]
     fn run(
         &self,
@@ -103,8 +119,35 @@ pub trait Phase: Send + Sync + 'static {
         payload: &PhaseResult,
         workspace: &Workspace,
     ) -> Result<PhaseResult, PhaseError>;
-    /// Processes one run.
+    /// Processes one run, or, when `ctx.chunk()` is set, only that chunk's events (writing at
+    /// [`RunContext::artifact_path`]).
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError>;
+    /// Whether the phase can process chunks of a run and [`merge`](Phase::merge) them. The
+    /// default is no: the host then runs whole runs through it.
+    fn splittable(&self) -> bool {
+        false
+    }
+    /// The event ids the phase would process for `payload`'s run (used to plan chunks when it
+    /// is the first phase of a chain). Default: unknown.
+    fn events(
+        &self,
+        _payload: &PhaseResult,
+        _workspace: &Workspace,
+    ) -> Result<Option<EventRange>, PhaseError> {
+        Ok(None)
+    }
+    /// Merges the results of the run's chunks (`parts`, in event order) into the run's
+    /// artifacts; the result must be byte-identical to an unsplit run. Only called when
+    /// [`splittable`](Phase::splittable) says yes.
+    fn merge(
+        &self,
+        _parts: &[PhaseResult],
+        _ctx: &RunContext<'_>,
+    ) -> Result<PhaseResult, PhaseError> {
+        Err(PhaseError::internal(
+            "this phase is not splittable: merge was not expected",
+        ))
+    }
 }
 
 /// Wraps a [`Phase`] as a [`PhaseLike`], catching panics in every call.
@@ -202,6 +245,25 @@ impl<P: Phase> PhaseLike for PhaseAdapter<P> {
         guard("construct_artifact", || {
             self.inner.construct_artifact(payload, workspace)
         })
+    }
+    fn splittable(&self) -> RResult<bool, PhaseError> {
+        guard("splittable", || Ok(self.inner.splittable()))
+    }
+    fn events(
+        &self,
+        payload: &PhaseResult,
+        workspace: &Workspace,
+    ) -> RResult<ROption<EventRange>, PhaseError> {
+        guard("events", || {
+            self.inner.events(payload, workspace).map(ROption::from)
+        })
+    }
+    fn merge(
+        &self,
+        parts: RSlice<'_, PhaseResult>,
+        context: &RunContext<'_>,
+    ) -> RResult<PhaseResult, PhaseError> {
+        guard("merge", || self.inner.merge(parts.as_slice(), context))
     }
     fn run(
         &self,

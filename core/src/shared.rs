@@ -200,8 +200,20 @@ pub trait SegmentAllocator {
         shape: RSlice<'_, u64>,
     ) -> RResult<u32, PhaseError>;
     /// The writable bytes of segment `id` (valid until `create_shared_data` returns).
-    #[sabi(last_prefix_field)]
     fn buffer(&mut self, id: u32) -> RResult<RSliceMut<'_, u8>, PhaseError>;
+    /// Shares the bytes of the file at `path` from `offset` (as many as `shape` elements of
+    /// `element` take) read-only as segment `name`: every worker maps them straight from the
+    /// page cache, and no copy is made. The file must never be modified in place afterwards
+    /// (assets are replaced by renaming a new file over them, which leaves mappings intact).
+    #[sabi(last_prefix_field)]
+    fn share_file(
+        &mut self,
+        name: RStr<'_>,
+        element: ElementType,
+        shape: RSlice<'_, u64>,
+        path: RStr<'_>,
+        offset: u64,
+    ) -> RResult<(), PhaseError>;
 }
 
 /// A borrowed allocator, as passed across the boundary.
@@ -229,6 +241,28 @@ impl<'a, 'b> SharedAllocator<'a, 'b> {
             .allocate(name.into(), element, shape.into())
             .into_result()?;
         Ok(self.inner.buffer(id).into_result()?.into_mut_slice())
+    }
+    /// Shares `shape` elements of `element` stored in the file at `path` from byte `offset`,
+    /// read-only and without copying: workers map the file from the page cache. For large
+    /// assets already on disk (an interpolation mesh) this costs no time and no memory in the
+    /// parent. The data must be aligned for `element` within the file.
+    pub fn share_file(
+        &mut self,
+        name: &str,
+        element: ElementType,
+        shape: &[u64],
+        path: &std::path::Path,
+        offset: u64,
+    ) -> Result<(), PhaseError> {
+        let path = path.to_str().ok_or_else(|| {
+            PhaseError::invalid_input(format!(
+                "shared segment `{name}`: path {} is not UTF-8",
+                path.display()
+            ))
+        })?;
+        self.inner
+            .share_file(name.into(), element, shape.into(), path.into(), offset)
+            .into_result()
     }
     /// Reserves a segment and fills it from `reader` in chunks (the parent never holds a second
     /// copy). The reader must yield exactly the segment's byte length.

@@ -136,6 +136,9 @@ pub struct SegmentMeta {
     pub shape: Vec<u64>,
     /// Bytes.
     pub len: u64,
+    /// For a file segment, where its bytes start in the file.
+    #[serde(default)]
+    pub file_offset: Option<u64>,
 }
 
 /// A reply from the plugin host.
@@ -474,6 +477,31 @@ fn element_from_name(name: &str) -> Option<ElementType> {
 /// A received segment, checked to be a sealed memfd of the announced size.
 fn segment_from(meta: SegmentMeta, fd: OwnedFd) -> Result<Segment, HostError> {
     use rustix::fs::SealFlags;
+    let size = rustix::fs::fstat(&fd)
+        .map_err(|e| HostError::Protocol(e.to_string()))?
+        .st_size as u64;
+    let element = element_from_name(&meta.element).ok_or_else(|| {
+        HostError::Protocol(format!("segment `{}`: element {}", meta.name, meta.element))
+    })?;
+    if let Some(offset) = meta.file_offset {
+        if offset.checked_add(meta.len).is_none_or(|end| end > size) {
+            return Err(HostError::Protocol(format!(
+                "file segment `{}`: {size} bytes, fewer than {offset} + {}",
+                meta.name, meta.len
+            )));
+        }
+        return Ok(Segment {
+            info: SegmentInfo {
+                phase: meta.phase.as_str().into(),
+                name: meta.name.as_str().into(),
+                element,
+                shape: meta.shape.into(),
+                len: meta.len,
+            },
+            fd,
+            file_offset: Some(offset),
+        });
+    }
     let seals = rustix::fs::fcntl_get_seals(&fd)
         .map_err(|e| HostError::Protocol(format!("segment `{}`: not a memfd: {e}", meta.name)))?;
     if !seals.contains(SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW) {
@@ -482,12 +510,6 @@ fn segment_from(meta: SegmentMeta, fd: OwnedFd) -> Result<Segment, HostError> {
             meta.name
         )));
     }
-    let size = rustix::fs::fstat(&fd)
-        .map_err(|e| HostError::Protocol(e.to_string()))?
-        .st_size as u64;
-    let element = element_from_name(&meta.element).ok_or_else(|| {
-        HostError::Protocol(format!("segment `{}`: element {}", meta.name, meta.element))
-    })?;
     if size != meta.len {
         return Err(HostError::Protocol(format!(
             "segment `{}`: {size} bytes, {} announced",
@@ -503,6 +525,7 @@ fn segment_from(meta: SegmentMeta, fd: OwnedFd) -> Result<Segment, HostError> {
             len: meta.len,
         },
         fd,
+        file_offset: None,
     })
 }
 
@@ -513,6 +536,7 @@ fn meta_of(s: &SegmentEntry) -> SegmentMeta {
         element: s.element.clone(),
         shape: s.shape.clone(),
         len: s.len,
+        file_offset: s.file_offset,
     }
 }
 

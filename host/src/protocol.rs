@@ -16,7 +16,7 @@ pub struct SegmentEntry {
     pub phase: String,
     /// Segment name.
     pub name: String,
-    /// Inherited file descriptor number (a sealed memfd).
+    /// Inherited file descriptor number (a sealed memfd, or a read-only file).
     pub fd: i32,
     /// Length in bytes.
     pub len: u64,
@@ -24,6 +24,9 @@ pub struct SegmentEntry {
     pub element: String,
     /// Shape.
     pub shape: Vec<u64>,
+    /// For a file shared as is: where its bytes start in the file (None: a sealed memfd).
+    #[serde(default)]
+    pub file_offset: Option<u64>,
 }
 
 /// What the parent tells a worker at start: everything the worker needs, so it never reads the

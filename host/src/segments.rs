@@ -1,5 +1,11 @@
 //! Shared read-only segments: anonymous memory files (`memfd_create`) that a phase fills in the
-//! parent and every worker maps read-only.
+//! parent and every worker maps read-only, or read-only files (assets on disk) that every
+//! worker maps straight from the page cache.
+//!
+//! File segments (`SharedAllocator::share_file`) cost no copy and no time: the file is opened
+//! read-only in the plugin host, its descriptor travels to the parent and is inherited by the
+//! workers, which map the byte range read-only (a write is a SIGSEGV). Assets are replaced by
+//! renaming a new file over the old one, so a mapping keeps the bytes it was given.
 //!
 //! Parent: [`ParentAllocator`] reserves each segment with `fallocate` (a segment that cannot fit
 //! fails at once instead of a SIGBUS later), maps it writable while the phase fills it, then
@@ -23,8 +29,10 @@ use crate::protocol::SegmentEntry;
 pub struct Segment {
     /// What it is.
     pub info: SegmentInfo,
-    /// The memfd (kept open for the workers to inherit).
+    /// The memfd or file (kept open for the workers to inherit).
     pub fd: OwnedFd,
+    /// For a file segment, where its bytes start in the file (None: a sealed memfd).
+    pub file_offset: Option<u64>,
 }
 
 impl Segment {
@@ -37,6 +45,7 @@ impl Segment {
             len: self.info.len,
             element: self.info.element.name().to_string(),
             shape: self.info.shape.to_vec(),
+            file_offset: self.file_offset,
         }
     }
 }
@@ -46,6 +55,7 @@ pub struct ParentAllocator {
     phase: String,
     budget: u64,
     pending: Vec<(SegmentInfo, OwnedFd, MmapMut)>,
+    files: Vec<(SegmentInfo, OwnedFd, u64)>,
 }
 
 /// The environment variable holding the memory kept free when allocating shared segments.
@@ -301,6 +311,7 @@ impl ParentAllocator {
             phase: phase.to_string(),
             budget,
             pending: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -310,7 +321,7 @@ impl ParentAllocator {
         element: ElementType,
         shape: &[u64],
     ) -> Result<u32, PhaseError> {
-        if self.pending.iter().any(|(i, _, _)| i.name.as_str() == name) {
+        if self.taken(name) {
             return Err(PhaseError::config(format!(
                 "phase {} asked twice for a shared segment named `{name}`",
                 self.phase
@@ -371,8 +382,80 @@ impl ParentAllocator {
     }
 
     /// Unmaps and seals every segment (no more writes, no resizing) and returns them.
+    /// Shares `shape` elements of `element` from the file at `path`, from byte `offset`.
+    fn file(
+        &mut self,
+        name: &str,
+        element: ElementType,
+        shape: &[u64],
+        path: &std::path::Path,
+        offset: u64,
+    ) -> Result<(), PhaseError> {
+        if self.taken(name) {
+            return Err(PhaseError::config(format!(
+                "phase {} asked twice for a shared segment named `{name}`",
+                self.phase
+            )));
+        }
+        let len = segment_len(name, element, shape)?;
+        if offset % element.size() as u64 != 0 {
+            return Err(PhaseError::invalid_input(format!(
+                "shared segment `{name}`: offset {offset} in {} is not aligned for {}",
+                path.display(),
+                element.name()
+            )));
+        }
+        let f = File::open(path).map_err(|e| {
+            PhaseError::io(format!(
+                "shared segment `{name}`: cannot open {}: {e}",
+                path.display()
+            ))
+        })?;
+        let m = f.metadata().map_err(|e| PhaseError::io(e.to_string()))?;
+        if !m.is_file() {
+            return Err(PhaseError::invalid_input(format!(
+                "shared segment `{name}`: {} is not a regular file",
+                path.display()
+            )));
+        }
+        if offset.checked_add(len).is_none_or(|end| end > m.len()) {
+            return Err(PhaseError::invalid_input(format!(
+                "shared segment `{name}`: {} holds {} bytes, fewer than {offset} + {len}",
+                path.display(),
+                m.len()
+            )));
+        }
+        self.files.push((
+            SegmentInfo {
+                phase: self.phase.as_str().into(),
+                name: name.into(),
+                element,
+                shape: shape.to_vec().into(),
+                len,
+            },
+            OwnedFd::from(f),
+            offset,
+        ));
+        Ok(())
+    }
+
+    fn taken(&self, name: &str) -> bool {
+        self.pending.iter().any(|(i, _, _)| i.name.as_str() == name)
+            || self.files.iter().any(|(i, _, _)| i.name.as_str() == name)
+    }
+
+    /// Unmaps and seals every memfd segment (no more writes, no resizing) and returns them with
+    /// the file segments.
     pub fn seal(self) -> Result<Vec<Segment>, PhaseError> {
-        let mut out = Vec::new();
+        let mut out: Vec<Segment> = self
+            .files
+            .into_iter()
+            .map(|(info, fd, offset)| Segment {
+                info,
+                fd,
+                file_offset: Some(offset),
+            })
+            .collect();
         for (info, fd, map) in self.pending {
             map.flush().ok();
             drop(map);
@@ -381,7 +464,11 @@ impl ParentAllocator {
                 SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
             )
             .map_err(|e| PhaseError::io(format!("cannot seal segment `{}`: {e}", info.name)))?;
-            out.push(Segment { info, fd });
+            out.push(Segment {
+                info,
+                fd,
+                file_offset: None,
+            });
         }
         Ok(out)
     }
@@ -407,6 +494,35 @@ impl SegmentAllocator for ParentAllocator {
             ))),
         }
     }
+    fn share_file(
+        &mut self,
+        name: RStr<'_>,
+        element: ElementType,
+        shape: RSlice<'_, u64>,
+        path: RStr<'_>,
+        offset: u64,
+    ) -> RResult<(), PhaseError> {
+        self.file(
+            name.as_str(),
+            element,
+            shape.as_slice(),
+            std::path::Path::new(path.as_str()),
+            offset,
+        )
+        .into()
+    }
+}
+
+/// The byte length of `shape` elements of `element` (an error when it overflows).
+fn segment_len(name: &str, element: ElementType, shape: &[u64]) -> Result<u64, PhaseError> {
+    shape
+        .iter()
+        .try_fold(element.size() as u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            PhaseError::config(format!(
+                "shared segment `{name}`: shape {shape:?} overflows"
+            ))
+        })
 }
 
 fn element_from_name(name: &str) -> Option<ElementType> {
@@ -423,10 +539,14 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
     for e in entries {
         let element = element_from_name(&e.element)
             .ok_or_else(|| format!("segment `{}`: unknown element type {}", e.name, e.element))?;
-        // SAFETY: the parent passed us this descriptor number for an inherited memfd that this
-        // worker owns from here on; nothing else in the worker uses that number.
+        // SAFETY: the parent passed us this descriptor number for an inherited memfd or file
+        // that this worker owns from here on; nothing else in the worker uses that number.
         #[allow(unsafe_code)]
         let fd: OwnedFd = unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(e.fd) };
+        if let Some(offset) = e.file_offset {
+            out.push(attach_file(e, element, fd, offset)?);
+            continue;
+        }
         let seals = rustix::fs::fcntl_get_seals(fd.as_fd()).map_err(|err| {
             format!(
                 "segment `{}` (fd {}): not a sealed memfd: {err}",
@@ -469,6 +589,59 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
         });
     }
     Ok(out)
+}
+
+/// Maps bytes `offset..offset + len` of an inherited read-only file (a file segment); the
+/// mapping is read-only and leaked (it lives as long as the worker).
+fn attach_file(
+    e: &SegmentEntry,
+    element: ElementType,
+    fd: OwnedFd,
+    offset: u64,
+) -> Result<SharedSegment<'static>, String> {
+    let file = File::from(fd);
+    let m = file
+        .metadata()
+        .map_err(|err| format!("segment `{}`: {err}", e.name))?;
+    if !m.is_file() || offset.checked_add(e.len).is_none_or(|end| end > m.len()) {
+        return Err(format!(
+            "segment `{}`: the shared file holds {} bytes, fewer than {offset} + {}",
+            e.name,
+            m.len(),
+            e.len
+        ));
+    }
+    let page = rustix::param::page_size() as u64;
+    let start = offset - offset % page;
+    let skip = (offset - start) as usize;
+    let bytes: &'static [u8] = if e.len == 0 {
+        &[]
+    } else {
+        // SAFETY: the file is mapped read-only. Assets are never modified in place (they are
+        // replaced by renaming a new file over them, which leaves this inode and its bytes
+        // intact), so its contents do not change while mapped.
+        #[allow(unsafe_code)]
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(start)
+                .len(skip + e.len as usize)
+                .map(&file)
+        }
+        .map_err(|err| format!("cannot map segment `{}`: {err}", e.name))?;
+        let map: &'static Mmap = Box::leak(Box::new(map));
+        &map[skip..]
+    };
+    let info: &'static SegmentInfo = Box::leak(Box::new(SegmentInfo {
+        phase: e.phase.as_str().into(),
+        name: e.name.as_str().into(),
+        element,
+        shape: e.shape.clone().into(),
+        len: e.len,
+    }));
+    Ok(SharedSegment {
+        info,
+        bytes: bytes.into(),
+    })
 }
 
 #[cfg(test)]

@@ -669,6 +669,29 @@ impl SegmentAllocator for TestAllocator {
             None => RErr(PhaseError::internal("no such segment")),
         }
     }
+    /// Reads the shared byte range into memory, as a worker's mapping would see it.
+    fn share_file(
+        &mut self,
+        name: RStr<'_>,
+        element: ElementType,
+        shape: RSlice<'_, u64>,
+        path: RStr<'_>,
+        offset: u64,
+    ) -> RResult<(), PhaseError> {
+        let id = match self.allocate(name, element, shape) {
+            ROk(id) => id,
+            RErr(e) => return RErr(e),
+        };
+        let bytes = match std::fs::read(path.as_str()) {
+            Ok(b) => b,
+            Err(e) => return RErr(PhaseError::io(e.to_string())),
+        };
+        let (info, buf, off) = &mut self.segments[id as usize];
+        let len = info.len as usize;
+        let start = offset as usize;
+        buf[*off..*off + len].copy_from_slice(&bytes[start..start + len]);
+        ROk(())
+    }
 }
 
 impl TestAllocator {

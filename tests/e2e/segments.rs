@@ -107,6 +107,57 @@ fn a_segment_larger_than_memory_fails_fast() {
     assert!(!sb.latest_log().join("worker-0.log").exists());
 }
 
+/// Word `i` of the testkit segment phase's pattern (its documented rule).
+fn pattern(i: u64) -> u64 {
+    spyral_core::seed::mix64(i ^ 0x5eed)
+}
+
+/// Writes the testkit's segment pattern (`words` u64 words) to `path`.
+fn pattern_file(path: &std::path::Path, words: u64) {
+    let mut bytes = Vec::with_capacity(words as usize * 8);
+    for i in 0..words {
+        bytes.extend_from_slice(&pattern(i).to_ne_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_shared_file_is_mapped_by_every_worker_and_stays_read_only() {
+    let sb = Sandbox::new();
+    for r in 1..=4 {
+        sb.trace(r, 100 * r as usize);
+    }
+    let words = 4 * 1024 * 1024 / 8;
+    let file = sb.path().join("pattern.bin");
+    pattern_file(&file, words);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 4}\nworkers: 2\nseed: 1",
+        &format!(
+            "  - kind: segment\n    config: {{from_file: {}, share_file: true, write_on_runs: [3]}}\n",
+            file.display()
+        ),
+    );
+    let before = shmem_kib();
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let rep = sb.report();
+    for r in [1, 2, 4] {
+        let rec = run_record(&rep, r);
+        assert_eq!(rec["status"], "ok", "{rec}");
+        assert_eq!(rec["phases"][0]["metadata"]["segment_words"], words);
+    }
+    // A write into the mapped file is stopped by the kernel, and the file is untouched.
+    let err = run_record(&rep, 3)["error"].as_str().unwrap().to_string();
+    assert!(err.contains("SIGSEGV"), "{err}");
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(
+        u64::from_ne_bytes(bytes[..8].try_into().unwrap()),
+        pattern(0)
+    );
+    // Nothing was copied into shared memory.
+    assert!(shmem_kib() < before + 2 * 1024, "a copy was made");
+}
+
 #[test]
 fn two_workers_share_one_physical_copy() {
     let sb = Sandbox::new();

@@ -4,8 +4,8 @@
 //! - **Parent, `create_assets`**: builds (or reuses, when its metadata match) the trajectory
 //!   mesh `InterpSolver_assets/{iso}_in_{gas}_{pressure}Torr.npy` + `.json` ([`mesh`]).
 //! - **Parent, `create_shared_data`**: one shared segment `mesh` (float64, shape
-//!   `(n_time_steps, 3, ke_bins, polar_bins)`) streamed from the `.npy` file, so the parent never
-//!   holds two copies.
+//!   `(n_time_steps, 3, ke_bins, polar_bins)`): the `.npy` file itself, shared read-only, so
+//!   workers map it from the page cache and the parent neither copies nor holds it.
 //! - **Worker, `attach_shared`**: keeps the segment's `&'static [f64]`; the interpolator reads
 //!   it in place ([`interp`]). If no segment was attached (a tool running the phase outside the
 //!   host) the first run loads the mesh file into memory instead, with a warning.
@@ -262,10 +262,23 @@ impl Phase for InterpSolverPhase {
         }
         let shape = self.mesh_params.shape();
         let (npy, _) = mesh::asset_paths(&self.mesh_params, &workspace.asset_dir());
-        let (mut file, _) = mesh::check_npy(&npy, &shape)
+        let (mut file, header) = mesh::check_npy(&npy, &shape)
             .map_err(|e| PhaseError::invalid_input(format!("phase {}: {e}", self.name)))?;
-        let bytes =
-            allocator.allocate_from_reader(MESH_SEGMENT, ElementType::F64, &shape, &mut file)?;
+        // The mesh file is shared as it is: workers map it from the page cache, so the parent
+        // copies nothing and spends no time (npy data offsets are 64-byte aligned; a file
+        // that is not is copied into a sealed segment instead).
+        let bytes = if header.data_offset % 8 == 0 {
+            allocator.share_file(
+                MESH_SEGMENT,
+                ElementType::F64,
+                &shape,
+                &npy,
+                header.data_offset,
+            )?;
+            header.len() * 8
+        } else {
+            allocator.allocate_from_reader(MESH_SEGMENT, ElementType::F64, &shape, &mut file)?
+        };
         tracing::info!(
             "phase {}: shared the trajectory mesh ({:.2} GB) from {}",
             self.name,

@@ -343,6 +343,9 @@ pub struct SegmentConfig {
     /// Fill the segment from this file (streamed, no second copy) instead of computing the
     /// pattern; the file must hold the pattern (see [`pattern`]) as native-endian u64 words.
     pub from_file: Option<std::path::PathBuf>,
+    /// With `from_file`: share the file itself (mapped from the page cache in every worker)
+    /// instead of copying it into a segment.
+    pub share_file: bool,
 }
 impl Default for SegmentConfig {
     fn default() -> Self {
@@ -351,6 +354,7 @@ impl Default for SegmentConfig {
             write_on_runs: Vec::new(),
             hold_ms: 0,
             from_file: None,
+            share_file: false,
         }
     }
 }
@@ -381,6 +385,9 @@ impl Phase for Segment {
             let len = std::fs::metadata(path)
                 .map_err(|e| PhaseError::io_at(path, "cannot stat", &e))?
                 .len();
+            if self.config.share_file {
+                return alloc.share_file("pattern", ElementType::U64, &[len / 8], path, 0);
+            }
             let mut f = std::fs::File::open(path)
                 .map_err(|e| PhaseError::io_at(path, "cannot open", &e))?;
             alloc.allocate_from_reader("pattern", ElementType::U64, &[len / 8], &mut f)?;
