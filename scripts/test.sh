@@ -27,3 +27,5 @@ echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast
 echo "== doc tests of the plugin contract (compile-fail checks included)"
 cargo test --locked --doc -p spyral-core
+echo "== fuzzing: every trace reader and the pipeline parser, 60 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh
