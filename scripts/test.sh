@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, checks formatting and lints,
 # builds every crate (the end-to-end tests drive the built `spyral` binary and plugin .so
-# files), then runs all tests with cargo-nextest.
+# files), then runs all tests with cargo-nextest, the core doc tests, and the fuzz harness (60 s
+# per target, two at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
