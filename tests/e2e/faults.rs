@@ -266,3 +266,52 @@ fn files_named_like_runs_that_cannot_be_used_are_listed() {
     let log = std::fs::read_to_string(sb.latest_log().join("parent.log")).unwrap();
     assert!(log.contains("not processed: run 5"), "{log}");
 }
+
+#[test]
+fn an_absurd_event_range_fails_its_run_at_once_naming_file_and_attribute() {
+    let sb = Sandbox::new();
+    let out = sb.spyral(&[
+        "simulate",
+        "--out",
+        "traces",
+        "--runs",
+        "2",
+        "--events",
+        "3",
+        "--seed",
+        "4",
+        "--format",
+        "merger-1.0",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    // Run 1 claims 2^63 events (h5py, as a damaged or hostile file would).
+    let patch = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['events'].attrs['max_event']=2**63; f.close()",
+        ])
+        .arg(sb.traces().join("run_0001.h5"))
+        .output()
+        .unwrap();
+    assert!(
+        patch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&patch.stderr)
+    );
+    let p = sb.file(
+        "p.yaml",
+        "workspace: ws\ntraces: traces\nruns: {min: 1, max: 2}\nworkers: 1\nseed: 1\nphases:\n  - kind: pointcloud\n",
+    );
+    let t = std::time::Instant::now();
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+    let rep = sb.report();
+    let r1 = spyral_e2e::run_record(&rep, 1);
+    let err = r1["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("run_0001.h5") && err.contains("max_event"),
+        "{r1}"
+    );
+    assert_eq!(spyral_e2e::run_record(&rep, 2)["status"], "ok", "{rep:#}");
+}
