@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod estimation;
 pub mod fit;
 pub mod garfield;
+pub mod numpy_sort;
 pub mod physics;
 pub mod pointcloud;
 pub mod schemas;

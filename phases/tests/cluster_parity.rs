@@ -10,7 +10,7 @@
 //! - HDBSCAN labels on the Pointcloud clouds of simulated runs where the order of equal-weight
 //!   minimum-spanning-tree edges decides the clusters (`tests/fixtures/hdbscan/`, made by
 //!   `sklearn_hdbscan.py` there): identical to native scikit-learn's (numpy's AVX-512 argsort),
-//!   not to a stable sort's; and `numpy_argsort` against `numpy.argsort` on arrays with ties;
+//!   not to a stable sort's; and `numpy_sort::numpy_argsort_vec` against `numpy.argsort` on arrays with ties;
 //! - LOF (`fit_predict`) on every HDBSCAN cluster and on whole clouds: identical outlier sets,
 //!   scores within 1e-9 (relative);
 //! - smoothing spline values within 1e-6 (relative to max(1, |value|));
@@ -30,11 +30,12 @@ use ndarray::Array2;
 use serde::{Deserialize, Deserializer};
 use spyral_core::{PhaseFactory, PhaseResult, RunContext, Workspace};
 use spyral_phases::cluster::clusterize::{cluster_event, hdbscan_features, CloudRow};
-use spyral_phases::cluster::hdbscan::{numpy_argsort, Hdbscan};
+use spyral_phases::cluster::hdbscan::Hdbscan;
 use spyral_phases::cluster::lof::lof_scores;
 use spyral_phases::cluster::{ClusterConfig, ClusterPhase};
 use spyral_phases::fit::circle::least_squares_circle;
 use spyral_phases::fit::spline::SmoothingSpline;
+use spyral_phases::numpy_sort::numpy_argsort_vec;
 
 /// A float array stored as one space-separated string (parsed with the correctly rounded
 /// `str::parse`, unlike serde_json's default float parser).
@@ -301,7 +302,7 @@ fn numpy_argsort_matches_numpy() {
     for case in &fx.argsort {
         let n = case.values.len();
         assert_eq!(
-            numpy_argsort(&case.values),
+            numpy_argsort_vec(&case.values),
             case.argsort,
             "{n} values: permutation differs from numpy's"
         );

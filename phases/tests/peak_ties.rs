@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use spyral_phases::signal::peaks::numpy_argsort;
+use spyral_phases::numpy_sort::numpy_argsort;
 use spyral_phases::signal::{
     get_peaks, get_peaks_above, BaselineRemover, FindPeaksParams, PeakFinder,
 };

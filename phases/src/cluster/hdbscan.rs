@@ -9,7 +9,7 @@
 //!    (`max(core_a, core_b, d(a, b))`) with Prim's algorithm started at point 0, scanning
 //!    candidates in index order with the same strict comparisons (so ties resolve alike);
 //! 3. edges sorted by weight in the order numpy's default (unstable) `argsort` gives on an
-//!    x86-64 CPU with AVX-512 ([`numpy_argsort`]), single-linkage tree with new nodes numbered
+//!    x86-64 CPU with AVX-512 ([`crate::numpy_sort`]), single-linkage tree with new nodes numbered
 //!    `N, N+1, ...`. The order of equal weights matters: mutual-reachability weights tie often
 //!    (every edge of a point whose core distance dominates has that weight), and the order of
 //!    equal-weight merges decides which side of a split keeps the points that fall out there,
@@ -25,6 +25,7 @@
 //! `petal-clustering` (the crate first considered) has no `cluster_selection_epsilon` and
 //! merges equal-weight edges n-ary, so it cannot reproduce Spyral's clusters.
 
+use crate::numpy_sort::numpy_argsort_vec;
 use thiserror::Error;
 
 /// Label of points that belong to no cluster.
@@ -113,7 +114,7 @@ impl Hdbscan {
         let core = core_distances(points, self.min_samples);
         let mst = prim_mst(points, &core);
         let weights: Vec<f64> = mst.iter().map(|e| e.distance).collect();
-        let sorted: Vec<Merge> = numpy_argsort(&weights)
+        let sorted: Vec<Merge> = numpy_argsort_vec(&weights)
             .into_iter()
             .map(|i| mst[i])
             .collect();
@@ -442,285 +443,6 @@ fn traverse_upwards(
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// numpy's default argsort of float64 on x86-64 with AVX-512
-// ---------------------------------------------------------------------------------------------
-//
-// numpy 2.x (2.1 is what attpc-spyral 1.1.2 installs: spyral-utils pins numpy < 2.2) hands
-// `np.argsort(a)` (kind "quicksort") of float64 to Intel's x86-simd-sort library on CPUs with
-// AVX-512 (Skylake-X and later). That sort is not stable, and scikit-learn's HDBSCAN orders the
-// minimum-spanning-tree edges with it: where several edges have the same mutual-reachability
-// weight (common: every edge of a point whose core distance dominates has that weight) the
-// order of the equal-weight merges decides which cluster keeps the points that fall out at a
-// split, and even whether a cluster is born at all. The functions below reproduce that
-// permutation exactly (checked against numpy in tests/cluster_parity.rs). They emulate, lane by
-// lane, the 8-lane (512-bit) registers of the library's 64-bit argsort:
-//
-// - arrays of at most 256 elements: the rows are loaded into 1..32 registers of 8 lanes (the
-//   fewest, a power of two, that hold them; missing lanes hold +inf), each register is sorted by
-//   a bitonic network, then the registers are merged by bitonic merges of 2, 4, ... registers.
-//   Every compare-exchange keeps the element in place on equal keys;
-// - longer arrays: quicksort whose pivot is the 5th smallest of 8 samples (at `left + k·size`,
-//   `size = (right - left) / 8`, k = 1..8), partitioned like the library's unrolled vector
-//   partition (a scalar prefix, then blocks of 4 registers taken from whichever end has less
-//   room, each register's elements below the pivot compressed to the left store and the others
-//   to the right store, the first and last blocks last); a side is recursed into unless the
-//   pivot is its minimum (left) or maximum (right). Recursion deeper than 2·floor(log2 n) falls
-//   back to `std::sort` in the library; here to a stable sort (libstdc++'s introsort order is
-//   not reproduced; no tested array, random or from real clouds, went that deep).
-//
-// On AVX2-only CPUs numpy uses 4-lane registers and other networks: scikit-learn itself then
-// gives other clusters than on AVX-512 in about 1-1.5% of simulated AT-TPC clouds (about 11%
-// without AVX2, where numpy uses its own introsort).
-
-/// Lanes of one 512-bit register of f64.
-const LANES: usize = 8;
-/// Largest array sorted by the bitonic networks alone.
-const NETWORK_MAX: usize = 256;
-/// Registers per block in the unrolled partition.
-const UNROLL: usize = 4;
-
-type KeyReg = [f64; LANES];
-type ArgReg = [usize; LANES];
-
-/// Lane `i` takes lane `i ^ 1`.
-const SWAP1: [usize; LANES] = [1, 0, 3, 2, 5, 4, 7, 6];
-/// Lane `i` takes lane `i ^ 2`.
-const SWAP2: [usize; LANES] = [2, 3, 0, 1, 6, 7, 4, 5];
-/// Lane `i` takes lane `i ^ 4`.
-const SWAP4: [usize; LANES] = [4, 5, 6, 7, 0, 1, 2, 3];
-/// Reversal within each half.
-const REV4: [usize; LANES] = [3, 2, 1, 0, 7, 6, 5, 4];
-/// Full reversal.
-const REV8: [usize; LANES] = [7, 6, 5, 4, 3, 2, 1, 0];
-
-/// One network step inside a register: lane `l` compares itself with lane `perm[l]` and keeps
-/// the larger key if bit `l` of `max_lanes` is set, else the smaller; the argument moves with
-/// the key, and on equal keys each lane keeps its own.
-fn cmp_merge(keys: &mut KeyReg, args: &mut ArgReg, perm: &[usize; LANES], max_lanes: u8) {
-    let (k, a) = (*keys, *args);
-    for l in 0..LANES {
-        let (own, other) = (k[l], k[perm[l]]);
-        let take_other = if (max_lanes >> l) & 1 == 1 {
-            other > own
-        } else {
-            other < own
-        };
-        if take_other {
-            keys[l] = other;
-            args[l] = a[perm[l]];
-        }
-    }
-}
-
-/// Bitonic sort of one register.
-fn sort_register(keys: &mut KeyReg, args: &mut ArgReg) {
-    for (perm, mask) in [
-        (&SWAP1, 0xAA),
-        (&REV4, 0xCC),
-        (&SWAP1, 0xAA),
-        (&REV8, 0xF0),
-        (&SWAP2, 0xCC),
-        (&SWAP1, 0xAA),
-    ] {
-        cmp_merge(keys, args, perm, mask);
-    }
-}
-
-/// Bitonic half-cleaners of one register (sorts a bitonic register).
-fn merge_register(keys: &mut KeyReg, args: &mut ArgReg) {
-    for (perm, mask) in [(&SWAP4, 0xF0), (&SWAP2, 0xCC), (&SWAP1, 0xAA)] {
-        cmp_merge(keys, args, perm, mask);
-    }
-}
-
-/// Lane-wise compare-exchange of registers `a` and `b` (smaller keys to `a`; equal keys stay).
-fn coex(keys: &mut [KeyReg], args: &mut [ArgReg], a: usize, b: usize) {
-    for l in 0..LANES {
-        if keys[a][l] > keys[b][l] {
-            let (ka, kb) = (keys[a][l], keys[b][l]);
-            keys[a][l] = kb;
-            keys[b][l] = ka;
-            let (ia, ib) = (args[a][l], args[b][l]);
-            args[a][l] = ib;
-            args[b][l] = ia;
-        }
-    }
-}
-
-fn reverse(keys: &mut [KeyReg], args: &mut [ArgReg], r: usize) {
-    keys[r].reverse();
-    args[r].reverse();
-}
-
-/// Bitonic merge of `keys.len()` (a power of two) registers, each sorted and each half sorted.
-fn merge_registers(keys: &mut [KeyReg], args: &mut [ArgReg]) {
-    let n = keys.len();
-    for i in 0..n / 2 {
-        let j = n - 1 - i;
-        reverse(keys, args, j);
-        coex(keys, args, i, j);
-        reverse(keys, args, j);
-    }
-    let mut num = n / 2;
-    while num >= 2 {
-        for j in (0..n).step_by(num) {
-            for i in 0..num / 2 {
-                coex(keys, args, i + j, i + j + num / 2);
-            }
-        }
-        num /= 2;
-    }
-    for r in 0..n {
-        merge_register(&mut keys[r], &mut args[r]);
-    }
-}
-
-/// Sorts `arg` (at most [`NETWORK_MAX`] indices into `values`) with the bitonic networks.
-fn network_argsort(values: &[f64], arg: &mut [usize]) {
-    let n = arg.len();
-    let mut registers = NETWORK_MAX / LANES;
-    while registers > 1 && n * 2 <= registers * LANES {
-        registers /= 2;
-    }
-    let mut key_store = [[f64::INFINITY; LANES]; NETWORK_MAX / LANES];
-    let mut arg_store = [[usize::MAX; LANES]; NETWORK_MAX / LANES];
-    let (keys, args) = (&mut key_store[..registers], &mut arg_store[..registers]);
-    for (p, &i) in arg.iter().enumerate() {
-        keys[p / LANES][p % LANES] = values[i];
-        args[p / LANES][p % LANES] = i;
-    }
-    for (k, a) in keys.iter_mut().zip(args.iter_mut()) {
-        sort_register(k, a);
-    }
-    let mut group = 2;
-    while group <= registers {
-        for (k, a) in keys.chunks_mut(group).zip(args.chunks_mut(group)) {
-            merge_registers(k, a);
-        }
-        group *= 2;
-    }
-    for (p, slot) in arg.iter_mut().enumerate() {
-        *slot = args[p / LANES][p % LANES];
-    }
-}
-
-/// Partitions one loaded register: arguments of keys below `pivot` go, in lane order, to
-/// `arg[left..]`, the others to `arg[..right]` (ending at `right`); returns how many went right.
-fn partition_register(
-    values: &[f64],
-    arg: &mut [usize],
-    left: usize,
-    right: usize,
-    reg: &ArgReg,
-    pivot: f64,
-) -> usize {
-    let high = reg.iter().filter(|&&i| values[i] >= pivot).count();
-    let (mut l, mut r) = (left, right - high);
-    for &i in reg {
-        if values[i] >= pivot {
-            arg[r] = i;
-            r += 1;
-        } else {
-            arg[l] = i;
-            l += 1;
-        }
-    }
-    high
-}
-
-fn load(arg: &[usize], at: usize) -> ArgReg {
-    let mut r = [0usize; LANES];
-    r.copy_from_slice(&arg[at..at + LANES]);
-    r
-}
-
-/// The unrolled vector partition of `arg[left..right]` around `pivot` (more than
-/// `8·UNROLL·LANES` elements); returns the index of the first element not below the pivot.
-fn partition(values: &[f64], arg: &mut [usize], left: usize, right: usize, pivot: f64) -> usize {
-    let block = UNROLL * LANES;
-    let (mut left, mut right) = (left, right);
-    for _ in 0..(right - left) % block {
-        if values[arg[left]] < pivot {
-            left += 1;
-        } else {
-            right -= 1;
-            arg.swap(left, right);
-        }
-    }
-    if left == right {
-        return left;
-    }
-    let first: [ArgReg; UNROLL] = std::array::from_fn(|r| load(arg, left + r * LANES));
-    let last: [ArgReg; UNROLL] = std::array::from_fn(|r| load(arg, right - LANES * (UNROLL - r)));
-    // Stores go to arg[l_store..] and arg[..r_end] (the library keeps r_end - LANES).
-    let mut r_end = right;
-    let mut l_store = left;
-    left += block;
-    right -= block;
-    let store = |arg: &mut [usize], reg: &ArgReg, l_store: &mut usize, r_end: &mut usize| {
-        let high = partition_register(values, arg, *l_store, *r_end, reg, pivot);
-        *l_store += LANES - high;
-        *r_end -= high;
-    };
-    while right != left {
-        let regs: [ArgReg; UNROLL] = if r_end - right < left - l_store {
-            right -= block;
-            std::array::from_fn(|r| load(arg, right + r * LANES))
-        } else {
-            left += block;
-            std::array::from_fn(|r| load(arg, left - block + r * LANES))
-        };
-        for reg in &regs {
-            store(arg, reg, &mut l_store, &mut r_end);
-        }
-    }
-    for reg in first.iter().chain(&last) {
-        store(arg, reg, &mut l_store, &mut r_end);
-    }
-    l_store
-}
-
-/// Quicksort of `arg[left..=right]` with the networks below [`NETWORK_MAX`] elements.
-fn quick_argsort(values: &[f64], arg: &mut [usize], left: usize, right: usize, depth: usize) {
-    if depth == 0 {
-        arg[left..=right].sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-        return;
-    }
-    if right + 1 - left <= NETWORK_MAX {
-        network_argsort(values, &mut arg[left..=right]);
-        return;
-    }
-    let size = (right - left) / 8;
-    let mut samples: [f64; 8] = std::array::from_fn(|k| values[arg[left + (k + 1) * size]]);
-    samples.sort_by(f64::total_cmp);
-    let pivot = samples[4];
-    let (smallest, biggest) = arg[left..=right]
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &i| {
-            (lo.min(values[i]), hi.max(values[i]))
-        });
-    let split = partition(values, arg, left, right + 1, pivot);
-    if pivot != smallest {
-        quick_argsort(values, arg, left, split - 1, depth - 1);
-    }
-    if pivot != biggest {
-        quick_argsort(values, arg, split, right, depth - 1);
-    }
-}
-
-/// The permutation `numpy.argsort(values)` returns for a float64 array on an x86-64 CPU with
-/// AVX-512 (numpy 2.x, x86-simd-sort): equal values come out in that library's order, not in
-/// index order. `values` must be free of NaN (scikit-learn's MST weights are finite).
-pub fn numpy_argsort(values: &[f64]) -> Vec<usize> {
-    let n = values.len();
-    let mut arg: Vec<usize> = (0..n).collect();
-    if n > 1 {
-        quick_argsort(values, &mut arg, 0, n - 1, 2 * n.ilog2() as usize);
-    }
-    arg
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,53 +497,6 @@ mod tests {
         assert!(k1 <= k0);
         assert_eq!(k1, 2);
         assert_eq!(l1[0], l1[45]);
-    }
-
-    /// Permutations `numpy.argsort` returned (numpy 2.1.3, AVX-512 CPU).
-    #[test]
-    fn argsort_known_permutations() {
-        assert_eq!(numpy_argsort(&[0.0; 16]), (0..16).collect::<Vec<_>>());
-        let alternating = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
-        assert_eq!(
-            numpy_argsort(&alternating),
-            vec![1, 3, 7, 5, 9, 2, 4, 0, 6, 8]
-        );
-        assert_eq!(
-            numpy_argsort(&[0.0; 300])[..20],
-            [
-                280, 281, 282, 283, 284, 285, 286, 287, 272, 273, 274, 275, 276, 277, 278, 279,
-                264, 265, 266, 267
-            ]
-        );
-    }
-
-    /// Whatever the ties, the result is a permutation that sorts the values.
-    #[test]
-    fn argsort_sorts() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for n in [
-            0, 1, 2, 7, 8, 9, 63, 64, 65, 255, 256, 257, 258, 290, 513, 1000, 2049,
-        ] {
-            for distinct in [1, 3, 50, 1 << 30] {
-                let values: Vec<f64> = (0..n).map(|_| (next() % distinct) as f64 * 0.5).collect();
-                let perm = numpy_argsort(&values);
-                let mut seen = vec![false; n];
-                for &i in &perm {
-                    assert!(!seen[i], "n {n}: index {i} twice");
-                    seen[i] = true;
-                }
-                assert!(
-                    perm.windows(2).all(|w| values[w[0]] <= values[w[1]]),
-                    "n {n}"
-                );
-            }
-        }
     }
 
     #[test]
