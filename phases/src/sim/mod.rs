@@ -9,8 +9,9 @@
 //!    at z = L with the drift velocity L/((window_tb − micromegas_tb)/f), diffuse transversely
 //!    (σ_T = sqrt(2·D·d/E)) and longitudinally, and land on the pad returned by [`PadLookup::pad_at`];
 //! 4. arrival times are converted to time buckets with the inverse of Spyral's z calibration (§3.1.4:
-//!    z = L arrives at the micromegas bucket, z = 0 at the window bucket), histogrammed per pad and
-//!    convolved with the GET response times the gains ([`electronics`]);
+//!    z = L arrives at the micromegas bucket, z = 0 at the window bucket), moved earlier by the
+//!    pad's time correction ([`PadLookup::time_offset`], which Pointcloud adds back), histogrammed
+//!    per pad and convolved with the GET response times the gains ([`electronics`]);
 //! 5. channel baselines, slow drifts, white noise, the readout threshold, noise-only channels and
 //!    12-bit saturation give the (n_traces, 517) int16 GET matrix, sorted by hardware id;
 //! 6. optionally the FRIB 1903 matrix (ion chamber, mesh) and the 977 trigger word ([`frib`]);
@@ -59,6 +60,11 @@ pub trait PadLookup {
     fn pad_at(&self, x: f64, y: f64) -> Option<u16>;
     /// Number of pads (pad ids are 0..pad_count).
     fn pad_count(&self) -> usize;
+    /// The pad's time correction in GET time buckets: Pointcloud adds it to every peak centroid
+    /// of the pad, so the simulator makes the pad's signals arrive that much earlier. Default 0.
+    fn time_offset(&self, _pad: u16) -> f64 {
+        0.0
+    }
     /// Hardware id `[cobo, asad, aget, channel]` of a pad. The default numbers pads consecutively
     /// over AGET channels, skipping the FPN channels 11, 22, 45 and 56 ([`synthetic_hardware_id`]).
     fn hardware_id(&self, pad: u16) -> [i16; 4] {
@@ -75,6 +81,9 @@ macro_rules! forward_pad_lookup {
             }
             fn pad_count(&self) -> usize {
                 (**self).pad_count()
+            }
+            fn time_offset(&self, pad: u16) -> f64 {
+                (**self).time_offset(pad)
             }
             fn hardware_id(&self, pad: u16) -> [i16; 4] {
                 (**self).hardware_id(pad)
@@ -582,7 +591,10 @@ impl<P: PadLookup> Simulator<P> {
                 let Some(pad) = self.pads.pad_at(xd, yd) else {
                     continue;
                 };
-                let tb = det.micromegas_time_bucket + dd * tb_per_mm + t_ns * tb_per_ns - shift;
+                // Minus the pad's time correction, which Pointcloud adds back.
+                let tb = det.micromegas_time_bucket + dd * tb_per_mm + t_ns * tb_per_ns
+                    - shift
+                    - self.pads.time_offset(pad);
                 charges.deposit(pad, tb, q);
             }
         }

@@ -16,6 +16,9 @@ impl PadLookup for PadMap {
     fn pad_count(&self) -> usize {
         self.len()
     }
+    fn time_offset(&self, pad: u16) -> f64 {
+        self.pad(pad).map_or(0.0, |p| p.time_offset)
+    }
     fn hardware_id(&self, pad: u16) -> [i16; 4] {
         match PadMap::hardware_id(self, pad) {
             Some(h) => [
