@@ -6,6 +6,7 @@
 //! - [`sim`]: the run simulator used by demos, tests and benchmarks;
 //! - [`table`]: parquet tables with Spyral's column names and types;
 //! - [`schemas`]: the result schemas of the default phases;
+//! - [`chunking`]: what the phases share to process runs in event chunks and merge them;
 //! - [`garfield`]: the optional Garfield electron-drift correction used by Pointcloud;
 //! - the phases: [`pointcloud`], [`cluster`], [`estimation`], [`solver`].
 //!
@@ -13,6 +14,7 @@
 //! plugin library like any other).
 
 pub mod attpc;
+pub mod chunking;
 pub mod cluster;
 pub mod estimation;
 pub mod fit;

@@ -1,11 +1,14 @@
 //! The Pointcloud phase (kind `pointcloud`, folder `Pointcloud`): raw GET traces to point clouds.
 //!
 //! Per event (spyral-spec section 3.1): baseline removal with the sinc filter, scipy-compatible
-//! peak finding with a centroid jitter drawn from the run's seeded RNG, one point per peak of
+//! peak finding with a centroid jitter drawn from the event's seeded RNG
+//! ([`RunContext::event_seed`]: the same whether the run is processed whole or in chunks, so
+//! it differs from Spyral's one stream per run), one point per peak of
 //! every trace with 1-5 peaks on a known, non-beam pad, the pad's time offset added, z from the
 //! micromegas and window time buckets, NaN rows dropped, rows sorted by z. Events whose FRIB
 //! trigger is IC-downscale are counted (gated IC scaler) and skipped; other events carry the IC
-//! amplitude, integral, centroid and multiplicity. Scalers go to `run_NNNN_scaler.parquet`.
+//! amplitude, integral, centroid and multiplicity. Scalers go to `run_NNNN_scaler.parquet`, the
+//! gated IC count to `run_NNNN_gated_ic_scaler.txt`.
 //!
 //! The artifact keeps Spyral's layout so h5py scripts work unchanged: `/cloud` (attrs
 //! `min_event`, `max_event`), `/cloud/cloud_<event>` float64 (N, 8) with columns
@@ -17,6 +20,12 @@
 //! `<workspace>/Pointcloud_assets/<garfield file stem>.npy` unless it exists (it is keyed only by
 //! the stem, so it is reused even if the parameters change), and each worker loads it once, on
 //! its first run. Points outside the correction grid are dropped with the other NaN rows.
+//!
+//! Splittable: a chunk processes the stored events of its range and writes the same files at
+//! its chunk paths (the `/cloud` range attributes are the run's; the scalers, which are not
+//! GET events, are written by the first chunk only). [`Phase::merge`] re-writes the chunks'
+//! clouds in event order through the same [`CloudWriter`], copies the first chunk's scaler
+//! table and adds up the gated counts: the files are byte-identical to a whole run's.
 
 use crate::attpc::detector::{DetectorParameters, FribParameters, GetParameters, PadParameters};
 use crate::attpc::h5util;
@@ -24,6 +33,7 @@ use crate::attpc::padmap::PadMap;
 use crate::attpc::traces::{
     FribData, FribTrigger, RawEvent, TraceReader, GET_SAMPLE_OFFSET, NUM_SCALERS, SCALER_NAMES,
 };
+use crate::chunking;
 use crate::garfield::Corrector;
 use crate::signal::{
     frib_peaks, get_peaks_above, BaselineRemover, FindPeaksParams, Peak, PeakFinder,
@@ -41,6 +51,19 @@ use std::sync::{Arc, OnceLock};
 pub const CLOUD_COLUMNS: usize = 8;
 /// Traces with more peaks than this are not used (spec 3.1.3).
 pub const MAX_PEAKS_PER_TRACE: usize = 5;
+/// The file name suffix of the point-cloud artifact.
+const CLOUD_SUFFIX: &str = ".h5";
+/// The file name suffix of the scaler table.
+const SCALER_SUFFIX: &str = "_scaler.parquet";
+/// The file name suffix of the gated IC count.
+const GATED_SUFFIX: &str = "_gated_ic_scaler.txt";
+/// The ion-chamber attributes of a cloud dataset, in the order they are written.
+pub const IC_ATTRS: [&str; 4] = [
+    "ic_amplitude",
+    "ic_integral",
+    "ic_centroid",
+    "ic_multiplicity",
+];
 
 /// Pointcloud parameters (Spyral's GetParameters, FribParameters, DetectorParameters and
 /// PadParameters), each group with its documented defaults.
@@ -243,6 +266,12 @@ impl<'a> CloudBuilder<'a> {
         })
     }
 
+    /// Restarts the centroid-jitter RNG from `seed` (the phase does it per event with
+    /// [`RunContext::event_seed`], so a cloud does not depend on the events before it).
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = Pcg64::seed_from_u64(seed);
+    }
+
     /// Applies the Garfield electron-drift correction to every point (after z calibration).
     pub fn with_correction(mut self, corrector: Option<&'a Corrector>) -> Self {
         self.corrector = corrector;
@@ -345,6 +374,220 @@ impl<'a> CloudBuilder<'a> {
     }
 }
 
+/// One event of the point-cloud artifact: `/cloud/cloud_<id>` and its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudRecord {
+    /// The event id.
+    pub id: u64,
+    /// Rows `[x, y, z, amplitude, integral, pad, time bucket, scale]`.
+    pub cloud: Array2<f64>,
+    /// `orig_run`.
+    pub orig_run: i64,
+    /// `orig_event`.
+    pub orig_event: i64,
+    /// `ic_amplitude`, `ic_integral`, `ic_centroid`, `ic_multiplicity` ([`IC_ATTRS`]; -1 when
+    /// the event has no usable ion-chamber peak).
+    pub ic: [f64; 4],
+}
+
+/// Writes a point-cloud artifact (whole run, chunk, or merged chunks: the same calls in the
+/// same order give the same bytes). Create, [`write`](CloudWriter::write) events in id order,
+/// [`finish`](CloudWriter::finish).
+pub struct CloudWriter {
+    // Field order matters: the HDF5 objects close before the partial file is cleaned up.
+    group: hdf5::Group,
+    file: hdf5::File,
+    out: PartialFile,
+    dest: PathBuf,
+}
+
+impl CloudWriter {
+    /// Creates `dest` (through a temporary name) with `/cloud` and its `min_event`,
+    /// `max_event` attributes.
+    pub fn create(dest: &Path, min_event: i64, max_event: i64) -> Result<Self, PhaseError> {
+        let out = PartialFile::new(dest)?;
+        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
+        let file = hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(out.path())
+            .map_err(|e| err("create", e))?;
+        let group = h5util::create_group(&file, "cloud").map_err(|e| err("cloud", e))?;
+        h5util::write_attr(&group, "min_event", &min_event).map_err(|e| err("min_event", e))?;
+        h5util::write_attr(&group, "max_event", &max_event).map_err(|e| err("max_event", e))?;
+        Ok(CloudWriter {
+            group,
+            file,
+            out,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Writes one event.
+    pub fn write(&self, r: &CloudRecord) -> Result<(), PhaseError> {
+        let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
+        let name = format!("cloud_{}", r.id);
+        let ds = h5util::dataset_builder(&self.group)
+            .with_data(&r.cloud)
+            .create(name.as_str())
+            .map_err(|e| err(&name, e))?;
+        h5util::write_attr(&ds, "orig_run", &r.orig_run).map_err(|e| err("orig_run", e))?;
+        h5util::write_attr(&ds, "orig_event", &r.orig_event).map_err(|e| err("orig_event", e))?;
+        for (k, v) in IC_ATTRS.iter().zip(&r.ic) {
+            h5util::write_attr(&ds, k, v).map_err(|e| err(k, e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file and renames it to its final name.
+    pub fn finish(self) -> Result<PathBuf, PhaseError> {
+        let CloudWriter {
+            group,
+            file,
+            out,
+            dest,
+        } = self;
+        drop(group);
+        file.close().map_err(|e| h5_error(&dest, "close", e))?;
+        out.commit()
+    }
+}
+
+fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
+    PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
+}
+
+/// A point-cloud artifact opened for reading its events back (to merge chunks).
+pub struct CloudFile {
+    path: PathBuf,
+    group: hdf5::Group,
+    _file: hdf5::File,
+    /// `min_event` and `max_event` of `/cloud`.
+    pub range: (i64, i64),
+    /// The event ids of its `cloud_<id>` datasets, sorted.
+    pub ids: Vec<u64>,
+}
+
+impl CloudFile {
+    /// Opens `path` and lists its events.
+    pub fn open(path: &Path) -> Result<Self, PhaseError> {
+        let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", path.display()));
+        let file = hdf5::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let group = file
+            .group("cloud")
+            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
+        let bound = |name: &str| -> Result<i64, PhaseError> {
+            h5util::attr_i64(&group, name)
+                .map_err(|e| bad(format!("/cloud: {e}")))?
+                .ok_or_else(|| bad(format!("/cloud has no `{name}` attribute")))
+        };
+        let range = (bound("min_event")?, bound("max_event")?);
+        let mut ids: Vec<u64> = group
+            .member_names()
+            .map_err(|e| bad(format!("/cloud: cannot list: {e}")))?
+            .iter()
+            .filter_map(|n| n.strip_prefix("cloud_").and_then(|i| i.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        Ok(CloudFile {
+            path: path.to_path_buf(),
+            group,
+            _file: file,
+            range,
+            ids,
+        })
+    }
+
+    /// Reads event `id` back.
+    pub fn read(&self, id: u64) -> Result<CloudRecord, PhaseError> {
+        let name = format!("cloud_{id}");
+        let bad = |what: String| {
+            PhaseError::invalid_input(format!("{}: /cloud/{name}: {what}", self.path.display()))
+        };
+        let ds = self
+            .group
+            .dataset(&name)
+            .map_err(|e| bad(format!("cannot open: {e}")))?;
+        let cloud = ds
+            .read_2d::<f64>()
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
+        let int = |n: &str| -> Result<i64, PhaseError> {
+            h5util::attr_i64(&ds, n)
+                .map_err(bad)?
+                .ok_or_else(|| bad(format!("no `{n}` attribute")))
+        };
+        let mut ic = [0.0; 4];
+        for (v, n) in ic.iter_mut().zip(IC_ATTRS) {
+            *v = h5util::attr_f64(&ds, n)
+                .map_err(bad)?
+                .ok_or_else(|| bad(format!("no `{n}` attribute")))?;
+        }
+        Ok(CloudRecord {
+            id,
+            cloud,
+            orig_run: int("orig_run")?,
+            orig_event: int("orig_event")?,
+            ic,
+        })
+    }
+}
+
+/// Writes the scaler table of `reader`'s file to `dest`; `None` when the file has no scalers.
+fn write_scalers(reader: &TraceReader, dest: &Path) -> Result<Option<PathBuf>, PhaseError> {
+    let Some(rows) = reader.read_scalers()? else {
+        return Ok(None);
+    };
+    let mut t = Table::with_columns(&["event"], &[]);
+    for name in SCALER_NAMES {
+        t.columns
+            .push((name.to_string(), crate::table::Column::I64(Vec::new())));
+    }
+    for r in &rows {
+        t.push_i64("event", r.event as i64);
+        for (k, name) in SCALER_NAMES.iter().enumerate().take(NUM_SCALERS) {
+            t.push_i64(name, i64::from(r.values[k]));
+        }
+    }
+    t.write_parquet(dest).map(Some)
+}
+
+/// Writes the gated IC count file.
+fn write_gated(dest: &Path, max_mult: usize, gated: u64) -> Result<PathBuf, PhaseError> {
+    let g = PartialFile::new(dest)?;
+    std::fs::write(
+        g.path(),
+        format!("IC counts with multiplicity <= {max_mult}\n{gated}"),
+    )
+    .map_err(|e| PhaseError::io_at(g.path(), "cannot write", &e))?;
+    g.commit()
+}
+
+/// Reads the count back from a gated IC count file.
+fn read_gated(path: &Path) -> Result<u64, PhaseError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| PhaseError::io_at(path, "cannot read", &e))?;
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| {
+            PhaseError::invalid_input(format!(
+                "{}: expected a count on the second line",
+                path.display()
+            ))
+        })
+}
+
+/// The slice of the sorted `ids` inside the context's chunk (all of them for a whole run).
+fn chunk_ids<'i>(ids: &'i [u64], ctx: &RunContext<'_>) -> &'i [u64] {
+    match ctx.events() {
+        None => ids,
+        Some(r) => {
+            let a = ids.partition_point(|&x| x < r.first);
+            let b = ids.partition_point(|&x| x <= r.last);
+            &ids[a..b.max(a)]
+        }
+    }
+}
+
 impl Phase for PointcloudPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
         Some(crate::schemas::trace())
@@ -370,29 +613,34 @@ impl Phase for PointcloudPhase {
         ))
     }
 
+    fn splittable(&self) -> bool {
+        true
+    }
+
+    fn events(
+        &self,
+        payload: &PhaseResult,
+        _workspace: &Workspace,
+    ) -> Result<Option<EventRange>, PhaseError> {
+        let reader = TraceReader::open(payload.require("trace")?)?;
+        let ids = reader.present_event_ids();
+        Ok(match (ids.first(), ids.last()) {
+            (Some(&a), Some(&b)) => Some(EventRange::new(a, b)),
+            _ => None,
+        })
+    }
+
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
         let run = ctx.run();
         let trace_path = payload.require("trace")?;
         let mut reader = TraceReader::open(&trace_path)?;
         reader.set_run_number(i64::from(run));
         let ws = ctx.workspace();
-        let dest = ws.artifact_path(run, "h5");
-        let out = PartialFile::new(&dest)?;
-        let h5err = |what: &str, e: hdf5::Error| {
-            PhaseError::io(format!(
-                "run {run}: writing {}: {what}: {e}",
-                dest.display()
-            ))
-        };
-        let file = hdf5::File::with_options()
-            .with_fcpl(|p| p.obj_track_times(false))
-            .create(out.path())
-            .map_err(|e| h5err("create", e))?;
-        let cloud_group = h5util::create_group(&file, "cloud").map_err(|e| h5err("cloud", e))?;
-        h5util::write_attr(&cloud_group, "min_event", &(reader.first_event() as i64))
-            .map_err(|e| h5err("min_event", e))?;
-        h5util::write_attr(&cloud_group, "max_event", &(reader.last_event() as i64))
-            .map_err(|e| h5err("max_event", e))?;
+        let writer = CloudWriter::create(
+            &chunking::file_path(ctx, CLOUD_SUFFIX),
+            reader.first_event() as i64,
+            reader.last_event() as i64,
+        )?;
 
         let corrector = self.electron_corrector(ws)?;
         let mut builder =
@@ -400,9 +648,9 @@ impl Phase for PointcloudPhase {
         for warning in reader.warnings() {
             tracing::warn!("run {run}: {warning}");
         }
-        // The stored events of the declared range: bounded by the file's contents, whatever its
-        // attributes claim.
-        let ids = reader.present_event_ids();
+        // The stored events of the declared range (bounded by the file's contents, whatever its
+        // attributes claim), those of the chunk when processing one.
+        let ids = chunk_ids(reader.present_event_ids(), ctx);
         let mut progress = Progress::new(ctx, ids.len() as u64);
         let (mut events, mut points, mut gated) = (0u64, 0u64, 0u64);
         let max_mult = self.config.frib.ic_multiplicity as usize;
@@ -431,60 +679,54 @@ impl Phase for PointcloudPhase {
                 let event: Option<RawEvent> = event?;
                 progress.tick();
                 let Some(event) = event else { continue };
+                // Randomness of the event's own: the same in a whole run and in any chunk.
+                builder.reseed(ctx.event_seed(id));
                 let mut ic: Option<IcInfo> = None;
                 if let Some(frib) = &event.frib {
                     match frib.trigger_type() {
-                    Some(FribTrigger::IcDownscale) => {
-                        let info = builder.ion_chamber(frib)?;
-                        if info.multiplicity > 0
-                            && info.multiplicity <= max_mult
-                            && info.trigger.is_some()
-                        {
-                            gated += 1;
+                        Some(FribTrigger::IcDownscale) => {
+                            let info = builder.ion_chamber(frib)?;
+                            if info.multiplicity > 0
+                                && info.multiplicity <= max_mult
+                                && info.trigger.is_some()
+                            {
+                                gated += 1;
+                            }
+                            continue;
                         }
-                        continue;
+                        Some(_) => ic = Some(builder.ion_chamber(frib)?),
+                        None => tracing::warn!(
+                            "run {run}, event {id}: unknown FRIB trigger word {}; ion-chamber data ignored",
+                            frib.trigger
+                        ),
                     }
-                    Some(_) => ic = Some(builder.ion_chamber(frib)?),
-                    None => tracing::warn!(
-                        "run {run}, event {id}: unknown FRIB trigger word {}; ion-chamber data ignored",
-                        frib.trigger
-                    ),
-                }
                 }
                 let Some(get) = &event.pads else { continue };
                 let cloud = builder.cloud(get.view())?;
-                let ds = h5util::dataset_builder(&cloud_group)
-                    .with_data(&cloud)
-                    .create(format!("cloud_{id}").as_str())
-                    .map_err(|e| h5err(&format!("cloud_{id}"), e))?;
-                let (mut amp, mut integral, mut centroid, mut mult) = (-1.0, -1.0, -1.0, -1.0);
+                let mut record = CloudRecord {
+                    id,
+                    cloud,
+                    orig_run: event.orig_run,
+                    orig_event: event.orig_event,
+                    ic: [-1.0; 4],
+                };
                 if let Some(IcInfo {
                     multiplicity,
                     trigger: Some(peak),
                 }) = ic
                 {
                     if multiplicity > 0 && multiplicity <= max_mult {
-                        amp = peak.amplitude;
-                        integral = peak.integral as f64;
-                        centroid = peak.centroid;
-                        mult = multiplicity as f64;
+                        record.ic = [
+                            peak.amplitude,
+                            peak.integral as f64,
+                            peak.centroid,
+                            multiplicity as f64,
+                        ];
                     }
                 }
-                let attrs: [(&str, f64); 4] = [
-                    ("ic_amplitude", amp),
-                    ("ic_integral", integral),
-                    ("ic_centroid", centroid),
-                    ("ic_multiplicity", mult),
-                ];
-                h5util::write_attr(&ds, "orig_run", &event.orig_run)
-                    .map_err(|e| h5err("orig_run", e))?;
-                h5util::write_attr(&ds, "orig_event", &event.orig_event)
-                    .map_err(|e| h5err("orig_event", e))?;
-                for (k, v) in attrs {
-                    h5util::write_attr(&ds, k, &v).map_err(|e| h5err(k, e))?;
-                }
+                writer.write(&record)?;
                 events += 1;
-                points += cloud.nrows() as u64;
+                points += record.cloud.nrows() as u64;
             }
             // The reader thread stops early when the run is cancelled: never commit a partial run.
             if ctx.cancelled() {
@@ -493,48 +735,82 @@ impl Phase for PointcloudPhase {
             Ok(())
         });
         outcome?;
-        drop(cloud_group);
-        file.close().map_err(|e| h5err("close", e))?;
-        let dest = out.commit()?;
+        let dest = writer.finish()?;
 
-        // Scalers.
-        match reader.read_scalers()? {
-            Some(rows) => {
-                let mut t = Table::with_columns(&["event"], &[]);
-                for name in SCALER_NAMES {
-                    t.columns
-                        .push((name.to_string(), crate::table::Column::I64(Vec::new())));
-                }
-                for r in &rows {
-                    t.push_i64("event", r.event as i64);
-                    for (k, name) in SCALER_NAMES.iter().enumerate().take(NUM_SCALERS) {
-                        t.push_i64(name, i64::from(r.values[k]));
-                    }
-                }
-                t.write_parquet(
-                    &ws.artifact_dir()
-                        .join(format!("{}_scaler.parquet", run_stem(run))),
-                )?;
-            }
-            None => tracing::info!("run {run}: the trace file has no scalers"),
+        // Scalers are records of their own, not GET events: a chunked run writes them once,
+        // with its first chunk.
+        if ctx.chunk().is_none_or(|c| c.index == 0)
+            && write_scalers(&reader, &chunking::file_path(ctx, SCALER_SUFFIX))?.is_none()
+        {
+            tracing::info!("run {run}: the trace file has no scalers");
         }
-        let gated_path = ws
-            .artifact_dir()
-            .join(format!("{}_gated_ic_scaler.txt", run_stem(run)));
-        let g = PartialFile::new(&gated_path)?;
-        std::fs::write(
-            g.path(),
-            format!("IC counts with multiplicity <= {max_mult}\n{gated}"),
-        )
-        .map_err(|e| PhaseError::io_at(g.path(), "cannot write", &e))?;
-        g.commit()?;
+        write_gated(&chunking::file_path(ctx, GATED_SUFFIX), max_mult, gated)?;
+        let what = match ctx.events() {
+            Some(r) => format!("run {run} ({r})"),
+            None => format!("run {run}"),
+        };
         tracing::info!(
-            "{}: run {run}: {events} events, {points} points, {gated} gated IC counts",
+            "{}: {what}: {events} events, {points} points, {gated} gated IC counts",
             self.name
         );
         let mut result = PhaseResult::new(run).with_artifact("pointcloud", dest);
         result.set_metadata("events", events);
         result.set_metadata("points", points);
         Ok(result)
+    }
+
+    fn merge(
+        &self,
+        parts: &[PhaseResult],
+        ctx: &RunContext<'_>,
+    ) -> Result<PhaseResult, PhaseError> {
+        let run = ctx.run();
+        chunking::check_parts(&self.name, parts, run)?;
+        let clouds = chunking::part_paths(&self.name, parts, "pointcloud")?;
+        let ws = ctx.workspace();
+        let first = CloudFile::open(&clouds[0])?;
+        let writer = CloudWriter::create(
+            &chunking::run_file_path(ws, run, CLOUD_SUFFIX),
+            first.range.0,
+            first.range.1,
+        )?;
+        drop(first);
+        let mut gated = 0u64;
+        let mut progress = Progress::new(ctx, clouds.len() as u64);
+        for path in &clouds {
+            let part = CloudFile::open(path)?;
+            for &id in &part.ids {
+                if ctx.cancelled() {
+                    return Err(PhaseError::cancelled());
+                }
+                writer.write(&part.read(id)?)?;
+            }
+            let count = chunking::sibling(path, CLOUD_SUFFIX, GATED_SUFFIX).ok_or_else(|| {
+                PhaseError::invalid_input(format!(
+                    "{}: run {run}: {} is not a `{CLOUD_SUFFIX}` file",
+                    self.name,
+                    path.display()
+                ))
+            })?;
+            gated += read_gated(&count)?;
+            progress.tick();
+        }
+        let dest = writer.finish()?;
+        if let Some(scalers) = chunking::sibling(&clouds[0], CLOUD_SUFFIX, SCALER_SUFFIX) {
+            if scalers.is_file() {
+                chunking::copy_file(&scalers, &chunking::run_file_path(ws, run, SCALER_SUFFIX))?;
+            }
+        }
+        let max_mult = self.config.frib.ic_multiplicity as usize;
+        write_gated(
+            &chunking::run_file_path(ws, run, GATED_SUFFIX),
+            max_mult,
+            gated,
+        )?;
+        let result = PhaseResult::new(run).with_artifact("pointcloud", dest);
+        Ok(chunking::with_metadata(
+            result,
+            chunking::sum_metadata(parts),
+        ))
     }
 }

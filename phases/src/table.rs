@@ -6,10 +6,16 @@
 //! writes them; the other codecs polars and pyarrow write by choice or default (snappy, LZ4 in
 //! both framings, gzip, none) can be chosen with [`Table::write_parquet_with`], and all of them
 //! are read back (the workspace enables the `parquet` crate's codecs).
+//!
+//! [`Table::read_parquet`] reads such a table back (column by column, every row group), and
+//! [`Table::append`] concatenates tables of the same columns: merging a run's chunk tables in
+//! event order and writing the result gives the bytes the whole run's table would have.
 
 use parquet::basic::{Compression, GzipLevel, Repetition, Type as PhysicalType, ZstdLevel};
+use parquet::column::reader::ColumnReader;
 use parquet::data_type::{DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 use spyral_core::{PartialFile, PhaseError};
@@ -117,6 +123,116 @@ impl Table {
         }
     }
 
+    /// Appends the rows of `other`, which must have the same column names and types in the
+    /// same order.
+    pub fn append(&mut self, other: &Table) -> Result<(), PhaseError> {
+        let same = self.columns.len() == other.columns.len()
+            && self.columns.iter().zip(&other.columns).all(|(a, b)| {
+                a.0 == b.0
+                    && matches!(
+                        (&a.1, &b.1),
+                        (Column::I64(_), Column::I64(_)) | (Column::F64(_), Column::F64(_))
+                    )
+            });
+        if !same {
+            let names = |t: &Table| {
+                t.columns
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(PhaseError::invalid_input(format!(
+                "cannot append a table with columns [{}] to one with columns [{}]",
+                names(other),
+                names(self)
+            )));
+        }
+        for ((_, a), (_, b)) in self.columns.iter_mut().zip(&other.columns) {
+            match (a, b) {
+                (Column::I64(a), Column::I64(b)) => a.extend_from_slice(b),
+                (Column::F64(a), Column::F64(b)) => a.extend_from_slice(b),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a table this module wrote (required Int64 and Float64 columns, any codec, any
+    /// number of row groups). Other column types are an error naming the column.
+    pub fn read_parquet(path: &Path) -> Result<Table, PhaseError> {
+        let err = |e: &dyn std::fmt::Display| {
+            PhaseError::invalid_input(format!("reading {}: {e}", path.display()))
+        };
+        let file =
+            std::fs::File::open(path).map_err(|e| PhaseError::io_at(path, "cannot open", &e))?;
+        let reader = SerializedFileReader::new(file).map_err(|e| err(&e))?;
+        let meta = reader.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let mut table = Table::default();
+        for c in schema.columns() {
+            if c.max_def_level() != 0 || c.max_rep_level() != 0 {
+                return Err(err(&format!(
+                    "column `{}` is optional or repeated; only required columns are read",
+                    c.name()
+                )));
+            }
+            let col = match c.physical_type() {
+                PhysicalType::INT64 => Column::I64(Vec::new()),
+                PhysicalType::DOUBLE => Column::F64(Vec::new()),
+                other => {
+                    return Err(err(&format!(
+                        "column `{}` is {other}, only INT64 and DOUBLE are read",
+                        c.name()
+                    )))
+                }
+            };
+            table.columns.push((c.name().to_string(), col));
+        }
+        const BATCH: usize = 64 * 1024;
+        for g in 0..reader.num_row_groups() {
+            let group = reader.get_row_group(g).map_err(|e| err(&e))?;
+            let expected = usize::try_from(meta.row_group(g).num_rows()).unwrap_or(0);
+            for (j, (name, col)) in table.columns.iter_mut().enumerate() {
+                let before = col.len();
+                match (group.get_column_reader(j).map_err(|e| err(&e))?, &mut *col) {
+                    (ColumnReader::Int64ColumnReader(mut r), Column::I64(v)) => loop {
+                        let (n, _, _) =
+                            r.read_records(BATCH, None, None, v).map_err(|e| err(&e))?;
+                        if n == 0 {
+                            break;
+                        }
+                    },
+                    (ColumnReader::DoubleColumnReader(mut r), Column::F64(v)) => loop {
+                        let (n, _, _) =
+                            r.read_records(BATCH, None, None, v).map_err(|e| err(&e))?;
+                        if n == 0 {
+                            break;
+                        }
+                    },
+                    _ => {
+                        return Err(err(&format!(
+                            "column `{name}` changed type between row groups"
+                        )))
+                    }
+                }
+                if col.len() - before != expected {
+                    return Err(err(&format!(
+                        "column `{name}` of row group {g} holds {} values, the row group {expected} rows",
+                        col.len() - before
+                    )));
+                }
+            }
+        }
+        let rows = table.rows();
+        if let Some((n, _)) = table.columns.iter().find(|(_, c)| c.len() != rows) {
+            return Err(err(&format!(
+                "column `{n}` has a different length from the others"
+            )));
+        }
+        Ok(table)
+    }
+
     /// Writes the table to `dest` with the default codec ([`Codec::Zstd`]), through a temporary
     /// name renamed when complete.
     pub fn write_parquet(&self, dest: &Path) -> Result<PathBuf, PhaseError> {
@@ -218,6 +334,38 @@ mod tests {
             Compression::ZSTD(_)
         ));
         assert!(!crate::table::tests::partial_left(dir.path()));
+    }
+
+    #[test]
+    fn reads_back_appends_and_rewrites_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut whole = Table::with_columns(&["event"], &["x"]);
+        let mut parts = [whole.clone(), whole.clone(), whole.clone()];
+        for i in 0..100_000i64 {
+            whole.push_i64("event", i);
+            whole.push_f64("x", (i as f64).sqrt());
+            let p = &mut parts[(i * 3 / 100_000) as usize];
+            p.push_i64("event", i);
+            p.push_f64("x", (i as f64).sqrt());
+        }
+        let a = whole.write_parquet(&dir.path().join("a.parquet")).unwrap();
+        assert_eq!(Table::read_parquet(&a).unwrap(), whole);
+        let mut merged = Table::with_columns(&["event"], &["x"]);
+        for (k, p) in parts.iter().enumerate() {
+            let f = p
+                .write_parquet(&dir.path().join(format!("p{k}.parquet")))
+                .unwrap();
+            merged.append(&Table::read_parquet(&f).unwrap()).unwrap();
+        }
+        let b = merged.write_parquet(&dir.path().join("b.parquet")).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        // Empty tables keep their schema.
+        let empty = Table::with_columns(&["event"], &["x"]);
+        let e = empty.write_parquet(&dir.path().join("e.parquet")).unwrap();
+        assert_eq!(Table::read_parquet(&e).unwrap(), empty);
+        // Different columns do not append.
+        let other = Table::with_columns(&["x"], &["event"]);
+        assert!(merged.append(&other).is_err());
     }
 
     fn partial_left(dir: &Path) -> bool {

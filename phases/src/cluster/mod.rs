@@ -19,6 +19,11 @@
 //! clusters rebuilt); a direction spline that cannot be fitted falls back to the raw points;
 //! clouds with non-finite x, y or z are skipped with a warning; a cloud smaller than
 //! `min_points` (or 2 points) gets no clusters instead of raising.
+//!
+//! Splittable: a chunk clusters the events of its range (the `/cluster` range attributes are
+//! the input's, i.e. the run's) and writes the same layout at its chunk path;
+//! [`Phase::merge`] re-writes the chunks' events in id order through the same
+//! [`ClusterWriter`], giving the bytes of a whole run.
 
 pub mod clusterize;
 pub mod hdbscan;
@@ -28,10 +33,12 @@ pub use clusterize::{cluster_event, Cluster, ClusterError, Direction, EventClust
 
 use crate::attpc::detector::DetectorParameters;
 use crate::attpc::h5util::{self, AttrNumber};
+use crate::chunking;
 use clusterize::{CloudRow, CLOUD_COLUMNS, CLUSTER_COLUMNS};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use spyral_core::prelude::*;
+use std::path::{Path, PathBuf};
 
 /// HDBSCAN parameters (Spyral's `HdbscanParameters`), README defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +281,200 @@ fn check_cloud(rows: &[CloudRow]) -> Option<Skip> {
         .map(|i| Skip::Unsorted(i + 1))
 }
 
+/// One cluster of a [`ClusterEventRecord`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRecord {
+    /// `label`.
+    pub label: i64,
+    /// `direction` code (-1 none, 0 forward, 1 backward).
+    pub direction: i64,
+    /// `cloud`, `(N, 5)` = `[x, y, z, integral, scale]`.
+    pub cloud: Array2<f64>,
+}
+
+/// One event of the Cluster artifact: `/cluster/event_<id>` and its clusters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterEventRecord {
+    /// The event id.
+    pub id: i64,
+    /// The [`EVENT_ATTRS`] values, as stored in the cloud (integer or float).
+    pub attrs: [AttrNumber; 6],
+    /// The clusters, `cluster_0`, `cluster_1`, ... (`nclusters` is their number).
+    pub clusters: Vec<ClusterRecord>,
+}
+
+/// Writes a Cluster artifact (whole run, chunk, or merged chunks: the same calls in the same
+/// order give the same bytes). Create, [`write`](ClusterWriter::write) events in id order,
+/// [`finish`](ClusterWriter::finish).
+pub struct ClusterWriter {
+    // Field order matters: the HDF5 objects close before the partial file is cleaned up.
+    root: hdf5::Group,
+    file: hdf5::File,
+    out: PartialFile,
+    dest: PathBuf,
+}
+
+fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
+    PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
+}
+
+impl ClusterWriter {
+    /// Creates `dest` (through a temporary name) with `/cluster` and its `min_event`,
+    /// `max_event` attributes.
+    pub fn create(dest: &Path, min_event: i64, max_event: i64) -> Result<Self, PhaseError> {
+        let out = PartialFile::new(dest)?;
+        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
+        let file = hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(out.path())
+            .map_err(|e| err("create", e))?;
+        let root = h5util::create_group(&file, "cluster").map_err(|e| err("cluster", e))?;
+        h5util::write_attr(&root, "min_event", &min_event).map_err(|e| err("min_event", e))?;
+        h5util::write_attr(&root, "max_event", &max_event).map_err(|e| err("max_event", e))?;
+        Ok(ClusterWriter {
+            root,
+            file,
+            out,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Writes one event.
+    pub fn write(&self, r: &ClusterEventRecord) -> Result<(), PhaseError> {
+        let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
+        let ev_name = format!("event_{}", r.id);
+        let ev = h5util::create_group(&self.root, &ev_name).map_err(|e| err(&ev_name, e))?;
+        h5util::write_attr(&ev, "nclusters", &(r.clusters.len() as i64))
+            .map_err(|e| err("nclusters", e))?;
+        for (attr, value) in EVENT_ATTRS.iter().zip(r.attrs) {
+            write_number(&ev, attr, value).map_err(|e| err(attr, e))?;
+        }
+        for (k, c) in r.clusters.iter().enumerate() {
+            let cname = format!("cluster_{k}");
+            let g = h5util::create_group(&ev, &cname).map_err(|e| err(&cname, e))?;
+            h5util::write_attr(&g, "label", &c.label).map_err(|e| err("label", e))?;
+            h5util::write_attr(&g, "direction", &c.direction).map_err(|e| err("direction", e))?;
+            h5util::dataset_builder(&g)
+                .with_data(&c.cloud)
+                .create("cloud")
+                .map_err(|e| err(&format!("{ev_name}/{cname}/cloud"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file and renames it to its final name.
+    pub fn finish(self) -> Result<PathBuf, PhaseError> {
+        let ClusterWriter {
+            root,
+            file,
+            out,
+            dest,
+        } = self;
+        drop(root);
+        file.close().map_err(|e| h5_error(&dest, "close", e))?;
+        out.commit()
+    }
+}
+
+/// A Cluster artifact opened to read its events back as written (to merge chunks).
+pub struct ClusterArtifact {
+    path: PathBuf,
+    root: hdf5::Group,
+    _file: hdf5::File,
+    /// `min_event` and `max_event` of `/cluster`.
+    pub range: (i64, i64),
+    /// The ids of its `event_<id>` groups, sorted.
+    pub ids: Vec<i64>,
+}
+
+impl ClusterArtifact {
+    /// Opens `path` and lists its events.
+    pub fn open(path: &Path) -> Result<Self, PhaseError> {
+        let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", path.display()));
+        let file = hdf5::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let root = file
+            .group("cluster")
+            .map_err(|e| bad(format!("no `cluster` group: {e}")))?;
+        let bound = |name: &str| -> Result<i64, PhaseError> {
+            h5util::attr_i64(&root, name)
+                .map_err(|e| bad(format!("/cluster: {e}")))?
+                .ok_or_else(|| bad(format!("/cluster has no `{name}` attribute")))
+        };
+        let range = (bound("min_event")?, bound("max_event")?);
+        let mut ids: Vec<i64> = root
+            .member_names()
+            .map_err(|e| bad(format!("/cluster: cannot list: {e}")))?
+            .iter()
+            .filter_map(|n| n.strip_prefix("event_").and_then(|i| i.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        Ok(ClusterArtifact {
+            path: path.to_path_buf(),
+            root,
+            _file: file,
+            range,
+            ids,
+        })
+    }
+
+    /// Reads event `id` back exactly as it was written.
+    pub fn read(&self, id: i64) -> Result<ClusterEventRecord, PhaseError> {
+        let name = format!("event_{id}");
+        let bad = |what: String| {
+            PhaseError::invalid_input(format!("{}: /cluster/{name}: {what}", self.path.display()))
+        };
+        let ev = self
+            .root
+            .group(&name)
+            .map_err(|e| bad(format!("cannot open: {e}")))?;
+        let int = |loc: &hdf5::Location, n: &str| -> Result<i64, PhaseError> {
+            h5util::attr_i64(loc, n)
+                .map_err(&bad)?
+                .ok_or_else(|| bad(format!("no `{n}` attribute")))
+        };
+        let n = int(&ev, "nclusters")?;
+        let mut attrs = [AttrNumber::Signed(0); 6];
+        for (v, a) in attrs.iter_mut().zip(EVENT_ATTRS) {
+            *v = h5util::attr_number(&ev, a)
+                .map_err(&bad)?
+                .ok_or_else(|| bad(format!("no `{a}` attribute")))?;
+        }
+        let mut clusters = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        for k in 0..n.max(0) {
+            let g = ev
+                .group(&format!("cluster_{k}"))
+                .map_err(|e| bad(format!("cluster_{k}: {e}")))?;
+            let cloud = g
+                .dataset("cloud")
+                .and_then(|d| d.read_2d::<f64>())
+                .map_err(|e| bad(format!("cluster_{k}/cloud: {e}")))?;
+            clusters.push(ClusterRecord {
+                label: int(&g, "label")?,
+                direction: int(&g, "direction")?,
+                cloud,
+            });
+        }
+        Ok(ClusterEventRecord {
+            id,
+            attrs,
+            clusters,
+        })
+    }
+}
+
+/// The `/cloud` range attributes of a point-cloud file.
+fn cloud_range(
+    clouds: &hdf5::Group,
+    bad: impl Fn(String) -> PhaseError,
+) -> Result<(i64, i64), PhaseError> {
+    let bound = |name: &str| -> Result<i64, PhaseError> {
+        h5util::attr_i64(clouds, name)
+            .map_err(|e| bad(format!("/cloud: {e}")))?
+            .ok_or_else(|| bad(format!("/cloud has no `{name}` attribute")))
+    };
+    Ok((bound("min_event")?, bound("max_event")?))
+}
+
 impl Phase for ClusterPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
         Some(crate::schemas::pointcloud())
@@ -293,6 +494,25 @@ impl Phase for ClusterPhase {
             .with_artifact("cluster", workspace.artifact_path(payload.run_number, "h5")))
     }
 
+    fn splittable(&self) -> bool {
+        true
+    }
+
+    fn events(
+        &self,
+        payload: &PhaseResult,
+        _workspace: &Workspace,
+    ) -> Result<Option<EventRange>, PhaseError> {
+        let src = payload.require("pointcloud")?;
+        let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", src.display()));
+        let input = hdf5::File::open(&src).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let clouds = input
+            .group("cloud")
+            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
+        let (a, b) = cloud_range(&clouds, bad)?;
+        Ok(chunking::event_range(a, b))
+    }
+
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
         let run = ctx.run();
         let src = payload.require("pointcloud")?;
@@ -303,39 +523,17 @@ impl Phase for ClusterPhase {
         let clouds = input
             .group("cloud")
             .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
-        let event_bound = |name: &str| -> Result<i64, PhaseError> {
-            h5util::attr_i64(&clouds, name)
-                .map_err(|e| bad(format!("/cloud: {e}")))?
-                .ok_or_else(|| bad(format!("/cloud has no `{name}` attribute")))
-        };
-        let (min_event, max_event) = (event_bound("min_event")?, event_bound("max_event")?);
+        let (min_event, max_event) = cloud_range(&clouds, bad)?;
+        let writer = ClusterWriter::create(&ctx.artifact_path("h5"), min_event, max_event)?;
 
-        let dest = ctx.workspace().artifact_path(run, "h5");
-        let out = PartialFile::new(&dest)?;
-        let h5err = |what: &str, e: hdf5::Error| {
-            PhaseError::io(format!(
-                "run {run}: writing {}: {what}: {e}",
-                dest.display()
-            ))
-        };
-        let file = hdf5::File::with_options()
-            .with_fcpl(|p| p.obj_track_times(false))
-            .create(out.path())
-            .map_err(|e| h5err("create", e))?;
-        let root = h5util::create_group(&file, "cluster").map_err(|e| h5err("cluster", e))?;
-        h5util::write_attr(&root, "min_event", &min_event).map_err(|e| h5err("min_event", e))?;
-        h5util::write_attr(&root, "max_event", &max_event).map_err(|e| h5err("max_event", e))?;
-
-        let total = if max_event >= min_event {
-            max_event.abs_diff(min_event).saturating_add(1)
-        } else {
-            0
-        };
-        let mut progress = Progress::new(ctx, total);
+        // The run's ids, or those of the chunk.
+        let ids = chunking::id_range(ctx, min_event, max_event);
+        let mut progress = Progress::new(ctx, chunking::id_count(ids));
         let (mut events, mut skipped, mut n_clusters) = (0u64, 0u64, 0u64);
         let mut warned_attrs = false;
         let mut rows: Vec<CloudRow> = Vec::new();
-        for id in min_event..=max_event {
+        let (first, last) = ids.unwrap_or((0, -1));
+        for id in first..=last {
             if ctx.cancelled() {
                 return Err(PhaseError::cancelled());
             }
@@ -384,14 +582,11 @@ impl Phase for ClusterPhase {
                 PhaseError::internal(format!("run {run}, event {id}: clustering failed: {e}"))
             })?;
 
-            let ev_name = format!("event_{id}");
-            let ev = h5util::create_group(&root, &ev_name).map_err(|e| h5err(&ev_name, e))?;
-            h5util::write_attr(&ev, "nclusters", &(result.clusters.len() as i64))
-                .map_err(|e| h5err("nclusters", e))?;
-            for attr in EVENT_ATTRS {
+            let mut attrs = [AttrNumber::Signed(0); 6];
+            for (slot, attr) in attrs.iter_mut().zip(EVENT_ATTRS) {
                 let value = h5util::attr_number(&ds, attr)
                     .map_err(|e| bad(format!("/cloud/{name}: {e}")))?;
-                let value = match value {
+                *slot = match value {
                     Some(v) => v,
                     None => {
                         if !warned_attrs {
@@ -408,39 +603,72 @@ impl Phase for ClusterPhase {
                         }
                     }
                 };
-                write_number(&ev, attr, value).map_err(|e| h5err(attr, e))?;
             }
-            for (k, c) in result.clusters.iter().enumerate() {
-                let cname = format!("cluster_{k}");
-                let g = h5util::create_group(&ev, &cname).map_err(|e| h5err(&cname, e))?;
-                h5util::write_attr(&g, "label", &c.label).map_err(|e| h5err("label", e))?;
-                h5util::write_attr(&g, "direction", &c.direction.code())
-                    .map_err(|e| h5err("direction", e))?;
-                let data = Array2::from_shape_vec(
-                    (c.data.len(), CLUSTER_COLUMNS),
-                    c.data.iter().flatten().copied().collect(),
-                )
-                .map_err(|e| PhaseError::internal(e.to_string()))?;
-                h5util::dataset_builder(&g)
-                    .with_data(&data)
-                    .create("cloud")
-                    .map_err(|e| h5err(&format!("{ev_name}/{cname}/cloud"), e))?;
-            }
+            let clusters = result
+                .clusters
+                .iter()
+                .map(|c| {
+                    Array2::from_shape_vec(
+                        (c.data.len(), CLUSTER_COLUMNS),
+                        c.data.iter().flatten().copied().collect(),
+                    )
+                    .map(|cloud| ClusterRecord {
+                        label: c.label,
+                        direction: c.direction.code(),
+                        cloud,
+                    })
+                    .map_err(|e| PhaseError::internal(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            writer.write(&ClusterEventRecord {
+                id,
+                attrs,
+                clusters,
+            })?;
             events += 1;
             n_clusters += result.clusters.len() as u64;
         }
-        drop(root);
-        file.close().map_err(|e| h5err("close", e))?;
-        let dest = out.commit()?;
+        let dest = writer.finish()?;
         tracing::info!(
-            "{}: run {run}: {events} events, {n_clusters} clusters, {skipped} events skipped",
-            self.name
+            "{}: run {run}{}: {events} events, {n_clusters} clusters, {skipped} events skipped",
+            self.name,
+            ctx.events().map(|r| format!(" ({r})")).unwrap_or_default()
         );
         let mut result = PhaseResult::new(run).with_artifact("cluster", dest);
         result.set_metadata("events", events);
         result.set_metadata("clusters", n_clusters);
         result.set_metadata("skipped_events", skipped);
         Ok(result)
+    }
+
+    fn merge(
+        &self,
+        parts: &[PhaseResult],
+        ctx: &RunContext<'_>,
+    ) -> Result<PhaseResult, PhaseError> {
+        let run = ctx.run();
+        chunking::check_parts(&self.name, parts, run)?;
+        let files = chunking::part_paths(&self.name, parts, "cluster")?;
+        let range = ClusterArtifact::open(&files[0])?.range;
+        let writer =
+            ClusterWriter::create(&ctx.workspace().artifact_path(run, "h5"), range.0, range.1)?;
+        let mut progress = Progress::new(ctx, files.len() as u64);
+        for path in &files {
+            let part = ClusterArtifact::open(path)?;
+            for &id in &part.ids {
+                if ctx.cancelled() {
+                    return Err(PhaseError::cancelled());
+                }
+                writer.write(&part.read(id)?)?;
+            }
+            progress.tick();
+        }
+        let dest = writer.finish()?;
+        let result = PhaseResult::new(run).with_artifact("cluster", dest);
+        Ok(chunking::with_metadata(
+            result,
+            chunking::sum_metadata(parts),
+        ))
     }
 }
 

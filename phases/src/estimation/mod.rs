@@ -23,6 +23,11 @@
 //!
 //! Artifacts: `estimation` (the parquet file) and `cluster` (the input cluster file, passed
 //! through for the solver).
+//!
+//! Splittable: a chunk estimates the events of its range and writes its table at its chunk
+//! path (its `cluster` artifact is the cluster file it read, the chunk's);
+//! [`Phase::merge`] concatenates the chunk tables in event order and writes them through the
+//! same writer (the bytes of a whole run), and names the run's cluster file.
 
 pub mod algorithm;
 pub mod closest;
@@ -30,6 +35,7 @@ pub mod linregress;
 pub mod reader;
 
 use crate::attpc::detector::DetectorParameters;
+use crate::chunking;
 use crate::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
 use crate::table::{Column, Table};
 use algorithm::{Estimate, EstimateParams, Estimator, Rejection};
@@ -202,16 +208,28 @@ pub struct RunSummary {
 pub fn estimate_file(
     file: &ClusterFile,
     params: &EstimateParams,
+    tick: impl FnMut(),
+    cancelled: impl Fn() -> bool,
+) -> Result<(Vec<EstimateRow>, RunSummary), PhaseError> {
+    let ids = (file.max_event() >= file.min_event()).then(|| (file.min_event(), file.max_event()));
+    estimate_ids(file, ids, params, tick, cancelled)
+}
+
+/// [`estimate_file`] for the event ids `first..=last` of `ids` only (none for `None`).
+pub fn estimate_ids(
+    file: &ClusterFile,
+    ids: Option<(i64, i64)>,
+    params: &EstimateParams,
     mut tick: impl FnMut(),
     cancelled: impl Fn() -> bool,
 ) -> Result<(Vec<EstimateRow>, RunSummary), PhaseError> {
     let mut estimator = Estimator::new();
     let mut rows = Vec::new();
     let mut summary = RunSummary::default();
-    if file.max_event() < file.min_event() {
+    let Some((first, last)) = ids else {
         return Ok((rows, summary));
-    }
-    for id in file.min_event()..=file.max_event() {
+    };
+    for id in first..=last {
         if cancelled() {
             return Err(PhaseError::cancelled());
         }
@@ -269,21 +287,36 @@ impl Phase for EstimationPhase {
             .with_artifact("cluster", cluster))
     }
 
+    fn splittable(&self) -> bool {
+        true
+    }
+
+    fn events(
+        &self,
+        payload: &PhaseResult,
+        _workspace: &Workspace,
+    ) -> Result<Option<EventRange>, PhaseError> {
+        let file = ClusterFile::open(&payload.require("cluster")?)?;
+        Ok(chunking::event_range(file.min_event(), file.max_event()))
+    }
+
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
         let run = ctx.run();
         let cluster_path = payload.require("cluster")?;
         let file = ClusterFile::open(&cluster_path)?;
         let params = self.config.params();
-        let mut progress = Progress::new(ctx, file.id_count());
+        // The run's ids, or those of the chunk.
+        let ids = chunking::id_range(ctx, file.min_event(), file.max_event());
+        let mut progress = Progress::new(ctx, chunking::id_count(ids));
         let (rows, summary) =
-            estimate_file(&file, &params, || progress.tick(), || ctx.cancelled())?;
+            estimate_ids(&file, ids, &params, || progress.tick(), || ctx.cancelled())?;
         drop(file);
-        let dest =
-            rows_to_table(&rows).write_parquet(&ctx.workspace().artifact_path(run, "parquet"))?;
+        let dest = rows_to_table(&rows).write_parquet(&ctx.artifact_path("parquet"))?;
         let rejected: u64 = summary.rejected.values().sum();
         tracing::info!(
-            "{}: run {run}: {} events, {} clusters, {} estimates, {rejected} rejected",
+            "{}: run {run}{}: {} events, {} clusters, {} estimates, {rejected} rejected",
             self.name,
+            ctx.events().map(|r| format!(" ({r})")).unwrap_or_default(),
             summary.events,
             summary.clusters,
             rows.len()
@@ -301,6 +334,37 @@ impl Phase for EstimationPhase {
             .collect();
         result.set_metadata("rejected", serde_json::Value::Object(reasons));
         Ok(result)
+    }
+
+    fn merge(
+        &self,
+        parts: &[PhaseResult],
+        ctx: &RunContext<'_>,
+    ) -> Result<PhaseResult, PhaseError> {
+        let run = ctx.run();
+        chunking::check_parts(&self.name, parts, run)?;
+        let tables = chunking::part_paths(&self.name, parts, "estimation")?;
+        let clusters = chunking::part_paths(&self.name, parts, "cluster")?;
+        let mut merged = rows_to_table(&[]);
+        let mut progress = Progress::new(ctx, tables.len() as u64);
+        for path in &tables {
+            if ctx.cancelled() {
+                return Err(PhaseError::cancelled());
+            }
+            merged.append(&crate::table::Table::read_parquet(path)?)?;
+            progress.tick();
+        }
+        let dest = merged.write_parquet(&ctx.workspace().artifact_path(run, "parquet"))?;
+        // The chunks read the chunks of the run's cluster file (or, when the Cluster phase did
+        // not run in chunks, the run's file itself): the merged result names the run's.
+        let cluster = chunking::run_file_of(&clusters[0]);
+        let result = PhaseResult::new(run)
+            .with_artifact("estimation", dest)
+            .with_artifact("cluster", cluster);
+        Ok(chunking::with_metadata(
+            result,
+            chunking::sum_metadata(parts),
+        ))
     }
 }
 

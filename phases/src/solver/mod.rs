@@ -18,6 +18,12 @@
 //!   invalid result). A missing Estimation or Cluster artifact is an error naming it (Spyral
 //!   sends "Waiting" and returns an invalid result).
 //!
+//! Splittable: a chunk fits the Estimation rows of its events (its input is the chunk's
+//! Estimation table and Cluster file) and writes its table at its chunk path
+//! (`.chunks/run_NNNN/e<first>-<last>_{iso}.parquet`); [`Phase::merge`] concatenates the chunk
+//! tables in event order through the same writer (the bytes of a whole run). Fits draw no
+//! random numbers.
+//!
 //! Fits read the mesh through a small per-fit cache of node trajectories
 //! ([`interp::CachedInterpolator`]): the mesh layout puts consecutive time samples of one node
 //! half a megabyte apart, so gathering the few nodes a fit needs once is ~15x cheaper than
@@ -47,6 +53,7 @@ pub use interp::MeshView;
 pub use mesh::{MeshAsset, MeshParameters};
 pub use pid::ParticleId;
 
+use crate::chunking;
 use crate::physics::{EnergyLossTable, GasTarget};
 use crate::schemas::{SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS};
 use crate::table::Table;
@@ -150,11 +157,12 @@ impl InterpSolverPhase {
 
     /// The output parquet of `run`: `<InterpSolver>/run_NNNN_{iso}.parquet`.
     pub fn output_path(&self, workspace: &Workspace, run: u32) -> PathBuf {
-        workspace.artifact_dir().join(format!(
-            "{}_{}.parquet",
-            run_stem(run),
-            self.pid.nucleus.isotope_symbol()
-        ))
+        chunking::run_file_path(workspace, run, &self.output_suffix())
+    }
+
+    /// What follows the run (or chunk) in the output's file name: `_{iso}.parquet`.
+    fn output_suffix(&self) -> String {
+        format!("_{}.parquet", self.pid.nucleus.isotope_symbol())
     }
 
     /// The fit settings of this configuration.
@@ -203,6 +211,7 @@ impl InterpSolverPhase {
             (p.ke_min, p.ke_max),
             (p.polar_min, p.polar_max),
         )
+        .map(|v| v.with_grid(self.config.mesh_grid))
         .ok_or_else(|| {
             PhaseError::internal(format!(
                 "phase {}: the mesh holds {} values, its shape {:?} needs {}",
@@ -325,6 +334,55 @@ impl Phase for InterpSolverPhase {
         ))
     }
 
+    fn splittable(&self) -> bool {
+        true
+    }
+
+    fn events(
+        &self,
+        payload: &PhaseResult,
+        _workspace: &Workspace,
+    ) -> Result<Option<EventRange>, PhaseError> {
+        let file = crate::estimation::reader::ClusterFile::open(&payload.require("cluster")?)?;
+        Ok(chunking::event_range(file.min_event(), file.max_event()))
+    }
+
+    fn merge(
+        &self,
+        parts: &[PhaseResult],
+        ctx: &RunContext<'_>,
+    ) -> Result<PhaseResult, PhaseError> {
+        let run = ctx.run();
+        chunking::check_parts(&self.name, parts, run)?;
+        let tables = chunking::part_paths(&self.name, parts, "interp_solver")?;
+        let mut merged = Table::with_columns(&SOLVER_INT_COLUMNS, &SOLVER_FLOAT_COLUMNS);
+        let mut progress = Progress::new(ctx, tables.len() as u64);
+        for path in &tables {
+            if ctx.cancelled() {
+                return Err(PhaseError::cancelled());
+            }
+            merged.append(&Table::read_parquet(path)?)?;
+            progress.tick();
+        }
+        let dest = merged.write_parquet(&self.output_path(ctx.workspace(), run))?;
+        let mut metadata = chunking::sum_metadata(parts);
+        // The time per fit is an average over the fits (fitted or failed) of every chunk.
+        let (mut fits, mut ms) = (0.0, 0.0);
+        for p in parts {
+            let m = p.metadata_map();
+            let count = |k: &str| m.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            let f = count("fitted") + count("failed");
+            fits += f;
+            ms += count("ms_per_fit") * f;
+        }
+        metadata.insert(
+            "ms_per_fit".into(),
+            serde_json::Value::from(if fits > 0.0 { ms / fits } else { 0.0 }),
+        );
+        let result = PhaseResult::new(run).with_artifact("interp_solver", &dest);
+        Ok(chunking::with_metadata(result, metadata))
+    }
+
     fn run(&self, payload: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
         let run = ctx.run();
         let ws = ctx.workspace();
@@ -349,8 +407,15 @@ impl Phase for InterpSolverPhase {
         }
         let est = io::read_estimation(&est_path, &floats)
             .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?;
+        // The rows of the run, or of the chunk's events.
+        let events = est.int("event");
+        let rows: Vec<usize> = (0..est.rows)
+            .filter(|&i| {
+                ctx.chunk().is_none() || u64::try_from(events[i]).is_ok_and(|e| ctx.wants_event(e))
+            })
+            .collect();
         let mut n = RunCounts {
-            rows: est.rows,
+            rows: rows.len(),
             ..RunCounts::default()
         };
         let (xs, ys, ic) = (
@@ -358,7 +423,9 @@ impl Phase for InterpSolverPhase {
             est.float(&pid.y_axis),
             est.float("ic_amplitude"),
         );
-        let gated: Vec<usize> = (0..est.rows)
+        let gated: Vec<usize> = rows
+            .iter()
+            .copied()
             .filter(|&i| {
                 if !pid.contains(xs[i], ys[i]) {
                     return false;
@@ -374,16 +441,20 @@ impl Phase for InterpSolverPhase {
             tracing::warn!(
                 "run {run}: {} of the {} rows inside the PID gate have no ion-chamber data (ic_amplitude = -1) and fail the IC gate; set `ic_gate: false` in the {} config to fit data without an ion chamber",
                 n.no_ic,
-                (0..est.rows).filter(|&i| pid.contains(xs[i], ys[i])).count(),
+                rows.iter().filter(|&&i| pid.contains(xs[i], ys[i])).count(),
                 self.name
             );
         }
         let mut table = Table::with_columns(&SOLVER_INT_COLUMNS, &SOLVER_FLOAT_COLUMNS);
-        let dest = self.output_path(ws, run);
+        let dest = chunking::file_path(ctx, &self.output_suffix());
+        let what = match ctx.events() {
+            Some(r) => format!("run {run} ({r})"),
+            None => format!("run {run}"),
+        };
         if gated.is_empty() {
             tracing::warn!(
-                "run {run}: none of the {} Estimation rows passed the PID{} gate; writing an empty table",
-                est.rows,
+                "{what}: none of the {} Estimation rows passed the PID{} gate; writing an empty table",
+                n.rows,
                 if self.config.ic_gate { " and IC" } else { "" }
             );
         }
@@ -475,7 +546,7 @@ impl Phase for InterpSolverPhase {
             0.0
         };
         tracing::info!(
-            "run {run}: {} rows, {} passed the gates, {} fitted, {} outside the mesh, {} failed ({ms_per_fit:.2} ms per fit)",
+            "{what}: {} rows, {} passed the gates, {} fitted, {} outside the mesh, {} failed ({ms_per_fit:.2} ms per fit)",
             n.rows,
             n.gated,
             n.fitted,
