@@ -122,6 +122,9 @@ pub struct PhaseView {
     pub source: String,
     /// Line of its entry in the pipeline file.
     pub line: usize,
+    /// Whether it can process runs in event chunks (asked of active phases).
+    #[serde(default)]
+    pub splittable: bool,
 }
 
 impl PhaseView {
@@ -176,6 +179,7 @@ impl ChainPhase {
             resolved: self.resolved(),
             source: self.source.to_string(),
             line: self.spec.line,
+            splittable: false,
         }
     }
     /// What a worker needs to rebuild it.

@@ -15,21 +15,75 @@
 //! - An interrupt stops handing out work and asks every worker to stop (SIGTERM); a second one
 //!   kills them. With the abort policy, the first failure does the same.
 //! - A unit past the time limit plus a grace period gets its worker killed.
+//! - A run split into event chunks has one merge unit, handed out (ahead of everything queued)
+//!   once every chunk finished well; a failed chunk fails the run and its merge never runs.
 
-use std::collections::VecDeque;
+use crate::protocol::Part;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Index of a unit in the dispatcher's list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UnitId(pub usize);
 
-/// A unit of work: a run (the chain over all its events).
+/// A unit of work: a run, a chunk of a run's events, or the merge of a run's chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     /// Run number.
     pub run: u32,
-    /// Relative cost (trace bytes), for stealing and progress.
+    /// Relative cost (trace bytes, prorated for chunks), for stealing and progress.
     pub cost: u64,
+    /// Which part of the run.
+    pub part: Part,
+}
+
+/// The units of a launch: each run whole, or, when its event range is known and longer than
+/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` near-equal chunks plus one merge
+/// unit. Chunk costs are the run's bytes prorated by events; a merge costs a fiftieth of the run.
+/// The split depends only on the run's events and `chunk_events`, so every launch (and worker
+/// count) splits a run the same way and finished chunks are reused.
+pub fn units_for(
+    runs: &[crate::runs::Run],
+    ranges: &HashMap<u32, [u64; 2]>,
+    chunk_events: u64,
+) -> Vec<Unit> {
+    let mut out = Vec::new();
+    for r in runs {
+        let range = ranges
+            .get(&r.run)
+            .map(|&[a, b]| spyral_core::EventRange::new(a, b))
+            .filter(|e| chunk_events > 0 && e.len() > chunk_events);
+        let Some(events) = range else {
+            out.push(Unit {
+                run: r.run,
+                cost: r.bytes,
+                part: Part::Whole,
+            });
+            continue;
+        };
+        let parts = events.split(events.len().div_ceil(chunk_events));
+        let count = parts.len() as u32;
+        for (index, c) in parts.iter().enumerate() {
+            out.push(Unit {
+                run: r.run,
+                cost: (u128::from(r.bytes) * u128::from(c.len()) / u128::from(events.len())) as u64,
+                part: Part::Chunk {
+                    index: index as u32,
+                    count,
+                    first: c.first,
+                    last: c.last,
+                },
+            });
+        }
+        out.push(Unit {
+            run: r.run,
+            cost: (r.bytes / 50).max(1),
+            part: Part::Merge {
+                ranges: parts.iter().map(|c| [c.first, c.last]).collect(),
+            },
+        });
+    }
+    out
 }
 
 /// Where a unit stands.
@@ -41,6 +95,8 @@ pub enum UnitState {
     Assigned(usize),
     /// This worker is running it.
     Running(usize),
+    /// A merge waiting for its run's chunks.
+    Waiting,
     /// Finished (whatever the outcome).
     Finished,
     /// Will not run (stopped before it was handed out).
@@ -129,12 +185,14 @@ pub struct Dispatcher {
     stopping: Stopping,
     abort_on_failure: bool,
     replacements: usize,
+    /// Per split run: its merge unit, chunks not yet finished, whether one failed.
+    merges: HashMap<u32, (UnitId, usize, bool)>,
 }
 
 impl Dispatcher {
     /// A dispatcher over `units` for `plans.len()` workers. `plans[w]` is worker w's own queue
-    /// (snake); `shared` is the common queue (dynamic), largest first. Every unit must appear
-    /// exactly once in all of them.
+    /// (snake); `shared` is the common queue (dynamic), largest first. Every unit but the merge
+    /// units must appear exactly once in all of them; merge units wait for their run's chunks.
     pub fn new(
         units: Vec<Unit>,
         plans: Vec<Vec<UnitId>>,
@@ -142,8 +200,21 @@ impl Dispatcher {
         abort_on_failure: bool,
     ) -> Dispatcher {
         let n = units.len();
+        let mut merges = HashMap::new();
+        let mut state = vec![UnitState::Pending; n];
+        for (i, u) in units.iter().enumerate() {
+            if matches!(u.part, Part::Merge { .. }) {
+                state[i] = UnitState::Waiting;
+                let chunks = units
+                    .iter()
+                    .filter(|c| c.run == u.run && matches!(c.part, Part::Chunk { .. }))
+                    .count();
+                merges.insert(u.run, (UnitId(i), chunks, false));
+            }
+        }
         Dispatcher {
-            state: vec![UnitState::Pending; n],
+            merges,
+            state,
             units,
             slots: plans
                 .iter()
@@ -267,9 +338,34 @@ impl Dispatcher {
         slot.running = Some((unit, now));
     }
 
+    /// A chunk ended: when the run's last chunk ends well, its merge is queued first; when one
+    /// fails, the merge will not run. Returns whether this failure ends the run (once).
+    fn chunk_done(&mut self, unit: UnitId, failed: bool) {
+        let u = &self.units[unit.0];
+        if !matches!(u.part, Part::Chunk { .. }) {
+            return;
+        }
+        let Some(entry) = self.merges.get_mut(&u.run) else {
+            return;
+        };
+        entry.1 = entry.1.saturating_sub(1);
+        entry.2 |= failed;
+        let (merge, left, any_failed) = *entry;
+        if self.state[merge.0] != UnitState::Waiting {
+            return;
+        }
+        if any_failed {
+            self.state[merge.0] = UnitState::Dropped;
+        } else if left == 0 && self.stopping == Stopping::No {
+            self.state[merge.0] = UnitState::Pending;
+            self.shared.push_front(merge);
+        }
+    }
+
     /// Worker `w` finished `unit`; `failed` says whether it failed (for the abort policy).
     pub fn finished(&mut self, w: usize, unit: UnitId, failed: bool) -> Vec<Action> {
         self.state[unit.0] = UnitState::Finished;
+        self.chunk_done(unit, failed);
         let slot = &mut self.slots[w];
         slot.assigned = None;
         slot.running = None;
@@ -286,10 +382,15 @@ impl Dispatcher {
         } else {
             StopSignal::Term
         };
-        // Queued units will not run.
+        // Queued units and waiting merges will not run.
         for q in self.own.iter_mut().chain(std::iter::once(&mut self.shared)) {
             for u in q.drain(..) {
                 self.state[u.0] = UnitState::Dropped;
+            }
+        }
+        for st in self.state.iter_mut() {
+            if *st == UnitState::Waiting {
+                *st = UnitState::Dropped;
             }
         }
         let mut out = Vec::new();
@@ -321,6 +422,7 @@ impl Dispatcher {
         let running = slot.running.map(|(u, _)| u);
         if let Some(u) = running {
             self.state[u.0] = UnitState::Finished;
+            self.chunk_done(u, true);
         }
         let mut requeued: Vec<UnitId> = slot
             .assigned
@@ -431,6 +533,7 @@ mod tests {
             .map(|(i, &cost)| Unit {
                 run: i as u32 + 1,
                 cost,
+                part: Part::Whole,
             })
             .collect()
     }
@@ -591,6 +694,121 @@ mod tests {
         assert_eq!(d.stopping(), Stopping::Aborted);
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
         assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+    }
+
+    fn chunked(chunks: u32) -> Vec<Unit> {
+        let mut v: Vec<Unit> = (0..chunks)
+            .map(|index| Unit {
+                run: 7,
+                cost: 10,
+                part: Part::Chunk {
+                    index,
+                    count: chunks,
+                    first: u64::from(index) * 10,
+                    last: u64::from(index) * 10 + 9,
+                },
+            })
+            .collect();
+        v.push(Unit {
+            run: 7,
+            cost: 1,
+            part: Part::Merge {
+                ranges: (0..u64::from(chunks))
+                    .map(|i| [i * 10, i * 10 + 9])
+                    .collect(),
+            },
+        });
+        v
+    }
+
+    #[test]
+    fn long_runs_are_split_short_runs_stay_whole() {
+        let runs = vec![
+            crate::runs::Run {
+                run: 1,
+                bytes: 1000,
+            },
+            crate::runs::Run { run: 2, bytes: 10 },
+            crate::runs::Run { run: 3, bytes: 10 },
+        ];
+        let ranges: HashMap<u32, [u64; 2]> = [(1, [0, 2499]), (2, [0, 99])].into();
+        let u = units_for(&runs, &ranges, 1000);
+        // Run 1: 3 chunks + a merge; run 2 short; run 3 of unknown events.
+        assert_eq!(u.len(), 6);
+        let chunks: Vec<&Unit> = u
+            .iter()
+            .filter(|x| matches!(x.part, Part::Chunk { .. }))
+            .collect();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.iter().map(|c| c.cost).sum::<u64>(), 999);
+        assert!(
+            matches!(&u[3].part, Part::Merge { ranges } if ranges.len() == 3 && ranges[2] == [1666, 2499])
+        );
+        assert_eq!(u[4].part, Part::Whole);
+        assert_eq!(u[5].part, Part::Whole);
+        // chunk_events 0 never splits.
+        assert!(units_for(&runs, &ranges, 0)
+            .iter()
+            .all(|x| x.part == Part::Whole));
+    }
+
+    #[test]
+    fn the_merge_waits_for_every_chunk_then_goes_first() {
+        let mut units = chunked(3);
+        units.push(Unit {
+            run: 8,
+            cost: 5,
+            part: Part::Whole,
+        });
+        // Unit 3 is the merge; 4 is another run.
+        let mut d = Dispatcher::new(units, vec![vec![], vec![]], ids(&[0, 1, 2, 4]), false);
+        let t = Instant::now();
+        assert_eq!(d.state(UnitId(3)), UnitState::Waiting);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 0)]);
+        d.started(0, UnitId(0), t);
+        assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
+        d.started(1, UnitId(1), t);
+        d.finished(0, UnitId(0), false);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
+        d.started(0, UnitId(2), t);
+        d.finished(1, UnitId(1), false);
+        d.finished(0, UnitId(2), false);
+        // All chunks done: the merge comes before run 8.
+        assert_eq!(assigned(&d.request(1)), vec![(1, 3)]);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 4)]);
+    }
+
+    #[test]
+    fn a_failed_chunk_drops_the_merge() {
+        let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        d.finished(0, UnitId(0), true);
+        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+        d.request(0);
+        d.started(0, UnitId(1), t);
+        let a = d.finished(0, UnitId(1), false);
+        assert!(assigned(&a).is_empty());
+        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
+        assert_eq!(d.remaining(), 0);
+    }
+
+    #[test]
+    fn a_worker_dying_in_a_chunk_fails_the_run_and_an_interrupt_drops_waiting_merges() {
+        let mut d = Dispatcher::new(chunked(2), vec![vec![], vec![]], ids(&[0, 1]), false);
+        let t = Instant::now();
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        let death = d.died(0);
+        assert_eq!(death.running, Some(UnitId(0)));
+        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+        let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
+        d.request(0);
+        d.started(0, UnitId(0), t);
+        d.interrupt();
+        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+        assert_eq!(d.state(UnitId(1)), UnitState::Dropped);
     }
 
     #[test]

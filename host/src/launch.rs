@@ -73,6 +73,8 @@ pub struct Overrides {
     pub shard: Option<(usize, usize)>,
     /// `--run-timeout`.
     pub run_timeout: Option<crate::pipeline::RunTimeout>,
+    /// `--chunk-events`.
+    pub chunk_events: Option<u64>,
 }
 
 /// Parses `--shard K/N`, or `slurm` (from `SLURM_ARRAY_TASK_ID` and `SLURM_ARRAY_TASK_COUNT`).
@@ -150,6 +152,9 @@ pub fn load_pipeline(path: &Path, o: &Overrides) -> Result<Pipeline, RunError> {
     }
     if o.run_timeout.is_some() {
         p.run_timeout = o.run_timeout;
+    }
+    if let Some(n) = o.chunk_events {
+        p.chunk_events = n;
     }
     crate::segments::memory_margin().map_err(|e| RunError::Io(e.to_string()))?;
     if p.runs.min > p.runs.max {

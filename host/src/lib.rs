@@ -21,6 +21,7 @@ pub mod chain;
 pub mod demo;
 pub mod dispatch;
 pub mod display;
+pub mod execute;
 pub mod fdpass;
 pub mod identity;
 pub mod launch;

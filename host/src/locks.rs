@@ -55,6 +55,13 @@ pub fn run_lock_path(workspace: &Path, phase: &str, run: u32) -> PathBuf {
         .join(format!("{}.lock", run_stem(run)))
 }
 
+/// The lock of one event chunk of (run, phase); chunk workers also hold the run's lock shared.
+pub fn chunk_lock_path(workspace: &Path, phase: &str, run: u32, first: u64, last: u64) -> PathBuf {
+    locks_dir(workspace)
+        .join(phase)
+        .join(format!("{}.e{first}-{last}.lock", run_stem(run)))
+}
+
 /// The lock of a phase's assets.
 pub fn assets_lock_path(workspace: &Path, phase: &str) -> PathBuf {
     locks_dir(workspace).join(phase).join("assets.lock")
@@ -94,6 +101,24 @@ pub fn try_lock(path: &Path, holder: &str) -> Result<Option<Lock>, LockError> {
                 path: path.to_path_buf(),
             }))
         }
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(LockError {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Takes the lock at `path` shared (several holders; none while someone holds it exclusively),
+/// if it can be had now. Chunk workers hold their run's lock this way, so a launch processing
+/// the whole run (exclusive) and launches processing chunks exclude each other.
+pub fn try_lock_shared(path: &Path) -> Result<Option<Lock>, LockError> {
+    let file = open(path)?;
+    match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(Some(Lock {
+            _file: file,
+            path: path.to_path_buf(),
+        })),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(LockError {
             path: path.to_path_buf(),
@@ -177,6 +202,30 @@ pub fn remove_run_partials(dir: &Path, run: u32) -> usize {
     n
 }
 
+/// Removes the temporary files of one chunk (`events`: `(first, last)`), or of every chunk
+/// (None), in a run's chunk folder and its `.provenance`; the caller holds the matching lock.
+pub fn remove_chunk_partials(chunk_dir: &Path, events: Option<(u64, u64)>) -> usize {
+    let prefix = events.map(|(a, b)| format!(".e{a}-{b}."));
+    let mut n = 0;
+    for d in [chunk_dir.to_path_buf(), chunk_dir.join(".provenance")] {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = prefix.as_ref().is_none_or(|p| name.starts_with(p.as_str()));
+            if name.starts_with('.')
+                && name.ends_with(".partial")
+                && ours
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// Removes the temporary files in phase folder `dir` whose owner is dead (their run's lock is
 /// free), taking each lock for the time of the removal. Files of runs that a live launch is
 /// processing are left alone. Returns how many were removed.
@@ -194,10 +243,30 @@ pub fn sweep_dead_partials(workspace: &Path, phase: &str, dir: &Path, holder: &s
     }
     runs.sort_unstable();
     runs.dedup();
+    // Chunk folders: `.chunks/run_NNNN/`.
+    let mut chunked: Vec<(u32, PathBuf)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir.join(".chunks")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(run) = name
+                .strip_prefix("run_")
+                .and_then(|d| d.parse::<u32>().ok())
+            {
+                chunked.push((run, e.path()));
+            }
+        }
+    }
     let mut n = 0;
     for run in runs {
         if let Ok(Some(_lock)) = try_lock(&run_lock_path(workspace, phase, run), holder) {
             n += remove_run_partials(dir, run);
+        }
+    }
+    for (run, chunk_dir) in chunked {
+        // Nobody holds the run (not even shared, as chunk workers do): its chunk files'
+        // temporary files are orphans.
+        if let Ok(Some(_lock)) = try_lock(&run_lock_path(workspace, phase, run), holder) {
+            n += remove_chunk_partials(&chunk_dir, None);
         }
     }
     n
@@ -241,6 +310,37 @@ mod tests {
         drop(a);
         assert_eq!(holder(&p), None);
         assert!(try_lock(&p, "pid 2").unwrap().is_some());
+    }
+
+    #[test]
+    fn shared_and_exclusive_run_locks_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = run_lock_path(dir.path(), "P", 1);
+        let a = try_lock_shared(&p).unwrap().expect("free");
+        let b = try_lock_shared(&p).unwrap().expect("shared twice");
+        assert!(try_lock(&p, "x").unwrap().is_none());
+        drop((a, b));
+        let x = try_lock(&p, "x").unwrap().expect("free again");
+        assert!(try_lock_shared(&p).unwrap().is_none());
+        drop(x);
+    }
+
+    #[test]
+    fn chunk_partials_are_removed_by_range_or_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("P/.chunks/run_0002");
+        std::fs::create_dir_all(c.join(".provenance")).unwrap();
+        for name in [".e0-9.h5.partial", ".e10-19.h5.partial", "e0-9.h5"] {
+            std::fs::write(c.join(name), b"x").unwrap();
+        }
+        std::fs::write(c.join(".provenance/.e0-9.json.partial"), b"x").unwrap();
+        assert_eq!(remove_chunk_partials(&c, Some((0, 9))), 2);
+        assert!(c.join(".e10-19.h5.partial").exists());
+        assert_eq!(
+            sweep_dead_partials(dir.path(), "P", &dir.path().join("P"), "me"),
+            1
+        );
+        assert!(c.join("e0-9.h5").exists());
     }
 
     #[test]

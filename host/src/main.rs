@@ -215,6 +215,10 @@ struct RunArgs {
     /// Fail a run that takes longer than this: seconds, or 90s, 45m, 2h (overrides the file).
     #[arg(long)]
     run_timeout: Option<spyral_host::pipeline::RunTimeout>,
+    /// Split runs with more events than this into chunks of about this many events, processed
+    /// in parallel and merged; 0 never splits (overrides the file; default 1000).
+    #[arg(long)]
+    chunk_events: Option<u64>,
     /// Draw no progress bars; print a progress line every few seconds instead.
     #[arg(long)]
     no_display: bool,
@@ -256,6 +260,7 @@ impl OverrideArgs {
             traces: self.traces.clone(),
             on_error: None,
             run_timeout: None,
+            chunk_events: None,
             shard: self
                 .shard
                 .as_deref()
@@ -305,6 +310,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             o.seed = a.seed;
             o.on_error = a.on_error;
             o.run_timeout = a.run_timeout;
+            o.chunk_events = a.chunk_events;
             let flags = RunFlags {
                 no_display: a.no_display,
                 log_level: a.log_level.as_str().to_string(),

@@ -14,7 +14,7 @@ pub use crate::launch::{
 };
 pub use crate::supervise::describe_exit;
 
-use crate::dispatch::{Action, Death, Dispatcher, StopSignal, Stopping, Unit, UnitId};
+use crate::dispatch::{Action, Death, Dispatcher, StopSignal, Stopping, UnitId};
 use crate::display::Display;
 use crate::launch::{no_runs, random_seed, remove_orphan_asset_partials, write_layout_reports};
 use crate::pipeline::{OnError, Schedule};
@@ -141,6 +141,21 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     eprintln!("spyral: creating assets...");
     sig_state.child.store(host.pid(), Ordering::SeqCst);
     let made = host.assets(&holder, true);
+    // Event ranges, to split long runs, when every active phase can be split and merged.
+    let splittable = p.chunk_events > 0
+        && chain.first().is_some_and(|c| c.active())
+        && chain.iter().filter(|c| c.active()).all(|c| c.splittable);
+    let ranges: HashMap<u32, [u64; 2]> = match (&made, splittable) {
+        (Ok(_), true) => {
+            let runs: Vec<u32> = collected.runs.iter().map(|r| r.run).collect();
+            host.events(&runs)
+                .inspect_err(|e| tracing::error!("{e}"))?
+                .into_iter()
+                .filter_map(|(r, e)| e.map(|e| (r, e)))
+                .collect()
+        }
+        _ => HashMap::new(),
+    };
     sig_state.child.store(0, Ordering::SeqCst);
     host.finish();
     if sig_state.interrupted.load(Ordering::SeqCst) {
@@ -152,49 +167,76 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     }
     let (segments, shared_times) = made.inspect_err(|e| tracing::error!("{e}"))?;
 
-    // The plan, and the dispatcher that follows (and corrects) it.
+    // The units (whole runs, chunks and merges), the plan, and the dispatcher that follows
+    // (and corrects) it.
+    let units = crate::dispatch::units_for(&collected.runs, &ranges, p.chunk_events);
+    let mut chunks_per_run: HashMap<u32, u32> = HashMap::new();
+    for u in &units {
+        if let crate::protocol::Part::Chunk { count, .. } = u.part {
+            chunks_per_run.insert(u.run, count);
+        }
+    }
+    for (run, n) in &chunks_per_run {
+        tracing::info!(
+            "run {run}: events {}..={} in {n} chunks of about {} events",
+            ranges[run][0],
+            ranges[run][1],
+            p.chunk_events
+        );
+    }
+    // Plan over the units a worker can start with (merges wait for their chunks).
+    let mut startable: Vec<runs::Run> = units
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !matches!(u.part, crate::protocol::Part::Merge { .. }))
+        .map(|(i, u)| runs::Run {
+            run: i as u32,
+            bytes: u.cost,
+        })
+        .collect();
+    runs::sort_runs(&mut startable);
     let plan = match p.schedule {
-        Schedule::Snake => runs::snake(&collected.runs, p.workers),
-        Schedule::Dynamic => runs::dynamic_estimate(&collected.runs, p.workers),
+        Schedule::Snake => runs::snake(&startable, p.workers),
+        Schedule::Dynamic => runs::dynamic_estimate(&startable, p.workers),
+    };
+    let describe = |i: u32| {
+        let u = &units[i as usize];
+        format!("{}{}", u.run, u.part)
     };
     for s in &plan {
         tracing::info!(
-            "worker {} {} runs {:?}: load {:.2}%",
+            "worker {} {} runs [{}]: load {:.2}%",
             s.worker,
             if p.schedule == Schedule::Snake {
                 "gets"
             } else {
                 "expected to get"
             },
-            s.runs,
+            s.runs
+                .iter()
+                .map(|&i| describe(i))
+                .collect::<Vec<_>>()
+                .join(", "),
             s.load_percent
         );
     }
     let n_workers = plan.len();
     warn_worker_count(p.workers, n_workers, collected.runs.len());
-    let units: Vec<Unit> = collected
-        .runs
-        .iter()
-        .map(|r| Unit {
-            run: r.run,
-            cost: r.bytes,
-        })
-        .collect();
-    let unit_of: HashMap<u32, UnitId> = units
+    let unit_of: HashMap<(u32, crate::protocol::Part), UnitId> = units
         .iter()
         .enumerate()
-        .map(|(i, u)| (u.run, UnitId(i)))
+        .map(|(i, u)| ((u.run, u.part.clone()), UnitId(i)))
         .collect();
     let (plans, shared) = match p.schedule {
         Schedule::Snake => (
             plan.iter()
-                .map(|s| s.runs.iter().map(|r| unit_of[r]).collect())
+                .map(|s| s.runs.iter().map(|&i| UnitId(i as usize)).collect())
                 .collect(),
             Vec::new(),
         ),
         Schedule::Dynamic => (
             vec![Vec::new(); n_workers],
-            (0..units.len()).map(UnitId).collect(),
+            startable.iter().map(|r| UnitId(r.run as usize)).collect(),
         ),
     };
     let mut dispatcher = Dispatcher::new(units, plans, shared, p.on_error == OnError::Abort);
@@ -232,9 +274,8 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
     for i in 0..n_workers {
         workers.push(spawn(i)?);
     }
-    let sizes: HashMap<u32, u64> = collected.runs.iter().map(|r| (r.run, r.bytes)).collect();
-    let total_bytes: u64 = sizes.values().sum();
-    let mut ledger = Ledger::new(&collected.runs);
+    let total_bytes: u64 = dispatcher.units().iter().map(|u| u.cost).sum();
+    let mut ledger = Ledger::new(&collected.runs, &chunks_per_run);
     eprintln!(
         "spyral: {} runs ({}) on {} worker(s), {} schedule, seed {seed}; logs in {}",
         collected.runs.len(),
@@ -302,7 +343,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 tracing::warn!("worker {i} wrote an unreadable message: {line}");
                 Vec::new()
             }
-            Event::Msg(i, msg) => match msg {
+            Event::Msg(i, msg) => match *msg {
                 WorkerMsg::Ready {
                     startup_ms,
                     attach_ms,
@@ -322,11 +363,12 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     workers[i].current_phase = None;
                     dispatcher.request(i)
                 }
-                WorkerMsg::RunStarted { run } => {
+                WorkerMsg::RunStarted { run, part } => {
                     let w = &mut workers[i];
                     w.current_run = Some(run);
+                    w.current_part = part.to_string();
                     w.current_phase = None;
-                    if let Some(&u) = unit_of.get(&run) {
+                    if let Some(&u) = unit_of.get(&(run, part)) {
                         dispatcher.started(i, u, Instant::now());
                     }
                     ledger.started(run, i);
@@ -348,17 +390,18 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     display.progress(w);
                     Vec::new()
                 }
-                WorkerMsg::PhaseFinished { run, record } => {
-                    ledger.phase(run, record);
+                WorkerMsg::PhaseFinished { run, part, record } => {
+                    ledger.phase(run, part, record);
                     Vec::new()
                 }
                 WorkerMsg::RunFinished {
                     run,
+                    part,
                     outcome,
                     wall_s,
                 } => {
-                    finished += 1;
-                    done_bytes += sizes.get(&run).copied().unwrap_or(0);
+                    let unit = unit_of.get(&(run, part.clone())).copied();
+                    done_bytes += unit.map(|u| dispatcher.unit(u).cost).unwrap_or(0);
                     workers[i].current_run = None;
                     workers[i].current_phase = None;
                     if let crate::protocol::RunOutcome::InAnotherLaunch { phase, holder } = &outcome
@@ -369,15 +412,16 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                         tracing::warn!("{msg}");
                         display.println(&msg);
                     }
-                    let failure = ledger.finished(run, outcome, wall_s);
+                    let failure = ledger.finished(run, &part, outcome, wall_s);
                     if let Some(msg) = &failure {
-                        tracing::error!("run {run} failed on worker {i}: {msg}");
-                        display.println(&format!("run {run} failed: {msg}"));
+                        tracing::error!("run {run}{part} failed on worker {i}: {msg}");
+                        display.println(&format!("run {run}{part} failed: {msg}"));
                     }
+                    finished = ledger.finished_runs();
                     display.overall(finished, done_bytes);
                     display.worker(&workers[i]);
-                    let actions = match unit_of.get(&run) {
-                        Some(&u) => dispatcher.finished(i, u, failure.is_some()),
+                    let actions = match unit {
+                        Some(u) => dispatcher.finished(i, u, failure.is_some()),
                         None => Vec::new(),
                     };
                     if dispatcher.stopping() == Stopping::Aborted
@@ -414,8 +458,8 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     &display,
                 );
                 if let Some(u) = death.running {
-                    finished += 1;
                     done_bytes += dispatcher.unit(u).cost;
+                    finished = ledger.finished_runs();
                 }
                 for u in &death.requeued {
                     ledger.requeued(dispatcher.unit(*u).run);
@@ -513,9 +557,9 @@ fn perform(
         for a in actions.drain(..) {
             match a {
                 Action::Assign { worker, unit } => {
-                    let run = dispatcher.unit(unit).run;
-                    ledger.assigned(run, worker);
-                    workers[worker].assign(Some(run));
+                    let u = dispatcher.unit(unit);
+                    ledger.assigned(u.run, worker);
+                    workers[worker].assign(Some((u.run, u.part.clone())));
                 }
                 Action::Release { worker } => workers[worker].assign(None),
                 Action::Signal { worker, signal } => workers[worker].signal(match signal {
@@ -558,6 +602,7 @@ fn report_death(
     };
     if let Some(u) = death.running {
         let run = dispatcher.unit(u).run;
+        let part = &dispatcher.unit(u).part;
         let phase = w
             .current_phase
             .clone()
@@ -583,7 +628,7 @@ fn report_death(
             String::new()
         };
         let msg = format!(
-            "worker {i} died ({text}) in run {run}, phase {phase}{note}; last stderr lines:\n    {tail_text}"
+            "worker {i} died ({text}) in run {run}{part}, phase {phase}{note}; last stderr lines:\n    {tail_text}"
         );
         tracing::error!("{msg}");
         display.println(&msg);

@@ -190,6 +190,13 @@ fn one() -> usize {
     1
 }
 
+/// Events per chunk when runs are split (see [`Pipeline::chunk_events`]).
+pub const DEFAULT_CHUNK_EVENTS: u64 = 1000;
+
+fn default_chunk_events() -> u64 {
+    DEFAULT_CHUNK_EVENTS
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
@@ -208,6 +215,8 @@ struct RawPipeline {
     on_error: OnError,
     #[serde(default)]
     run_timeout: Option<RunTimeout>,
+    #[serde(default = "default_chunk_events")]
+    chunk_events: u64,
     #[serde(default)]
     #[allow(dead_code)]
     anchors: Option<serde::de::IgnoredAny>,
@@ -258,6 +267,9 @@ pub struct Pipeline {
     pub on_error: OnError,
     /// Longest time one run may take (all its phases); None: no limit.
     pub run_timeout: Option<RunTimeout>,
+    /// Runs with more events than this are split into event chunks of about this many events,
+    /// processed by any workers and merged (when every active phase can); 0: never split.
+    pub chunk_events: u64,
     /// The phases in chain order.
     pub phases: Vec<PhaseSpec>,
 }
@@ -504,6 +516,7 @@ impl Pipeline {
             plugins: raw.plugins.iter().map(|p| resolve(p)).collect(),
             on_error: raw.on_error,
             run_timeout: raw.run_timeout,
+            chunk_events: raw.chunk_events,
             phases,
         })
     }

@@ -77,6 +77,11 @@ pub enum HostRequest {
         /// Runs.
         runs: Vec<u32>,
     },
+    /// The event ids the first phase would process for each of `runs` (to plan chunks).
+    Events {
+        /// Runs.
+        runs: Vec<u32>,
+    },
     /// Describe the libraries at `paths` (or, when empty, every library spyral would find).
     Plugins {
         /// Files or folders.
@@ -182,6 +187,11 @@ pub enum HostReply {
     Status {
         /// Rows.
         rows: Vec<Row>,
+    },
+    /// Event ranges `[first, last]` per run (None: unknown).
+    Events {
+        /// `(run, range)`.
+        ranges: Vec<(u32, Option<[u64; 2]>)>,
     },
     /// Libraries.
     Plugins {
@@ -379,6 +389,16 @@ impl PluginHost {
             runs: runs.to_vec(),
         })? {
             HostReply::Status { rows } => Ok(rows),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The event ranges of `runs`, from the chain's first phase.
+    pub fn events(&mut self, runs: &[u32]) -> Result<Ranges, HostError> {
+        match self.request(&HostRequest::Events {
+            runs: runs.to_vec(),
+        })? {
+            HostReply::Events { ranges } => Ok(ranges),
             other => Err(unexpected(&other)),
         }
     }
@@ -610,9 +630,24 @@ pub fn main() -> i32 {
                 log_level,
             } => {
                 init_forwarded_logging(outbox, &log_level);
-                match build(*pipeline, &calling) {
-                    Ok((st, refused)) => {
-                        let chain = st.chain.iter().map(ChainPhase::view).collect();
+                match build(*pipeline, &calling).and_then(|(st, refused)| {
+                    let mut chain: Vec<PhaseView> = Vec::new();
+                    for c in &st.chain {
+                        let mut v = c.view();
+                        if c.spec.active {
+                            calling(&c.name, &c.spec.kind, "splittable");
+                            v.splittable = c.phase.splittable().into_result().map_err(|e| {
+                                failed(format!(
+                                    "phase {} ({}): splittable failed: {e}",
+                                    c.name, c.spec.kind
+                                ))
+                            })?;
+                        }
+                        chain.push(v);
+                    }
+                    Ok((st, refused, chain))
+                }) {
+                    Ok((st, refused, chain)) => {
                         state = Some(st);
                         HostReply::Built { chain, refused }
                     }
@@ -643,6 +678,13 @@ pub fn main() -> i32 {
                 None => failed("no chain built".into()),
                 Some(st) => HostReply::Status {
                     rows: crate::status::table(&st.pipeline, &st.chain, &runs),
+                },
+            },
+            HostRequest::Events { runs } => match state.as_ref() {
+                None => failed("no chain built".into()),
+                Some(st) => match events(st, &runs, &calling) {
+                    Ok(ranges) => HostReply::Events { ranges },
+                    Err(message) => failed(message),
                 },
             },
             HostRequest::Plugins { paths } => plugins(&paths, &calling),
@@ -786,6 +828,40 @@ fn assets(
         }
     }
     Ok((all, times))
+}
+
+/// The event range the chain's first phase reports for each run (None when it is inactive or
+/// does not know).
+pub type Ranges = Vec<(u32, Option<[u64; 2]>)>;
+
+fn events(
+    st: &ChildState,
+    runs: &[u32],
+    calling: &dyn Fn(&str, &str, &str),
+) -> Result<Ranges, String> {
+    let Some(first) = st.chain.first().filter(|c| c.spec.active) else {
+        return Ok(runs.iter().map(|&r| (r, None)).collect());
+    };
+    let mut out = Vec::new();
+    for &run in runs {
+        let payload = spyral_core::PhaseResult::new(run)
+            .with_artifact("trace", crate::runs::trace_file(&st.pipeline.traces, run));
+        calling(&first.name, &first.spec.kind, "events");
+        // A run whose events cannot be told (a damaged file) is processed whole: its own run
+        // reports the problem.
+        let range = match first.phase.events(&payload, &first.workspace).into_result() {
+            Ok(r) => r.into_option().map(|r| [r.first, r.last]),
+            Err(e) => {
+                tracing::warn!(
+                    "run {run}: {}.events failed ({e}); not splitting it",
+                    first.name
+                );
+                None
+            }
+        };
+        out.push((run, range));
+    }
+    Ok(out)
 }
 
 fn plugins(paths: &[PathBuf], calling: &dyn Fn(&str, &str, &str)) -> HostReply {

@@ -65,11 +65,77 @@ pub struct Job {
     pub segments: Vec<SegmentEntry>,
 }
 
+/// What part of a run a unit of work covers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, Hash)]
+#[serde(tag = "part", rename_all = "kebab-case")]
+pub enum Part {
+    /// The whole run.
+    #[default]
+    Whole,
+    /// Events `first..=last`, chunk `index` of `count`.
+    Chunk {
+        /// Index in event order.
+        index: u32,
+        /// Chunks of the run.
+        count: u32,
+        /// First event id.
+        first: u64,
+        /// Last event id (inclusive).
+        last: u64,
+    },
+    /// Merge the run's chunks (their event ranges, in order) into the run's artifacts.
+    Merge {
+        /// The chunks' `[first, last]` event ranges.
+        ranges: Vec<[u64; 2]>,
+    },
+}
+
+impl Part {
+    /// Whether it is the whole run.
+    pub fn is_whole(&self) -> bool {
+        *self == Part::Whole
+    }
+    /// The chunk, for a chunk unit.
+    pub fn chunk(&self) -> Option<spyral_core::Chunk> {
+        match *self {
+            Part::Chunk {
+                index,
+                count,
+                first,
+                last,
+            } => Some(spyral_core::Chunk {
+                index,
+                count,
+                events: spyral_core::EventRange::new(first, last),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Whole => Ok(()),
+            Part::Chunk {
+                index,
+                count,
+                first,
+                last,
+            } => write!(f, " chunk {}/{count} (events {first}..={last})", index + 1),
+            Part::Merge { ranges } => write!(f, " merge of {} chunks", ranges.len()),
+        }
+    }
+}
+
 /// The parent's answer to [`WorkerMsg::Next`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Assign {
     /// The run to process next, or None: no more work, exit.
     pub run: Option<u32>,
+    /// Which part of it.
+    #[serde(default)]
+    pub part: Part,
 }
 
 /// Outcome of one phase on one run.
@@ -121,6 +187,9 @@ pub struct PhaseRecord {
     /// Why it ran (None when it did not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<RunReason>,
+    /// Which part of the run (set by the parent's ledger; absent for whole runs).
+    #[serde(default, skip_serializing_if = "Part::is_whole")]
+    pub part: Part,
 }
 
 /// How a run ended in a worker.
@@ -170,6 +239,9 @@ pub enum WorkerMsg {
     RunStarted {
         /// Run number.
         run: u32,
+        /// Which part of it.
+        #[serde(default)]
+        part: Part,
     },
     /// A phase begins on a run.
     PhaseStarted {
@@ -191,6 +263,9 @@ pub enum WorkerMsg {
     PhaseFinished {
         /// Run number.
         run: u32,
+        /// Which part of it.
+        #[serde(default)]
+        part: Part,
         /// The record.
         record: PhaseRecord,
     },
@@ -198,6 +273,9 @@ pub enum WorkerMsg {
     RunFinished {
         /// Run number.
         run: u32,
+        /// Which part of it.
+        #[serde(default)]
+        part: Part,
         /// How.
         outcome: RunOutcome,
         /// Wall seconds for the run.
@@ -237,6 +315,12 @@ mod tests {
         let msgs = [
             WorkerMsg::RunFinished {
                 run: 5,
+                part: Part::Chunk {
+                    index: 1,
+                    count: 3,
+                    first: 100,
+                    last: 199,
+                },
                 outcome: RunOutcome::InAnotherLaunch {
                     phase: "Cluster".into(),
                     holder: "pid 9".into(),
@@ -245,6 +329,9 @@ mod tests {
             },
             WorkerMsg::PhaseFinished {
                 run: 5,
+                part: Part::Merge {
+                    ranges: vec![[0, 99], [100, 199]],
+                },
                 record: PhaseRecord {
                     phase: "Cluster".into(),
                     status: PhaseStatus::Ok,
@@ -263,11 +350,13 @@ mod tests {
                             }],
                         },
                     }),
+                    part: Part::Whole,
                 },
             },
         ];
         for m in msgs {
             let text = serde_json::to_string(&m).unwrap();
+            assert!(text.contains("\"part\""), "{text}");
             assert_eq!(
                 serde_json::from_str::<WorkerMsg>(&text).unwrap(),
                 m,

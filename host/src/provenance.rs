@@ -80,6 +80,9 @@ pub struct Identity {
     pub inputs: Vec<FileId>,
     /// Seed of the (run, phase), when the pipeline or the command line fixes the base seed.
     pub seed: Option<u64>,
+    /// The event chunk `[first, last]` this result covers (None: the whole run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<[u64; 2]>,
 }
 
 impl Identity {
@@ -94,7 +97,13 @@ impl Identity {
             config: c.resolved_config_value(),
             inputs: inputs(payload, Path::new(c.workspace.traces.as_str())),
             seed,
+            events: None,
         }
+    }
+    /// The same identity for one event chunk.
+    pub fn for_chunk(mut self, first: u64, last: u64) -> Identity {
+        self.events = Some([first, last]);
+        self
     }
 
     /// A short hash of the whole identity.
@@ -186,16 +195,24 @@ pub fn content_id(name: &str, path: &Path, run: u32, traces: &Path) -> FileId {
     if is_inside(path, traces) {
         return id;
     }
-    let recorded = path
-        .parent()
-        .and_then(|dir| match read(&record_path(dir, run)) {
-            RecordRead::Found(r) => r
-                .outputs
-                .into_iter()
-                .find(|o| o.path == path && o.size == size && o.mtime_ns == mtime_ns)
-                .and_then(|o| o.hash),
-            _ => None,
-        });
+    // The record of the run (whole-run artifacts), or of the chunk named like the file
+    // (`e0-99.h5` -> `.provenance/e0-99.json`, chunk artifacts).
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = path.parent() {
+        candidates.push(record_path(dir, run));
+        if let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) {
+            let stem = stem.split('_').next().unwrap_or(&stem).to_string();
+            candidates.push(dir.join(".provenance").join(format!("{stem}.json")));
+        }
+    }
+    let recorded = candidates.iter().find_map(|rp| match read(rp) {
+        RecordRead::Found(r) => r
+            .outputs
+            .into_iter()
+            .find(|o| o.path == path && o.size == size && o.mtime_ns == mtime_ns)
+            .and_then(|o| o.hash),
+        _ => None,
+    });
     id.hash = recorded.or_else(|| crate::identity::file_hash(path).ok());
     id
 }
@@ -285,9 +302,22 @@ pub fn read(path: &Path) -> RecordRead {
     }
 }
 
+/// Where the record of `run`'s chunk `first..=last` lives:
+/// `<artifact_dir>/.chunks/run_0001/.provenance/e0-99.json`.
+pub fn chunk_record_path(artifact_dir: &Path, run: u32, first: u64, last: u64) -> PathBuf {
+    spyral_core::chunk::chunk_dir(artifact_dir, run)
+        .join(".provenance")
+        .join(format!("e{first}-{last}.json"))
+}
+
 /// Writes a record through a temporary name.
 pub fn write(artifact_dir: &Path, record: &Record) -> std::io::Result<()> {
-    let path = record_path(artifact_dir, record.run);
+    write_at(&record_path(artifact_dir, record.run), record)
+}
+
+/// Writes a record at `path` through a temporary name.
+pub fn write_at(path: &Path, record: &Record) -> std::io::Result<()> {
+    let path = path.to_path_buf();
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }
@@ -631,6 +661,7 @@ mod tests {
             config: json!({"hdbscan": {"min_points": 3}, "scale": 0.5}),
             inputs,
             seed: Some(1),
+            events: None,
         }
     }
 

@@ -3,11 +3,12 @@
 
 use crate::chain::PhaseView;
 use crate::pipeline::Schedule;
-use crate::protocol::{PhaseRecord, PhaseStatus, RunOutcome};
+use crate::protocol::{Part, PhaseRecord, PhaseStatus, RunOutcome};
 use crate::runs::Run;
 use crate::segments::human_bytes;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Where a run stands in a launch.
@@ -47,9 +48,11 @@ pub struct RunReport {
     pub up_to_date: bool,
     /// Why it failed, was skipped or left to another launch.
     pub error: Option<String>,
-    /// Wall seconds in its worker.
+    /// Wall seconds in its workers (all its parts).
     pub wall_s: f64,
-    /// Per phase.
+    /// Event chunks it was split into (None: processed whole).
+    pub chunks: Option<u32>,
+    /// Per phase (and per chunk and merge, for a split run).
     pub phases: Vec<PhaseRecord>,
 }
 
@@ -140,8 +143,8 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Every run starts as not started.
-    pub fn new(runs: &[Run]) -> Ledger {
+    /// Every run starts as not started; `chunks` gives the chunk count of split runs.
+    pub fn new(runs: &[Run], chunks: &HashMap<u32, u32>) -> Ledger {
         Ledger {
             runs: runs
                 .iter()
@@ -156,6 +159,7 @@ impl Ledger {
                             up_to_date: false,
                             error: None,
                             wall_s: 0.0,
+                            chunks: chunks.get(&r.run).copied(),
                             phases: Vec::new(),
                         },
                     )
@@ -167,40 +171,57 @@ impl Ledger {
     pub fn assigned(&mut self, run: u32, worker: usize) {
         if let Some(r) = self.runs.get_mut(&run) {
             r.worker = Some(worker);
-            r.status = RunStatus::Assigned;
+            if r.status == RunStatus::NotStarted {
+                r.status = RunStatus::Assigned;
+            }
         }
     }
     /// `run` went back to the queue (its worker died before starting it).
     pub fn requeued(&mut self, run: u32) {
         if let Some(r) = self.runs.get_mut(&run) {
-            r.worker = None;
-            r.status = RunStatus::NotStarted;
+            if r.status == RunStatus::Assigned {
+                r.worker = None;
+                r.status = RunStatus::NotStarted;
+            }
         }
     }
-    /// `worker` started `run`.
+    /// `worker` started (a part of) `run`.
     pub fn started(&mut self, run: u32, worker: usize) {
         if let Some(r) = self.runs.get_mut(&run) {
             r.worker = Some(worker);
-            r.status = RunStatus::Started;
+            if matches!(r.status, RunStatus::NotStarted | RunStatus::Assigned) {
+                r.status = RunStatus::Started;
+            }
         }
     }
-    /// A phase of `run` ended.
-    pub fn phase(&mut self, run: u32, record: PhaseRecord) {
+    /// A phase of (a part of) `run` ended.
+    pub fn phase(&mut self, run: u32, part: Part, mut record: PhaseRecord) {
         if let Some(r) = self.runs.get_mut(&run) {
+            record.part = part;
             r.phases.push(record);
         }
     }
-    /// `run` ended in its worker. Returns the failure message when it failed.
-    pub fn finished(&mut self, run: u32, outcome: RunOutcome, wall_s: f64) -> Option<String> {
+    /// (A part of) `run` ended in its worker. Returns the failure message when it failed. A
+    /// split run is ok once its merge is; a chunk that fails fails the run.
+    pub fn finished(
+        &mut self,
+        run: u32,
+        part: &Part,
+        outcome: RunOutcome,
+        wall_s: f64,
+    ) -> Option<String> {
         let r = self.runs.get_mut(&run)?;
-        r.wall_s = wall_s;
+        r.wall_s += wall_s;
+        let final_part = !matches!(part, Part::Chunk { .. });
         match outcome {
             RunOutcome::Ok => {
-                r.status = RunStatus::Ok;
-                r.up_to_date = r.phases.iter().any(|ph| ph.status == PhaseStatus::UpToDate)
-                    && r.phases.iter().all(|ph| {
-                        matches!(ph.status, PhaseStatus::UpToDate | PhaseStatus::Constructed)
-                    });
+                if final_part && r.status != RunStatus::Failed {
+                    r.status = RunStatus::Ok;
+                    r.up_to_date = r.phases.iter().any(|ph| ph.status == PhaseStatus::UpToDate)
+                        && r.phases.iter().all(|ph| {
+                            matches!(ph.status, PhaseStatus::UpToDate | PhaseStatus::Constructed)
+                        });
+                }
                 None
             }
             RunOutcome::Skipped { why } => {
@@ -209,24 +230,40 @@ impl Ledger {
                 None
             }
             RunOutcome::InAnotherLaunch { phase, holder } => {
-                r.status = RunStatus::InAnotherLaunch;
-                r.error = Some(format!(
-                    "running in another launch ({holder}; phase {phase})"
-                ));
+                if r.status != RunStatus::Failed {
+                    r.status = RunStatus::InAnotherLaunch;
+                    r.error = Some(format!(
+                        "running in another launch ({holder}; phase {phase})"
+                    ));
+                }
                 None
             }
             RunOutcome::Interrupted { phase } => {
-                r.status = RunStatus::Interrupted;
-                r.error = Some(format!("stopped on request at phase {phase}"));
+                if r.status != RunStatus::Failed {
+                    r.status = RunStatus::Interrupted;
+                    r.error = Some(format!("stopped on request at phase {phase}{part}"));
+                }
                 None
             }
             RunOutcome::Failed { error: e } => {
                 r.status = RunStatus::Failed;
-                let msg = format!("phase {}: {}: {}", e.phase, e.kind, e.message);
+                let msg = format!("phase {}{part}: {}: {}", e.phase, e.kind, e.message);
                 r.error = Some(msg.clone());
                 Some(msg)
             }
         }
+    }
+    /// Runs that reached an end (ok, failed, skipped, interrupted, left to another launch).
+    pub fn finished_runs(&self) -> usize {
+        self.runs
+            .values()
+            .filter(|r| {
+                !matches!(
+                    r.status,
+                    RunStatus::NotStarted | RunStatus::Assigned | RunStatus::Started
+                )
+            })
+            .count()
     }
     /// `run`'s worker died while running it.
     pub fn died(&mut self, run: u32, interrupted: bool, why: String) {

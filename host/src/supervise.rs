@@ -3,7 +3,7 @@
 //! typed messages in order and then reaps it, sending assignments, signalling them, the tail of
 //! their stderr, and turning SIGINT/SIGTERM into events.
 
-use crate::protocol::{Assign, Job, WorkerMsg};
+use crate::protocol::{Assign, Job, Part, WorkerMsg};
 use crossbeam_channel::Sender;
 use indicatif::ProgressBar;
 use std::collections::VecDeque;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub enum Event {
     /// A message from worker `.0`.
-    Msg(usize, WorkerMsg),
+    Msg(usize, Box<WorkerMsg>),
     /// A line from worker `.0` that is not a message.
     BadLine(usize, String),
     /// Worker `.0` exited: how, and whether cleanly.
@@ -51,6 +51,8 @@ pub struct WorkerProc {
     pub exit: String,
     /// The run it is on.
     pub current_run: Option<u32>,
+    /// Which part of it (` chunk 2/4 (events ..)`, ` merge of 4 chunks`, or empty).
+    pub current_part: String,
     /// The phase it is in.
     pub current_phase: Option<String>,
     /// Progress inside the phase.
@@ -62,10 +64,12 @@ pub struct WorkerProc {
 }
 
 impl WorkerProc {
-    /// Sends the next run (None: no more work; its stdin is closed).
-    pub fn assign(&mut self, run: Option<u32>) {
+    /// Sends the next unit (None: no more work; its stdin is closed).
+    pub fn assign(&mut self, work: Option<(u32, Part)>) {
+        let run = work.as_ref().map(|w| w.0);
+        let part = work.map(|w| w.1).unwrap_or_default();
         if let Some(stdin) = self.stdin.as_mut() {
-            let mut line = serde_json::to_string(&Assign { run }).unwrap_or_default();
+            let mut line = serde_json::to_string(&Assign { run, part }).unwrap_or_default();
             line.push('\n');
             let _ = stdin.write_all(line.as_bytes());
             let _ = stdin.flush();
@@ -104,8 +108,11 @@ impl WorkerProc {
     /// What it is doing, in a few words.
     pub fn describe(&self) -> String {
         match (&self.current_run, &self.current_phase) {
-            (Some(r), Some(p)) => format!("run {r} | {p} {}/{}", self.done, self.total),
-            (Some(r), None) => format!("run {r}"),
+            (Some(r), Some(p)) => format!(
+                "run {r}{} | {p} {}/{}",
+                self.current_part, self.done, self.total
+            ),
+            (Some(r), None) => format!("run {r}{}", self.current_part),
             _ => "idle".to_string(),
         }
     }
@@ -161,7 +168,7 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
             if let Some(out) = stdout {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     let ev = match serde_json::from_str::<WorkerMsg>(&line) {
-                        Ok(m) => Event::Msg(index, m),
+                        Ok(m) => Event::Msg(index, Box::new(m)),
                         Err(_) => Event::BadLine(index, line),
                     };
                     let _ = tx.send(ev);
@@ -187,6 +194,7 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
         peak_rss_kib: None,
         exit: String::new(),
         current_run: None,
+        current_part: String::new(),
         current_phase: None,
         done: 0,
         total: 0,

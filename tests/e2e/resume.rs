@@ -142,9 +142,15 @@ fn killed_launch_finishes_only_what_is_missing_with_identical_results() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let workers = spyral_e2e::children(child.id() as i32);
     child.kill().unwrap();
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The workers die with the parent (PR_SET_PDEATHSIG); wait until they are gone, so their
+    // run locks are released before the next launch.
+    let gone = Instant::now() + Duration::from_secs(30);
+    while workers.iter().any(|&w| spyral_e2e::pid_running(w)) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let stale = sb.ws().join("Fail/.run_0042.bin.partial");
     std::fs::write(&stale, b"half").unwrap();
     let out = sb.spyral(&["run", p.to_str().unwrap()]);

@@ -165,9 +165,11 @@ fn random_seed_is_printed_and_logged() {
 fn logs_per_process_and_launches_are_kept() {
     let sb = Sandbox::new();
     runs_with(&sb, 4);
+    // Runs long enough that both workers get some (an idle worker may take a busy one's
+    // queued runs).
     let p = sb.pipeline(
         "runs: {min: 1, max: 4}\nworkers: 2\nseed: 1",
-        "  - kind: stamp\n",
+        "  - kind: stamp\n    config: {sleep_ms: 300}\n",
     );
     assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
     let first = sb.latest_log();

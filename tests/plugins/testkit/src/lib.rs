@@ -7,6 +7,8 @@
 //! - `fail`: misbehaves on chosen runs (error, panic, segfault, abort, exit) or in a chosen
 //!   method; otherwise behaves like `stamp`.
 //! - `burn`: CPU work proportional to the input's size (scaling and balance benchmarks).
+//! - `lines`: one line per event, splittable into event chunks and merged by concatenation
+//!   (tests of event-level parallelism).
 //! - `segment`: allocates a shared segment with a deterministic pattern in the parent and
 //!   verifies its checksum in every run; can be told to write into it (must be killed).
 
@@ -451,6 +453,153 @@ impl Phase for Segment {
     }
 }
 
+/// Lines config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinesConfig {
+    /// Bytes of the raw trace that make one "event" (events are 0, 1, ... in file order).
+    pub event_bytes: u64,
+    /// Sleep this many milliseconds per event (speed-up and interruption tests).
+    pub sleep_ms_per_event: u64,
+    /// Fail when processing this event.
+    pub fail_on_event: Option<u64>,
+}
+impl Default for LinesConfig {
+    fn default() -> Self {
+        LinesConfig {
+            event_bytes: 100,
+            sleep_ms_per_event: 0,
+            fail_on_event: None,
+        }
+    }
+}
+
+/// A splittable phase: one text line per event, derived from the event's input and its event
+/// seed. As the first phase it reads the raw trace as `event_bytes`-byte events; after another
+/// `lines` phase it reads that phase's lines. Chunked runs merge by concatenation, so a split
+/// run must give the same bytes as a whole one (the host's chunking tests).
+pub struct Lines(LinesConfig);
+impl PhaseFactory for Lines {
+    type Config = LinesConfig;
+    fn from_config(_: &str, c: LinesConfig) -> Result<Self, PhaseError> {
+        if c.event_bytes == 0 {
+            return Err(PhaseError::config("event_bytes must be at least 1"));
+        }
+        Ok(Lines(c))
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl Lines {
+    /// The input's events: `(id, bytes)`.
+    fn input_events(&self, p: &PhaseResult) -> Result<Vec<(u64, Vec<u8>)>, PhaseError> {
+        let path = input_of(p)?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| PhaseError::io_at(&path, "cannot read", &e))?;
+        if p.artifacts
+            .first()
+            .is_some_and(|a| a.name.as_str() == "trace")
+        {
+            return Ok(bytes
+                .chunks(self.0.event_bytes as usize)
+                .enumerate()
+                .map(|(i, c)| (i as u64, c.to_vec()))
+                .collect());
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .map(|l| {
+                let id = l
+                    .split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .ok_or_else(|| PhaseError::invalid_input(format!("bad line `{l}`")))?;
+                Ok((id, l.as_bytes().to_vec()))
+            })
+            .collect()
+    }
+}
+
+impl Phase for Lines {
+    fn outgoing_schema(&self) -> Option<ResultSchema> {
+        Some(ResultSchema::new().with("lines", ".txt", serde_json::json!({"line": "text"})))
+    }
+    fn splittable(&self) -> bool {
+        true
+    }
+    fn events(&self, p: &PhaseResult, _: &Workspace) -> Result<Option<EventRange>, PhaseError> {
+        let n = self.input_events(p)?.len() as u64;
+        Ok((n > 0).then(|| EventRange::new(0, n - 1)))
+    }
+    fn construct_artifact(
+        &self,
+        p: &PhaseResult,
+        ws: &Workspace,
+    ) -> Result<PhaseResult, PhaseError> {
+        Ok(PhaseResult::new(p.run_number)
+            .with_artifact("lines", ws.artifact_path(p.run_number, "txt")))
+    }
+    fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
+        let events: Vec<(u64, Vec<u8>)> = self
+            .input_events(p)?
+            .into_iter()
+            .filter(|(id, _)| ctx.wants_event(*id))
+            .collect();
+        let mut progress = Progress::new(ctx, events.len() as u64);
+        let mut out = String::new();
+        for (id, bytes) in &events {
+            if ctx.cancelled() {
+                return Err(PhaseError::cancelled());
+            }
+            if self.0.fail_on_event == Some(*id) {
+                return Err(PhaseError::invalid_input(format!(
+                    "deliberate failure at event {id}"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(self.0.sleep_ms_per_event));
+            out.push_str(&format!(
+                "{id} {:016x}\n",
+                mix64(ctx.event_seed(*id) ^ fnv(bytes))
+            ));
+            progress.tick();
+        }
+        let f = PartialFile::new(ctx.artifact_path("txt"))?;
+        std::fs::write(f.path(), &out)
+            .map_err(|e| PhaseError::io_at(f.path(), "cannot write", &e))?;
+        let dest = f.commit()?;
+        let mut r = PhaseResult::new(ctx.run()).with_artifact("lines", dest);
+        r.set_metadata("events", events.len() as u64);
+        Ok(r)
+    }
+    fn merge(
+        &self,
+        parts: &[PhaseResult],
+        ctx: &RunContext<'_>,
+    ) -> Result<PhaseResult, PhaseError> {
+        let mut out = Vec::new();
+        let mut events = 0u64;
+        for part in parts {
+            let path = part.require("lines")?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| PhaseError::io_at(&path, "cannot read", &e))?;
+            events += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            out.extend_from_slice(&bytes);
+        }
+        let f = PartialFile::new(ctx.artifact_path("txt"))?;
+        std::fs::write(f.path(), &out)
+            .map_err(|e| PhaseError::io_at(f.path(), "cannot write", &e))?;
+        let dest = f.commit()?;
+        let mut r = PhaseResult::new(ctx.run()).with_artifact("lines", dest);
+        r.set_metadata("events", events);
+        Ok(r)
+    }
+}
+
 spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
@@ -460,5 +609,6 @@ spyral_core::export_plugin! {
         spyral_core::kind::<Fail>("fail", "Fail", "Misbehaves on chosen runs or methods"),
         spyral_core::kind::<Burn>("burn", "Burn", "CPU work proportional to the input size"),
         spyral_core::kind::<Segment>("segment", "Segment", "Shared segment with a checksum verified per run"),
+        spyral_core::kind::<Lines>("lines", "Lines", "One line per event; splittable into event chunks and merged"),
     ],
 }

@@ -1,0 +1,538 @@
+//! Running one unit of work through the chain, in a worker: a whole run, one event chunk of a
+//! run, or the merge of a run's chunks.
+//!
+//! For every unit the worker first takes its locks (see `locks`): a whole run or a merge holds
+//! the (run, phase) locks of every active phase exclusively; a chunk holds its own chunk locks
+//! and the run's locks shared, so chunks of one run proceed in parallel but never beside a whole
+//! run or a merge of that run in another launch. Then, phase by phase, `provenance::decide`
+//! says whether to run (or merge) it or to use its current result, and a record is written after
+//! the artifacts. A chunk whose whole run is already current does nothing. After a successful
+//! whole run or merge, the run's chunk files are removed.
+
+use crate::chain::ChainPhase;
+use crate::locks;
+use crate::protocol::{ErrorInfo, Job, Part, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg};
+use crate::provenance::{self, Decision, Identity, RecordRead, RecordStatus};
+use crate::worker::{cpu_seconds, epoch_seconds, peak_rss_kib, Outbox};
+use abi_stable::std_types::RStr;
+use spyral_core::{LogLevel, PhaseErrorKind, PhaseResult, RunContext, RunSink};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The host side of a phase call: progress and log lines to the parent, cancellation from an
+/// interrupt or the run's time limit.
+struct Sink<'a> {
+    outbox: &'a Outbox,
+    run: u32,
+    cancel: &'a AtomicBool,
+    /// When the run's time limit expires (phases are then asked to stop).
+    deadline: Option<Instant>,
+    last: Mutex<Instant>,
+    total: AtomicU64,
+    phase: &'a str,
+}
+
+impl RunSink for Sink<'_> {
+    fn progress(&self, done: u64, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if done == 0 || done >= total || last.elapsed().as_millis() >= 50 {
+            *last = Instant::now();
+            self.outbox.send(&WorkerMsg::Progress {
+                run: self.run,
+                done,
+                total,
+            });
+        }
+    }
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let (p, r, m) = (self.phase, self.run, message.as_str());
+        match level {
+            LogLevel::Error => tracing::error!(phase = p, run = r, "{m}"),
+            LogLevel::Warn => tracing::warn!(phase = p, run = r, "{m}"),
+            LogLevel::Info => tracing::info!(phase = p, run = r, "{m}"),
+            LogLevel::Debug => tracing::debug!(phase = p, run = r, "{m}"),
+            LogLevel::Trace => tracing::trace!(phase = p, run = r, "{m}"),
+        }
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// A phase record for the report.
+pub fn record_of(
+    phase: &str,
+    status: PhaseStatus,
+    error: Option<String>,
+    wall_s: f64,
+    cpu_s: f64,
+    items: u64,
+    metadata: Option<serde_json::Value>,
+) -> PhaseRecord {
+    PhaseRecord {
+        phase: phase.to_string(),
+        status,
+        error,
+        wall_s,
+        cpu_s,
+        peak_rss_kib: peak_rss_kib(),
+        items,
+        metadata: metadata.unwrap_or(serde_json::Value::Null),
+        reason: None,
+        part: Part::Whole,
+    }
+}
+
+fn holder(job: &Job) -> String {
+    format!(
+        "pid {} worker {} launch {}",
+        std::process::id(),
+        job.worker,
+        job.launch
+    )
+}
+
+/// Takes the unit's locks for every active phase. `Err((phase, holder))` when another launch
+/// holds one of them (nothing is kept then).
+fn lock_unit(
+    job: &Job,
+    chain: &[ChainPhase],
+    run: u32,
+    part: &Part,
+) -> Result<Result<Vec<locks::Lock>, (String, String)>, locks::LockError> {
+    let me = holder(job);
+    let mut held = Vec::new();
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let run_lock = locks::run_lock_path(&job.workspace, &c.name, run);
+        let busy = |path: &std::path::Path| {
+            let who = std::fs::read_to_string(path).unwrap_or_default();
+            Ok(Err((c.name.clone(), who.trim().to_string())))
+        };
+        match part {
+            Part::Chunk { first, last, .. } => {
+                match locks::try_lock_shared(&run_lock)? {
+                    Some(l) => held.push(l),
+                    None => return busy(&run_lock),
+                }
+                let path = locks::chunk_lock_path(&job.workspace, &c.name, run, *first, *last);
+                match locks::try_lock(&path, &me)? {
+                    Some(l) => held.push(l),
+                    None => return busy(&path),
+                }
+            }
+            _ => match locks::try_lock(&run_lock, &me)? {
+                Some(l) => held.push(l),
+                None => return busy(&run_lock),
+            },
+        }
+    }
+    Ok(Ok(held))
+}
+
+/// Whether every active phase of `run` is current as a whole run (the chunks of such a run
+/// have nothing to do).
+fn whole_run_current(job: &Job, chain: &[ChainPhase], run: u32, trace: &PathBuf) -> bool {
+    let mut payload = PhaseResult::new(run).with_artifact("trace", trace);
+    for c in chain {
+        let ws = c.workspace();
+        if !c.spec.active {
+            match c.phase.construct_artifact(&payload, &ws).into_result() {
+                Ok(r) => payload = r,
+                Err(_) => return false,
+            }
+            continue;
+        }
+        let forced = job.force.iter().any(|f| f == "*" || *f == c.name);
+        let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+        let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
+        let record = provenance::read(&provenance::record_path(&ws.artifact_dir(), run));
+        match provenance::decide(&record, &identity, forced, None) {
+            Decision::UpToDate(rec) => payload = provenance::result_of(&rec),
+            Decision::Run(_) => return false,
+        }
+    }
+    true
+}
+
+/// The chunk results a merge of phase `c` combines, in event order.
+fn chunk_parts(c: &ChainPhase, run: u32, ranges: &[[u64; 2]]) -> Result<Vec<PhaseResult>, String> {
+    let dir = c.workspace.artifact_dir();
+    ranges
+        .iter()
+        .map(|&[a, b]| {
+            let path = provenance::chunk_record_path(&dir, run, a, b);
+            match provenance::read(&path) {
+                RecordRead::Found(r) if r.status == RecordStatus::Ok => {
+                    Ok(provenance::result_of(&r))
+                }
+                _ => Err(format!(
+                    "no result for events {a}..={b} ({} is missing or failed)",
+                    path.display()
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Runs `part` of `run` through the chain and reports it to the parent.
+pub fn process_unit(
+    job: &Job,
+    chain: &[ChainPhase],
+    run: u32,
+    part: &Part,
+    outbox: &Outbox,
+    cancel: &AtomicBool,
+) {
+    let t0 = Instant::now();
+    let deadline = job
+        .run_timeout_s
+        .map(|s| t0 + std::time::Duration::from_secs_f64(s));
+    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
+    let timeout_error = |phase: &str| ErrorInfo {
+        phase: phase.to_string(),
+        kind: "timeout".into(),
+        message: format!(
+            "run {run} exceeded run_timeout ({} s) in phase {phase}",
+            job.run_timeout_s.unwrap_or(0.0)
+        ),
+    };
+    let label = format!("run {run}{part}");
+    outbox.send(&WorkerMsg::RunStarted {
+        run,
+        part: part.clone(),
+    });
+    let finish = |outcome: RunOutcome| {
+        outbox.send(&WorkerMsg::RunFinished {
+            run,
+            part: part.clone(),
+            outcome,
+            wall_s: t0.elapsed().as_secs_f64(),
+        });
+    };
+    let phase_done = |record: PhaseRecord| {
+        outbox.send(&WorkerMsg::PhaseFinished {
+            run,
+            part: part.clone(),
+            record,
+        });
+    };
+    let trace = crate::runs::trace_file(&job.traces, run);
+    if !trace.exists() {
+        tracing::warn!("{label}: trace file {} vanished; skipping", trace.display());
+        finish(RunOutcome::Skipped {
+            why: format!("trace file {} is missing", trace.display()),
+        });
+        return;
+    }
+    let _locks = match lock_unit(job, chain, run, part) {
+        Ok(Ok(held)) => held,
+        Ok(Err((phase, holder))) => {
+            tracing::warn!(
+                "{label}: phase {phase} is running in another launch ({holder}); going on"
+            );
+            finish(RunOutcome::InAnotherLaunch { phase, holder });
+            return;
+        }
+        Err(e) => {
+            tracing::error!("{label}: {e}");
+            finish(RunOutcome::Failed {
+                error: ErrorInfo {
+                    phase: "(locking)".into(),
+                    kind: "i/o error".into(),
+                    message: e.to_string(),
+                },
+            });
+            return;
+        }
+    };
+    // Holding the locks, the unit's temporary files are ours: any left are from a dead launch.
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let dir = c.workspace.artifact_dir();
+        let n = match part {
+            Part::Chunk { first, last, .. } => locks::remove_chunk_partials(
+                &spyral_core::chunk::chunk_dir(&dir, run),
+                Some((*first, *last)),
+            ),
+            _ => locks::remove_run_partials(&dir, run),
+        };
+        if n > 0 {
+            tracing::info!(
+                "{label}: removed {n} temporary file(s) of an interrupted launch in {}",
+                c.name
+            );
+        }
+    }
+    let chunk = part.chunk();
+    if chunk.is_some() && whole_run_current(job, chain, run, &trace) {
+        tracing::info!("{label}: the whole run is up to date; nothing to do");
+        for c in chain {
+            let status = if c.spec.active {
+                PhaseStatus::UpToDate
+            } else {
+                PhaseStatus::Constructed
+            };
+            phase_done(record_of(&c.name, status, None, 0.0, 0.0, 0, None));
+        }
+        finish(RunOutcome::Ok);
+        return;
+    }
+    let mut payload = PhaseResult::new(run).with_artifact("trace", &trace);
+    let mut failure: Option<RunOutcome> = None;
+    // The last active phase of this unit that ran (its outputs are new): every later active
+    // phase reruns too, the rule `spyral status` predicts with.
+    let mut upstream: Option<String> = None;
+    for c in chain {
+        let ws = c.workspace();
+        if failure.is_some() {
+            phase_done(record_of(
+                &c.name,
+                PhaseStatus::NotRun,
+                None,
+                0.0,
+                0.0,
+                0,
+                None,
+            ));
+            continue;
+        }
+        if !c.spec.active {
+            // Its artifacts are used as they are, whatever ran before.
+            upstream = None;
+            tracing::debug!("calling {}.construct_artifact for {label}", c.name);
+            match c.phase.construct_artifact(&payload, &ws).into_result() {
+                Ok(r) => {
+                    payload = r;
+                    phase_done(record_of(
+                        &c.name,
+                        PhaseStatus::Constructed,
+                        None,
+                        0.0,
+                        0.0,
+                        0,
+                        None,
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!("{label}: {}.construct_artifact failed: {e}", c.name);
+                    failure = Some(RunOutcome::Failed {
+                        error: ErrorInfo {
+                            phase: c.name.clone(),
+                            kind: e.kind.to_string(),
+                            message: e.message().to_string(),
+                        },
+                    });
+                    phase_done(record_of(
+                        &c.name,
+                        PhaseStatus::Failed,
+                        Some(e.to_string()),
+                        0.0,
+                        0.0,
+                        0,
+                        None,
+                    ));
+                }
+            }
+            continue;
+        }
+        if expired() {
+            failure = Some(RunOutcome::Failed {
+                error: timeout_error(&c.name),
+            });
+            phase_done(record_of(
+                &c.name,
+                PhaseStatus::NotRun,
+                None,
+                0.0,
+                0.0,
+                0,
+                None,
+            ));
+            continue;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            failure = Some(RunOutcome::Interrupted {
+                phase: c.name.clone(),
+            });
+            phase_done(record_of(
+                &c.name,
+                PhaseStatus::NotRun,
+                None,
+                0.0,
+                0.0,
+                0,
+                None,
+            ));
+            continue;
+        }
+        let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+        let mut identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
+        let artifact_dir = ws.artifact_dir();
+        let record_path = match chunk {
+            Some(ch) => {
+                identity = identity.for_chunk(ch.events.first, ch.events.last);
+                provenance::chunk_record_path(&artifact_dir, run, ch.events.first, ch.events.last)
+            }
+            None => provenance::record_path(&artifact_dir, run),
+        };
+        let forced = job.force.iter().any(|f| f == "*" || *f == c.name);
+        let record = provenance::read(&record_path);
+        let reason = match provenance::decide(&record, &identity, forced, upstream.as_deref()) {
+            Decision::UpToDate(rec) => {
+                tracing::info!("{label}: phase {} is up to date; not running it", c.name);
+                payload = provenance::result_of(&rec);
+                phase_done(record_of(
+                    &c.name,
+                    PhaseStatus::UpToDate,
+                    None,
+                    0.0,
+                    0.0,
+                    0,
+                    None,
+                ));
+                continue;
+            }
+            Decision::Run(reason) => reason,
+        };
+        upstream = Some(c.name.clone());
+        outbox.send(&WorkerMsg::PhaseStarted {
+            run,
+            phase: c.name.clone(),
+        });
+        let started_at = epoch_seconds();
+        let sink = Sink {
+            outbox,
+            run,
+            cancel,
+            deadline,
+            last: Mutex::new(Instant::now()),
+            total: AtomicU64::new(0),
+            phase: &c.name,
+        };
+        let mut ctx = RunContext::new(run, seed, &ws, &sink);
+        if let Some(ch) = chunk {
+            ctx = ctx.with_chunk(ch);
+        }
+        let (w0, c0) = (Instant::now(), cpu_seconds());
+        // Every event logged during the call (the plugin's own, through the bridge, included)
+        // carries the phase and the run.
+        let span = tracing::info_span!("phase", name = %c.name, run);
+        let out = match part {
+            Part::Merge { ranges } => match chunk_parts(c, run, ranges) {
+                Ok(parts) => {
+                    tracing::info!(
+                        "calling {}.merge for run {run} ({} chunks; {reason})",
+                        c.name,
+                        parts.len()
+                    );
+                    span.in_scope(|| c.phase.merge(parts.as_slice().into(), &ctx).into_result())
+                }
+                Err(message) => Err(spyral_core::PhaseError::invalid_input(message)),
+            },
+            _ => {
+                tracing::info!(
+                    "calling {}.run for {label} (seed {seed:#x}; {reason})",
+                    c.name
+                );
+                span.in_scope(|| c.phase.run(&payload, &ctx).into_result())
+            }
+        };
+        let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let items = sink.total.load(Ordering::Relaxed);
+        let mut prov = provenance::Record {
+            format: provenance::RECORD_FORMAT,
+            run,
+            hash: identity.hash(),
+            identity,
+            status: RecordStatus::Ok,
+            error: None,
+            outputs: Vec::new(),
+            launch: job.launch.clone(),
+            started: started_at,
+            finished: 0.0,
+        };
+        match out {
+            Ok(r) if r.successful => {
+                tracing::info!("phase {} complete for {label} in {wall:.3} s", c.name);
+                prov.outputs = provenance::outputs(&r, &job.traces);
+                prov.finished = epoch_seconds();
+                if let Err(e) = provenance::write_at(&record_path, &prov) {
+                    tracing::warn!("{label}: cannot write the provenance of {}: {e}", c.name);
+                }
+                let meta = serde_json::Value::Object(r.metadata_map());
+                let mut rec =
+                    record_of(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta));
+                rec.reason = Some(reason);
+                phase_done(rec);
+                payload = r;
+            }
+            other => {
+                let (mut kind, mut message, mut cancelled) = match other {
+                    Ok(_) => (
+                        "invalid result".to_string(),
+                        "the phase returned an unsuccessful result".to_string(),
+                        false,
+                    ),
+                    Err(e) => (
+                        e.kind.to_string(),
+                        e.message().to_string(),
+                        e.kind == PhaseErrorKind::Cancelled,
+                    ),
+                };
+                if cancelled && expired() && !cancel.load(Ordering::Relaxed) {
+                    // Stopped by the run's time limit, not by an interrupt: a failure.
+                    let t = timeout_error(&c.name);
+                    (kind, message, cancelled) = (t.kind, t.message, false);
+                }
+                tracing::error!("{label}: phase {} failed: {kind}: {message}", c.name);
+                if !cancelled {
+                    prov.status = RecordStatus::Failed;
+                    prov.error = Some(format!("{kind}: {message}"));
+                    prov.finished = epoch_seconds();
+                    if let Err(e) = provenance::write_at(&record_path, &prov) {
+                        tracing::warn!("{label}: cannot record the failure of {}: {e}", c.name);
+                    }
+                }
+                let mut rec = record_of(
+                    &c.name,
+                    PhaseStatus::Failed,
+                    Some(format!("{kind}: {message}")),
+                    wall,
+                    cpu,
+                    items,
+                    None,
+                );
+                rec.reason = Some(reason);
+                phase_done(rec);
+                failure = Some(if cancelled {
+                    RunOutcome::Interrupted {
+                        phase: c.name.clone(),
+                    }
+                } else {
+                    RunOutcome::Failed {
+                        error: ErrorInfo {
+                            phase: c.name.clone(),
+                            kind,
+                            message,
+                        },
+                    }
+                });
+            }
+        }
+    }
+    if failure.is_none() && chunk.is_none() {
+        // The run's artifacts are complete: chunk files (of this launch's merge, or stale ones
+        // of an earlier launch) are no longer needed.
+        for c in chain.iter().filter(|c| c.spec.active) {
+            let dir = spyral_core::chunk::chunk_dir(&c.workspace.artifact_dir(), run);
+            if dir.exists() {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!("{label}: cannot remove {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+    finish(failure.unwrap_or(RunOutcome::Ok));
+}
