@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what spyral needs to build and test on a fresh Debian 12 machine: the system HDF5
-# library (one shared libhdf5 for spyral and every plugin), pkg-config, and the Python packages
-# the interoperability tests use (h5py, polars, numpy). Safe to run again; does nothing that is
+# library (one shared libhdf5 for spyral and every plugin), pkg-config, tmux (the progress
+# display is tested in a terminal), and the Python packages the interoperability tests use
+# (h5py, polars, numpy). Safe to run again; does nothing that is
 # already done. Needs root (or sudo) for apt.
 set -euo pipefail
 
 need_apt=()
 dpkg -s libhdf5-dev >/dev/null 2>&1 || need_apt+=(libhdf5-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,48 +1,147 @@
-//! The progress display of a launch: indicatif bars on a terminal (one per worker plus an
-//! overall bar), a plain progress line every few seconds otherwise (SLURM logs).
+//! The progress display of a launch: on a terminal, one bar per worker and an overall bar; in a
+//! log (no terminal, `--no-display`, SLURM), a plain progress line every few seconds.
+//!
+//! Progress is measured in work, not in finished runs: every unit (a run, an event chunk, a
+//! merge) weighs its trace bytes, and a unit in flight counts the phases it has finished plus
+//! the fraction of its current phase (the `done/total` the phase reports). So the overall bar
+//! moves while a tens-of-GB run is still running, the elapsed time ticks every second, and the
+//! ETA comes from the throughput so far. Lines fit 80 columns; the last frame stays on screen.
 
 use crate::supervise::WorkerProc;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::{Duration, Instant};
 
-/// Progress display: indicatif bars on a terminal, periodic plain lines otherwise.
+/// Scale of the overall bar (positions are parts per million of the launch's work).
+const SCALE: u64 = 1_000_000;
+
+/// The display.
 pub struct Display {
     multi: Option<MultiProgress>,
     overall: Option<ProgressBar>,
     total_runs: u64,
-    total_bytes: u64,
+    total_work: u64,
+    phases: u32,
+    done_work: u64,
+    finished_runs: usize,
+    started: Instant,
     last_plain: Instant,
 }
 
-impl Display {
-    /// Bars on a terminal (`bars`), plain lines otherwise.
-    pub fn new(bars: bool, workers: &mut [WorkerProc], total_runs: u64, total_bytes: u64) -> Self {
-        if !bars {
-            return Display {
-                multi: None,
-                overall: None,
-                total_runs,
-                total_bytes,
-                last_plain: Instant::now(),
+/// `h:mm:ss` (or `m:ss`).
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// A unit in flight on a worker: its weight, the active phases it has finished, and the
+/// progress of its current phase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flight {
+    /// Weight (trace bytes of the unit).
+    pub cost: u64,
+    /// Active phases finished.
+    pub phases_done: u32,
+    /// Items done in the current phase.
+    pub done: u64,
+    /// Items of the current phase (0: unknown).
+    pub total: u64,
+}
+
+/// The fraction of a launch done: finished work plus the part of each unit in flight.
+pub fn fraction(done_work: u64, total_work: u64, flights: &[Flight], phases: u32) -> f64 {
+    if total_work == 0 {
+        return 0.0;
+    }
+    let phases = f64::from(phases.max(1));
+    let in_flight: f64 = flights
+        .iter()
+        .map(|f| {
+            let within = if f.total > 0 {
+                (f.done as f64 / f.total as f64).min(1.0)
+            } else {
+                0.0
             };
+            let of_unit = ((f64::from(f.phases_done) + within) / phases).min(1.0);
+            f.cost as f64 * of_unit
+        })
+        .sum();
+    ((done_work as f64 + in_flight) / total_work as f64).clamp(0.0, 1.0)
+}
+
+fn flights(workers: &[WorkerProc]) -> Vec<Flight> {
+    workers.iter().filter_map(WorkerProc::flight).collect()
+}
+
+/// The remaining time at the throughput so far (None before any progress).
+pub fn eta(elapsed: Duration, fraction: f64) -> Option<Duration> {
+    (fraction > 1e-6 && fraction < 1.0)
+        .then(|| Duration::from_secs_f64(elapsed.as_secs_f64() * (1.0 - fraction) / fraction))
+}
+
+/// What a worker is doing, in at most `width` characters: `run 12 c2/4 | Cluster 2/4 | 340/1000`.
+pub fn worker_text(w: &WorkerProc, phases: u32, width: usize) -> String {
+    let text = match (&w.current_run, &w.current_phase) {
+        (Some(r), Some(p)) => format!(
+            "run {r}{} | {p} {}/{phases} | {}/{}",
+            w.current_part,
+            (w.phases_done + 1).min(phases),
+            w.done,
+            w.total
+        ),
+        (Some(r), None) => format!("run {r}{}", w.current_part),
+        _ if w.alive => "idle".to_string(),
+        _ => "exited".to_string(),
+    };
+    if text.chars().count() <= width {
+        text
+    } else {
+        let mut t: String = text.chars().take(width.saturating_sub(1)).collect();
+        t.push('~');
+        t
+    }
+}
+
+impl Display {
+    /// Bars on a terminal (`bars`), plain lines otherwise. `total_work` is the weight of all
+    /// units; `phases` the active phases of the chain.
+    pub fn new(
+        bars: bool,
+        workers: &mut [WorkerProc],
+        total_runs: u64,
+        total_work: u64,
+        phases: u32,
+    ) -> Self {
+        let mut d = Display {
+            multi: None,
+            overall: None,
+            total_runs,
+            total_work,
+            phases,
+            done_work: 0,
+            finished_runs: 0,
+            started: Instant::now(),
+            last_plain: Instant::now(),
+        };
+        if !bars {
+            return d;
         }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let overall = multi.add(ProgressBar::new(total_bytes.max(1)));
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        let overall = multi.add(ProgressBar::new(SCALE));
         overall.set_style(
             ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:30.green/white}] {binary_bytes}/{binary_total_bytes} | {msg} | {elapsed_precise} ETA {eta}",
+                "{prefix:.bold} [{bar:20.green/white}] {percent:>3}% {msg} {elapsed_precise} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        overall.set_prefix("all runs");
+        overall.set_prefix("all");
         overall.set_message(format!("0/{total_runs} runs"));
-        let mut d = Display {
-            multi: Some(multi),
-            overall: Some(overall),
-            total_runs,
-            total_bytes,
-            last_plain: Instant::now(),
-        };
+        overall.enable_steady_tick(Duration::from_secs(1));
+        d.multi = Some(multi);
+        d.overall = Some(overall);
         for w in workers.iter_mut() {
             d.add_worker(Some(w));
         }
@@ -55,37 +154,38 @@ impl Display {
         };
         let bar = multi.add(ProgressBar::new(1));
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
+            ProgressStyle::with_template("{prefix:>3} [{bar:15.cyan/blue}] {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar.set_prefix(format!("worker {}", w.index));
+        bar.set_prefix(format!("w{}", w.index));
         bar.set_message("starting");
         w.bar = Some(bar);
     }
-    /// Redraws a worker's bar (run, phase, progress).
-    pub fn worker(&self, w: &WorkerProc) {
+    /// Redraws a worker's bar and the overall progress.
+    pub fn worker(&self, w: &WorkerProc, workers: &[WorkerProc]) {
         if let Some(bar) = &w.bar {
             bar.set_length(w.total.max(1));
-            bar.set_position(w.done);
-            bar.set_message(match (&w.current_run, &w.current_phase) {
-                (Some(r), Some(p)) => format!("| run {r} | {p}"),
-                (Some(r), None) => format!("| run {r}"),
-                _ => "| idle".to_string(),
-            });
+            bar.set_position(w.done.min(w.total.max(1)));
+            bar.set_message(worker_text(w, self.phases, 56));
         }
+        self.redraw(workers);
     }
-    /// Redraws a worker's progress.
-    pub fn progress(&self, w: &WorkerProc) {
-        if let Some(bar) = &w.bar {
-            bar.set_length(w.total.max(1));
-            bar.set_position(w.done);
-        }
+    /// Work of finished units, and runs finished.
+    pub fn overall(&mut self, finished_runs: usize, done_work: u64, workers: &[WorkerProc]) {
+        self.finished_runs = finished_runs;
+        self.done_work = done_work;
+        self.redraw(workers);
     }
-    /// Redraws the overall bar.
-    pub fn overall(&self, finished: usize, bytes: u64) {
+    fn redraw(&self, workers: &[WorkerProc]) {
         if let Some(o) = &self.overall {
-            o.set_position(bytes);
-            o.set_message(format!("{finished}/{} runs", self.total_runs));
+            let f = fraction(
+                self.done_work,
+                self.total_work,
+                &flights(workers),
+                self.phases,
+            );
+            o.set_position((f * SCALE as f64) as u64);
+            o.set_message(format!("{}/{} runs", self.finished_runs, self.total_runs));
         }
     }
     /// Prints a line above the bars (or on stderr).
@@ -97,36 +197,98 @@ impl Display {
             None => eprintln!("spyral: {line}"),
         }
     }
-    /// Without bars: a plain progress line every few seconds.
-    pub fn tick(&mut self, workers: &[WorkerProc], finished: usize, bytes: u64, started: Instant) {
+    /// Without bars: a plain progress line every few seconds, with the ETA.
+    pub fn tick(&mut self, workers: &[WorkerProc]) {
         if self.multi.is_some() || self.last_plain.elapsed() < Duration::from_secs(5) {
             return;
         }
         self.last_plain = Instant::now();
-        let pct = if self.total_bytes == 0 {
-            0.0
-        } else {
-            100.0 * bytes as f64 / self.total_bytes as f64
-        };
+        eprintln!("spyral: {}", self.plain_line(workers));
+    }
+    /// The plain progress line.
+    pub fn plain_line(&self, workers: &[WorkerProc]) -> String {
+        let f = fraction(
+            self.done_work,
+            self.total_work,
+            &flights(workers),
+            self.phases,
+        );
+        let elapsed = self.started.elapsed();
         let ws: Vec<String> = workers
             .iter()
             .filter(|w| w.alive)
-            .map(|w| format!("w{}: {}", w.index, w.describe()))
+            .map(|w| format!("w{}: {}", w.index, worker_text(w, self.phases, 48)))
             .collect();
-        eprintln!(
-            "spyral: [{:.0} s] {finished}/{} runs done ({pct:.1}% of bytes); {}",
-            started.elapsed().as_secs_f64(),
+        format!(
+            "[{}] {:.1}% ({}/{} runs), ETA {}; {}",
+            clock(elapsed),
+            100.0 * f,
+            self.finished_runs,
             self.total_runs,
+            eta(elapsed, f).map(clock).unwrap_or_else(|| "?".into()),
             ws.join("; ")
-        );
+        )
     }
-    /// Clears the bars.
-    pub fn finish(&self) {
+    /// Ends the display: the bars' last frame stays on screen.
+    pub fn finish(&self, workers: &[WorkerProc]) {
         if let Some(o) = &self.overall {
-            o.finish_and_clear();
+            self.redraw(workers);
+            o.set_message(format!("{}/{} runs", self.finished_runs, self.total_runs));
+            o.disable_steady_tick();
+            o.abandon();
         }
-        if let Some(m) = &self.multi {
-            let _ = m.clear();
+        for w in workers {
+            if let Some(b) = &w.bar {
+                b.abandon();
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_and_etas() {
+        assert_eq!(clock(Duration::from_secs(65)), "1:05");
+        assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+        assert_eq!(
+            eta(Duration::from_secs(10), 0.25),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(eta(Duration::from_secs(10), 0.0), None);
+        assert_eq!(eta(Duration::from_secs(10), 1.0), None);
+    }
+
+    #[test]
+    fn the_plain_line_has_percent_runs_and_eta() {
+        let mut d = Display::new(false, &mut [], 4, 200, 2);
+        assert!(d.plain_line(&[]).contains("ETA ?"), "{}", d.plain_line(&[]));
+        std::thread::sleep(Duration::from_millis(20));
+        d.overall(1, 100, &[]);
+        let line = d.plain_line(&[]);
+        assert!(line.contains("50.0% (1/4 runs), ETA 0:00"), "{line}");
+    }
+
+    #[test]
+    fn work_in_flight_counts_finished_phases_and_the_current_fraction() {
+        assert_eq!(fraction(0, 0, &[], 4), 0.0);
+        assert_eq!(fraction(50, 100, &[], 4), 0.5);
+        // A 40-byte unit with 1 of 4 phases done and half of the second: 40 * 1.5/4 = 15.
+        let f = Flight {
+            cost: 40,
+            phases_done: 1,
+            done: 5,
+            total: 10,
+        };
+        assert!((fraction(50, 100, &[f], 4) - 0.65).abs() < 1e-12);
+        // Unknown totals count only finished phases; nothing exceeds the unit.
+        let g = Flight {
+            total: 0,
+            phases_done: 9,
+            ..f
+        };
+        assert!((fraction(0, 40, &[g], 4) - 1.0).abs() < 1e-12);
     }
 }

@@ -288,14 +288,15 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         launch.display()
     );
     let use_bars = !flags.no_display && std::io::stderr().is_terminal();
+    let active_phases = chain.iter().filter(|c| c.active()).count() as u32;
     let mut display = Display::new(
         use_bars,
         &mut workers,
         collected.runs.len() as u64,
         total_bytes,
+        active_phases,
     );
     let mut done_bytes = 0u64;
-    let mut finished = 0usize;
     let mut interrupted = false;
 
     // The event loop.
@@ -303,7 +304,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
         let Ok(ev) = rx.recv() else { break };
         let actions = match ev {
             Event::Tick => {
-                display.tick(&workers, finished, done_bytes, started);
+                display.tick(&workers);
                 match p.run_timeout {
                     // A phase that ignores the request to stop at the run's time limit: its
                     // worker is killed after a grace period (the run fails, the others go on).
@@ -368,11 +369,15 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     w.current_run = Some(run);
                     w.current_part = part.to_string();
                     w.current_phase = None;
+                    w.phases_done = 0;
+                    w.done = 0;
+                    w.total = 0;
                     if let Some(&u) = unit_of.get(&(run, part)) {
                         dispatcher.started(i, u, Instant::now());
+                        workers[i].unit_cost = dispatcher.unit(u).cost;
                     }
                     ledger.started(run, i);
-                    display.worker(w);
+                    display.worker(&workers[i], &workers);
                     Vec::new()
                 }
                 WorkerMsg::PhaseStarted { run: _, phase } => {
@@ -380,18 +385,25 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     w.current_phase = Some(phase);
                     w.done = 0;
                     w.total = 0;
-                    display.worker(w);
+                    display.worker(&workers[i], &workers);
                     Vec::new()
                 }
                 WorkerMsg::Progress { done, total, .. } => {
                     let w = &mut workers[i];
                     w.done = done;
                     w.total = total;
-                    display.progress(w);
+                    display.worker(&workers[i], &workers);
                     Vec::new()
                 }
                 WorkerMsg::PhaseFinished { run, part, record } => {
+                    if record.status != crate::protocol::PhaseStatus::Constructed {
+                        let w = &mut workers[i];
+                        w.phases_done += 1;
+                        w.done = 0;
+                        w.total = 0;
+                    }
                     ledger.phase(run, part, record);
+                    display.worker(&workers[i], &workers);
                     Vec::new()
                 }
                 WorkerMsg::RunFinished {
@@ -404,6 +416,7 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                     done_bytes += unit.map(|u| dispatcher.unit(u).cost).unwrap_or(0);
                     workers[i].current_run = None;
                     workers[i].current_phase = None;
+                    workers[i].unit_cost = 0;
                     if let crate::protocol::RunOutcome::InAnotherLaunch { phase, holder } = &outcome
                     {
                         let msg = format!(
@@ -417,9 +430,8 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                         tracing::error!("run {run}{part} failed on worker {i}: {msg}");
                         display.println(&format!("run {run}{part} failed: {msg}"));
                     }
-                    finished = ledger.finished_runs();
-                    display.overall(finished, done_bytes);
-                    display.worker(&workers[i]);
+                    display.overall(ledger.finished_runs(), done_bytes, &workers);
+                    display.worker(&workers[i], &workers);
                     let actions = match unit {
                         Some(u) => dispatcher.finished(i, u, failure.is_some()),
                         None => Vec::new(),
@@ -459,7 +471,6 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
                 );
                 if let Some(u) = death.running {
                     done_bytes += dispatcher.unit(u).cost;
-                    finished = ledger.finished_runs();
                 }
                 for u in &death.requeued {
                     ledger.requeued(dispatcher.unit(*u).run);
@@ -478,7 +489,8 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             &spawn,
         )?;
     }
-    display.finish();
+    display.overall(ledger.finished_runs(), done_bytes, &workers);
+    display.finish(&workers);
     drop(signals);
 
     let segment_reports: Vec<SegmentReport> = segments

@@ -55,6 +55,10 @@ pub struct WorkerProc {
     pub current_part: String,
     /// The phase it is in.
     pub current_phase: Option<String>,
+    /// Weight of the unit it is on (0: none).
+    pub unit_cost: u64,
+    /// Active phases of the unit it has finished.
+    pub phases_done: u32,
     /// Progress inside the phase.
     pub done: u64,
     /// Items of the phase.
@@ -97,6 +101,15 @@ impl WorkerProc {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+    /// The unit it is on, for the progress display.
+    pub fn flight(&self) -> Option<crate::display::Flight> {
+        (self.alive && self.current_run.is_some()).then_some(crate::display::Flight {
+            cost: self.unit_cost,
+            phases_done: self.phases_done,
+            done: self.done,
+            total: self.total,
+        })
     }
     /// The last `n` lines of its stderr.
     pub fn stderr_tail(&self, n: usize) -> Vec<String> {
@@ -196,6 +209,8 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
         current_run: None,
         current_part: String::new(),
         current_phase: None,
+        unit_cost: 0,
+        phases_done: 0,
         done: 0,
         total: 0,
         bar: None,

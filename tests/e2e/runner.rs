@@ -322,3 +322,89 @@ fn sigint_stops_cleanly() {
     let rep = sb.report();
     assert_eq!(rep["interrupted"], true);
 }
+
+/// Runs `cmd` in a detached 80x24 tmux session on a private server; returns the server name.
+fn tmux_start(name: &str, cmd: &str) {
+    let st = std::process::Command::new("tmux")
+        .args(["-L", name, "new-session", "-d", "-x", "80", "-y", "24", cmd])
+        .status()
+        .expect("tmux (scripts/setup-system.sh installs it)");
+    assert!(st.success());
+}
+
+fn tmux_capture(name: &str) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(["-L", name, "capture-pane", "-p"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_live_display_moves_with_events_fits_80_columns_and_keeps_its_last_frame() {
+    let sb = Sandbox::new();
+    sb.trace(1, 6000);
+    sb.trace(2, 2000);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1",
+        "  - kind: lines\n    config: {sleep_ms_per_event: 60}\n  - kind: lines\n    name: Lines2\n",
+    );
+    let server = format!("spyral-e2e-{}", std::process::id());
+    let cmd = format!(
+        "cd {} && {} run {} --chunk-events 0; echo EXIT-$?; sleep 60",
+        sb.path().display(),
+        spyral_e2e::spyral_bin().display(),
+        p.display()
+    );
+    tmux_start(&server, &cmd);
+    // Mid-run: the overall bar has moved (events, not finished runs) and shows an ETA.
+    let t = Instant::now();
+    let mut mid = String::new();
+    while t.elapsed() < Duration::from_secs(60) {
+        mid = tmux_capture(&server);
+        let moved = mid.lines().any(|l| {
+            l.starts_with("all")
+                && l.contains("ETA")
+                && !l.contains(" 0% ")
+                && l.contains("0/2 runs")
+        });
+        if moved || mid.contains("EXIT-") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        mid.lines()
+            .any(|l| l.starts_with("all") && l.contains("ETA") && l.contains("0/2 runs")),
+        "{mid}"
+    );
+    assert!(mid.contains("run 1 | Lines 1/2"), "{mid}");
+    // The end: the last frame is still there, above the summary.
+    let mut end = String::new();
+    while t.elapsed() < Duration::from_secs(120) {
+        end = tmux_capture(&server);
+        if end.contains("EXIT-") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("tmux")
+        .args(["-L", &server, "kill-server"])
+        .status();
+    assert!(end.contains("EXIT-0"), "{end}");
+    assert!(
+        end.lines()
+            .any(|l| l.starts_with("all") && l.contains("100%") && l.contains("2/2 runs")),
+        "{end}"
+    );
+    // Every progress line (the overall bar and the worker bars) fits 80 columns.
+    let bar_line = |l: &&str| {
+        let t = l.trim_start();
+        t.starts_with("all ") || (t.starts_with('w') && t.contains(" ["))
+    };
+    let bars: Vec<&str> = end.lines().chain(mid.lines()).filter(bar_line).collect();
+    assert!(bars.len() >= 3, "{mid}\n{end}");
+    for l in bars {
+        assert!(l.chars().count() <= 80, "wider than 80 columns: {l}");
+    }
+}
