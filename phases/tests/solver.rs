@@ -24,6 +24,7 @@ use spyral_phases::physics::{EnergyLossTable, GasTarget, Nucleus};
 use spyral_phases::schemas::{
     ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS, SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS,
 };
+use spyral_phases::solver::interp::{CachedInterpolator, MeshGrid};
 use spyral_phases::solver::mesh::{self, MeshParameters, StopReason, TrackModel};
 use spyral_phases::solver::ode::Dopri5;
 use spyral_phases::solver::{
@@ -368,6 +369,142 @@ fn mesh_is_reused_only_when_its_parameters_match() {
         .filter(|n| n.ends_with(".partial"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interpolator against Spyral's
+
+/// `MeshGrid::Spyral` against Python Spyral 1.1.2's own `BilinearInterpolator`s, built by its
+/// `create_interpolator_from_array` on a mesh from its own `generate_track_mesh`
+/// (`fixtures/solver/interp_spyral.json`, made by `make_interp_fixture.py` there): inside the
+/// cells, on its node positions, in the last cell of each axis (its edge formulas), exactly at
+/// each maximum (its read one node past the axis) and one ulp outside (NaN there, refused here).
+/// Every value is identical to the bit (0.0 and -0.0 aside), through both the view and the
+/// cached interpolator the fit uses; the detector-frame trajectory (numpy's rotation) within
+/// 1e-15 m.
+#[test]
+fn spyral_grid_reproduces_spyrals_interpolator() {
+    // Floats are stored as exact decimal strings (serde_json may misround JSON numbers).
+    let exact = |v: &Value| v.as_str().map(|t| t.parse::<f64>().unwrap());
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("interp_spyral.json")).unwrap())
+            .unwrap();
+    let m = &doc["mesh"];
+    let u = |k: &str| m[k].as_u64().unwrap() as usize;
+    let f = |k: &str| m[k].as_f64().unwrap();
+    let data: Vec<f64> = m["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| exact(v).unwrap())
+        .collect();
+    let nt = u("time_steps");
+    let view = MeshView::new(
+        &data,
+        nt,
+        u("ke_bins"),
+        u("polar_bins"),
+        (f("ke_min"), f("ke_max")),
+        (f("polar_min"), f("polar_max")),
+    )
+    .unwrap();
+    assert_eq!(view.grid(), MeshGrid::Spyral);
+    let mut cache = CachedInterpolator::new(view);
+    let (mut out, mut cached) = (Vec::new(), Vec::new());
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for p in doc["points"].as_array().unwrap() {
+        let kind = p["kind"].as_str().unwrap();
+        let (polar, ke) = (exact(&p["polar"]).unwrap(), exact(&p["ke"]).unwrap());
+        let want: Vec<Option<f64>> = p["values"].as_array().unwrap().iter().map(exact).collect();
+        assert_eq!(want.len(), nt * 3);
+        *kinds.entry(kind.to_string()).or_default() += 1;
+        let got = view.trajectory(ke, polar, &mut out);
+        let got_cached = cache.trajectory_at([0.0; 3], polar, 0.0, ke, &mut cached);
+        if want.iter().all(Option::is_none) {
+            assert!(
+                got.is_err() && got_cached.is_err(),
+                "{kind} ({polar}, {ke}): not refused"
+            );
+            continue;
+        }
+        got.unwrap_or_else(|e| panic!("{kind} ({polar}, {ke}): {e}"));
+        got_cached.unwrap();
+        for (t, (p, w)) in out.iter().zip(want.chunks(3)).enumerate() {
+            for c in 0..3 {
+                let w = w[c].unwrap();
+                assert!(
+                    p[c] == w,
+                    "{kind} (polar {polar}, KE {ke}), t {t}, xyz {c}: {} vs Spyral {w}",
+                    p[c]
+                );
+                // The cache drops the constant tail; azimuth 0 and vertex 0 change nothing.
+                let q = cached[t.min(cached.len() - 1)][c];
+                assert!(q == w, "{kind} cached, t {t}, xyz {c}: {q} vs {w}");
+            }
+        }
+    }
+    println!("identical to Spyral's interpolator: {kinds:?}");
+    for kind in [
+        "inside",
+        "node",
+        "last polar cell",
+        "last KE cell",
+        "last cells",
+        "polar max",
+        "KE max",
+        "outside",
+    ] {
+        assert!(kinds.get(kind).copied().unwrap_or(0) > 0, "no {kind} point");
+    }
+    let tr = &doc["trajectory"];
+    let vertex: Vec<f64> = tr["vertex"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| exact(v).unwrap())
+        .collect();
+    let num = |k: &str| exact(&tr[k]).unwrap();
+    view.trajectory_at(
+        [vertex[0], vertex[1], vertex[2]],
+        num("polar"),
+        num("azimuthal"),
+        num("ke"),
+        &mut out,
+    )
+    .unwrap();
+    let want = tr["values"].as_array().unwrap();
+    assert_eq!(want.len(), out.len() * 3);
+    for (p, w) in out.iter().flatten().zip(want) {
+        let w = exact(w).unwrap();
+        assert!((p - w).abs() <= 1e-15, "{p} vs {w}");
+    }
+}
+
+/// The two grids on the same mesh: at a generation node `exact` returns the node's track, while
+/// `spyral` returns it at the node's Spyral position `min + i (max - min)/bins`, i.e. Spyral's
+/// polar for the track computed at θ_i is lower by (θ_i − θmin)/bins.
+#[test]
+fn exact_grid_puts_nodes_where_the_mesh_was_computed() {
+    let (p, data) = small_mesh_data();
+    let spyral = view_of(p, data);
+    let exact = spyral.with_grid(MeshGrid::Exact);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (i, j) = (6, 13);
+    let ke = mesh::linspace_at(p.ke_min, p.ke_max, p.ke_bins, i);
+    let th = mesh::linspace_at(p.polar_min, p.polar_max, p.polar_bins, j);
+    exact.trajectory(ke, th.to_radians(), &mut a).unwrap();
+    let ke_s = p.ke_min + i as f64 * (p.ke_max - p.ke_min) / p.ke_bins as f64;
+    let th_s = p.polar_min + j as f64 * (p.polar_max - p.polar_min) / p.polar_bins as f64;
+    spyral.trajectory(ke_s, th_s.to_radians(), &mut b).unwrap();
+    let plane = p.ke_bins * p.polar_bins;
+    for (t, (x, y)) in a.iter().zip(&b).enumerate() {
+        for c in 0..3 {
+            let node = data[(t * 3 + c) * plane + i * p.polar_bins + j];
+            assert!((x[c] - node).abs() < 1e-12, "exact, t {t}");
+            assert!((y[c] - node).abs() < 1e-12, "spyral, t {t}");
+        }
+    }
+    assert!(((th - th_s) - (th - p.polar_min) / p.polar_bins as f64).abs() < 1e-9);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -945,6 +1082,24 @@ fn phase_runs_end_to_end_through_a_shared_segment() {
     assert!(
         (col("vertex_z") - truth.vertex[2]).abs()
             <= (guess.vertex_mm[2] * 1e-3 - truth.vertex[2]).abs() + 1e-3
+    );
+
+    // `mesh_grid: exact` reaches the fit: the cloud is the track of Spyral's grid at the truth,
+    // i.e. the mesh's track of polar θmin + (θ − θmin)·bins/(bins − 1), which the exact grid
+    // finds (the polar higher by (θ − θmin)/(bins − 1)).
+    let mut cfg = s.config.clone();
+    cfg["mesh_grid"] = json!("exact");
+    let mut exact = make_phase(&cfg).unwrap();
+    exact.attach_shared(segments.clone()).unwrap();
+    let result = exact.run(&payload, &ctx).unwrap();
+    let (_, table) = read_output(&result.artifact("interp_solver").unwrap());
+    let polar_exact = table[0][want.iter().position(|c| *c == "polar").unwrap()];
+    let shift = (polar_exact - col("polar")).to_degrees();
+    let expected = (truth.polar.to_degrees() - p.polar_min) / (p.polar_bins - 1) as f64;
+    println!("polar, exact grid − Spyral grid: {shift:.3} deg (expected {expected:.3})");
+    assert!(
+        (shift - expected).abs() < 0.25 * expected,
+        "{shift} vs {expected}"
     );
 
     // Without the IC gate, the no-IC row (and the out-of-window one) are fitted too.

@@ -1,5 +1,5 @@
 //! The InterpSolver configuration: Spyral's `SolverParameters` with their documented defaults,
-//! the detector parameters, and two additions (`ic_gate`, `distance`).
+//! the detector parameters, and three additions (`ic_gate`, `distance`, `mesh_grid`).
 //!
 //! Paths (`gas_data_path`, `particle_id_filename`) are used as given: a relative path is
 //! relative to the current directory of the `spyral` process (the host passes the config
@@ -7,6 +7,7 @@
 
 use super::distance::DistanceMode;
 use super::fit::FitMethod;
+use super::interp::MeshGrid;
 use crate::attpc::detector::DetectorParameters;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -52,6 +53,17 @@ pub struct SolverConfig {
     /// Residual distance: `points` (nearest trajectory sample, Spyral) or `segments` (nearest
     /// point of the trajectory polyline).
     pub distance: DistanceMode,
+    /// Where the interpolator places the mesh nodes (the mesh itself is the same):
+    /// - `spyral` (default): as Spyral 1.1.2's interpolator, node `i` of an axis at
+    ///   `min + i·(max − min)/bins` although its track was computed at
+    ///   `min + i·(max − min)/(bins − 1)`; with its formulas in the last cell of each axis and
+    ///   its read past the axis at the upper edge. Fits reproduce Spyral's, including its bias:
+    ///   the fitted polar angle is low by about `(polar − interp_polar_min)/interp_polar_bins`
+    ///   (0.29° at 50° with the default 166 nodes) and the KE by about
+    ///   `(KE − interp_ke_min)/interp_ke_bins`;
+    /// - `exact`: node `i` at `min + i·(max − min)/(bins − 1)`, where its track was computed
+    ///   (plain bilinear interpolation, no bias).
+    pub mesh_grid: MeshGrid,
     /// Detector parameters (fields, drift length, beam region, time calibration).
     pub detector: DetectorParameters,
 }
@@ -76,6 +88,7 @@ impl Default for SolverConfig {
             fit_azimuthal: true,
             fit_method: FitMethod::Lbfgsb,
             distance: DistanceMode::Points,
+            mesh_grid: MeshGrid::Spyral,
             detector: DetectorParameters::default(),
         }
     }
@@ -106,6 +119,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message().contains("fit_method"), "{}", e.message());
+        assert_eq!(c.mesh_grid, MeshGrid::Spyral);
+        let c: SolverConfig =
+            spyral_core::config::parse("InterpSolver", r#"{"mesh_grid": "exact"}"#).unwrap();
+        assert_eq!(c.mesh_grid, MeshGrid::Exact);
+        let e = spyral_core::config::parse::<SolverConfig>(
+            "InterpSolver",
+            r#"{"mesh_grid": "linspace"}"#,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("mesh_grid"), "{}", e.message());
         assert!(spyral_core::config::parse::<SolverConfig>("X", r#"{"ic_mn_val": 1}"#).is_err());
         assert!(c.ic_passes(1000.0) || !c.ic_gate);
         assert!(!SolverConfig::default().ic_passes(-1.0));

@@ -211,6 +211,7 @@ impl InterpSolverPhase {
             (p.ke_min, p.ke_max),
             (p.polar_min, p.polar_max),
         )
+        .map(|v| v.with_grid(self.config.mesh_grid))
         .ok_or_else(|| {
             PhaseError::internal(format!(
                 "phase {}: the mesh holds {} values, its shape {:?} needs {}",
