@@ -186,6 +186,7 @@ def rust_pipeline(repo: Path, workspace: Path, traces: Path, runs, active, seed:
                 # Ours only; these values are Spyral's behaviour.
                 ic_gate=True,
                 distance="points",
+                mesh_grid="spyral",
                 detector=det,
             ),
         },

@@ -257,25 +257,23 @@ def run_all(ctx):
         _, rc_so, _ = run_rust(ctx, "rs-on-py-estimates", main_traces, runs, solver_only,
                                copy=[(src, f) for f in est], mesh_from=our_mesh)
     rc["rs-on-py-estimates"] = rc_so
-    # Same, with Spyral's own mesh file in place of ours: isolates the fit from the mesh. Our
-    # interpolator puts node i at min + i (max - min)/(bins - 1), where the mesh was computed;
-    # Spyral's at min + i (max - min)/bins. With max shortened to min + (bins - 1)(max - min)/bins
-    # our nodes sit where Spyral's do, so our solver interpolates Spyral's mesh exactly as Spyral
-    # does (the upper bounds of B rho and polar move by one Spyral cell too).
+    # Same, with Spyral's own mesh file in place of ours: isolates the fit from the mesh.
     py_mesh = sorted((py_a / "InterpSolver_assets").glob("*.npy"))[0]
     _, rc["rs-on-py-estimates-py-mesh"], _ = run_rust(
         ctx, "rs-on-py-estimates-py-mesh", main_traces, runs, solver_only,
         copy=[(src, f) for f in est], mesh_npy=py_mesh)
-    S = params.SOLVER
-    grid = {
-        "interp_ke_max": S["interp_ke_min"] + (S["interp_ke_bins"] - 1)
-        * (S["interp_ke_max"] - S["interp_ke_min"]) / S["interp_ke_bins"],
-        "interp_polar_max": S["interp_polar_min"] + (S["interp_polar_bins"] - 1)
-        * (S["interp_polar_max"] - S["interp_polar_min"]) / S["interp_polar_bins"],
-    }
-    _, rc["rs-on-py-estimates-py-grid"], _ = run_rust(
-        ctx, "rs-on-py-estimates-py-grid", main_traces, runs, solver_only,
-        copy=[(src, f) for f in est], mesh_npy=py_mesh, solver=grid)
+    # The physically exact grid (`mesh_grid: exact`: nodes where the mesh was computed) instead
+    # of Spyral's node positions: on Spyral's mesh, on ours, and on the full chain.
+    exact = {"mesh_grid": "exact"}
+    _, rc["rs-on-py-estimates-py-mesh-exact"], _ = run_rust(
+        ctx, "rs-on-py-estimates-py-mesh-exact", main_traces, runs, solver_only,
+        copy=[(src, f) for f in est], mesh_npy=py_mesh, solver=exact)
+    _, rc["rs-on-py-estimates-exact"], _ = run_rust(
+        ctx, "rs-on-py-estimates-exact", main_traces, runs, solver_only,
+        copy=[(src, f) for f in est], mesh_from=our_mesh, solver=exact)
+    _, rc["rs-full-exact"], _ = run_rust(
+        ctx, "rs-full-exact", main_traces, runs, solver_only,
+        copy=[(rs_full, f) for f in est], mesh_from=our_mesh, solver=exact)
 
     log("Pointcloud in the other formats")
     for fmt in FORMATS:
@@ -333,7 +331,9 @@ def analyse(ctx):
                "ref": est(py_b)},
         "so": {"full": sol(full), "fullp": sol(fullp), "iso": sol(w / "rs-on-py-estimates"),
                "ref": sol(py_b), "iso_pymesh": sol(w / "rs-on-py-estimates-py-mesh"),
-               "iso_pygrid": sol(w / "rs-on-py-estimates-py-grid")},
+               "iso_pymesh_exact": sol(w / "rs-on-py-estimates-py-mesh-exact"),
+               "iso_exact": sol(w / "rs-on-py-estimates-exact"),
+               "full_exact": sol(w / "rs-full-exact")},
     }
     truth = compare.load_truth(str(ctx.traces(MAIN_FORMAT) / "truth"), runs)
     acc = {}
@@ -344,8 +344,10 @@ def analyse(ctx):
         ("spyral, full chain, pads = Spyral's CSVs", fullp),
         ("spyral on Spyral's estimates", w / "rs-on-py-estimates"),
         ("spyral on Spyral's estimates and mesh", w / "rs-on-py-estimates-py-mesh"),
-        ("spyral on Spyral's estimates and mesh, Spyral's node positions",
-         w / "rs-on-py-estimates-py-grid"),
+        ("spyral, full chain, `mesh_grid: exact`", w / "rs-full-exact"),
+        ("spyral on Spyral's estimates, `mesh_grid: exact`", w / "rs-on-py-estimates-exact"),
+        ("spyral on Spyral's estimates and mesh, `mesh_grid: exact`",
+         w / "rs-on-py-estimates-py-mesh-exact"),
     ):
         acc[label] = compare.accuracy(paths(ws, "InterpSolver", runs), truth)
     sp = {n: json.loads((w / n / "parity-spyral.json").read_text()) for n in ("py-a", "py-b")}
@@ -466,18 +468,21 @@ def render(ctx, found, state, commit):
     row("InterpSolver", "vertex z within 1%", ">= 95%", "vz_1pct", pct, cols, "vz")
     row("InterpSolver", "polar, other − Spyral: median [16% .. 84%] (deg)", "", "dpolar_deg", q3, cols)
     row("InterpSolver", "KE, other − Spyral: median [16% .. 84%] (MeV)", "", "dke_mev", q3, cols)
-    if "iso_pymesh" in so:
+    if "iso_pymesh_exact" in so:
         a("")
-        a("InterpSolver fed Spyral's estimates and given **Spyral's mesh file**: with our node "
-          "positions (`(max − min)/(bins − 1)`, where the mesh was computed), and with "
-          "Spyral's (`(max − min)/bins`, by shortening our axis maximum by one Spyral cell, so "
-          "both interpolate the same array at the same positions; the upper bounds of B rho and "
-          "polar move by that cell too, the rest is the optimiser).")
+        a("InterpSolver fed Spyral's estimates, with **Spyral's mesh file** or ours, and either "
+          "grid: `mesh_grid: spyral` (the default: Spyral's interpolator, node i at "
+          "`min + i (max − min)/bins`) or `mesh_grid: exact` (node i at "
+          "`min + i (max − min)/(bins − 1)`, where the mesh was computed). The full-chain row "
+          "is our own chain with the exact grid.")
         a("")
-        a("| mesh given to our solver | fits Spyral / ours / matched | KE within 1% | polar within 1% | vertex z within 1% | polar ours − Spyral (deg) | KE ours − Spyral (MeV) |")
+        a("| mesh, grid | fits Spyral / ours / matched | KE within 1% | polar within 1% | vertex z within 1% | polar ours − Spyral (deg) | KE ours − Spyral (MeV) |")
         a("|---|---|---|---|---|---|---|")
-        for label, m in (("Spyral's, our node positions", so["iso_pymesh"]),
-                         ("Spyral's, Spyral's node positions", so["iso_pygrid"])):
+        for label, m in (("Spyral's mesh, `spyral` grid", so["iso_pymesh"]),
+                         ("our mesh, `spyral` grid", so["iso"]),
+                         ("Spyral's mesh, `exact` grid", so["iso_pymesh_exact"]),
+                         ("our mesh, `exact` grid", so["iso_exact"]),
+                         ("full chain, `exact` grid", so["full_exact"])):
             a(f"| {label} | {m['fits_a']} / {m['fits_b']} / {m['matched']} | {pct(m['ke_1pct'])} | "
               f"{pct(m['polar_1pct'])} | {pct(m['vz_1pct'])} | {q3(m['dpolar_deg'])} | {q3(m['dke_mev'])} |")
     a("")
