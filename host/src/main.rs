@@ -47,8 +47,9 @@ enum Cmd {
     Assets {
         /// Pipeline file.
         pipeline: PathBuf,
-        #[command(flatten)]
-        o: OverrideArgs,
+        /// Trace folder (overrides the file).
+        #[arg(long)]
+        traces: Option<PathBuf>,
     },
     /// Load the plugins, construct every phase, check the schema chain and print the resolved
     /// pipeline (every default filled in).
@@ -87,7 +88,7 @@ enum Cmd {
         /// Pipeline file.
         pipeline: PathBuf,
         #[command(flatten)]
-        o: OverrideArgs,
+        o: SelectArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -114,6 +115,10 @@ enum Cmd {
         /// Extra sbatch argument, e.g. --sbatch-arg=--mem=16G (repeatable).
         #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
         sbatch_arg: Vec<String>,
+        /// A shell line run before spyral in both scripts, e.g. --setup 'module load hdf5'
+        /// (repeatable).
+        #[arg(long)]
+        setup: Vec<String>,
         /// Submit with sbatch and print the job ids.
         #[arg(long)]
         submit: bool,
@@ -179,18 +184,25 @@ enum Cmd {
 
 #[derive(Args, Clone, Default)]
 struct OverrideArgs {
-    /// Runs to process: MIN..=MAX, MIN..MAX or one run (overrides the file).
-    #[arg(long)]
-    runs: Option<String>,
-    /// Runs to skip: 3,5,7-9 (overrides the file).
-    #[arg(long)]
-    skip: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
     /// Worker processes (overrides the file).
     #[arg(long)]
     workers: Option<usize>,
     /// snake or dynamic (overrides the file).
     #[arg(long)]
     schedule: Option<Schedule>,
+}
+
+/// Which runs: the options of commands that look at runs but start no workers.
+#[derive(Args, Clone, Default)]
+struct SelectArgs {
+    /// Runs to process: MIN..=MAX, MIN..MAX or one run (overrides the file).
+    #[arg(long)]
+    runs: Option<String>,
+    /// Runs to skip: 3,5,7-9 (overrides the file).
+    #[arg(long)]
+    skip: Option<String>,
     /// Trace folder (overrides the file).
     #[arg(long)]
     traces: Option<PathBuf>,
@@ -198,6 +210,43 @@ struct OverrideArgs {
     /// SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT.
     #[arg(long)]
     shard: Option<String>,
+}
+
+impl SelectArgs {
+    fn to_overrides(&self) -> Result<Overrides> {
+        Ok(Overrides {
+            runs: self
+                .runs
+                .as_deref()
+                .map(runs::parse_range)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--runs: {e}"))?,
+            skip: self
+                .skip
+                .as_deref()
+                .map(runs::parse_list)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--skip: {e}"))?,
+            traces: self.traces.clone(),
+            shard: self
+                .shard
+                .as_deref()
+                .map(parent::parse_shard)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ..Overrides::default()
+        })
+    }
+}
+
+impl OverrideArgs {
+    fn to_overrides(&self) -> Result<Overrides> {
+        Ok(Overrides {
+            workers: self.workers,
+            schedule: self.schedule,
+            ..self.select.to_overrides()?
+        })
+    }
 }
 
 #[derive(Args)]
@@ -236,38 +285,6 @@ fn parse_on_error(s: &str) -> Result<OnError, String> {
         "continue" => Ok(OnError::Continue),
         "abort" => Ok(OnError::Abort),
         _ => Err(format!("`{s}`: expected continue or abort")),
-    }
-}
-
-impl OverrideArgs {
-    fn to_overrides(&self) -> Result<Overrides> {
-        Ok(Overrides {
-            runs: self
-                .runs
-                .as_deref()
-                .map(runs::parse_range)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--runs: {e}"))?,
-            skip: self
-                .skip
-                .as_deref()
-                .map(runs::parse_list)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--skip: {e}"))?,
-            workers: self.workers,
-            schedule: self.schedule,
-            seed: None,
-            traces: self.traces.clone(),
-            on_error: None,
-            run_timeout: None,
-            chunk_events: None,
-            shard: self
-                .shard
-                .as_deref()
-                .map(parent::parse_shard)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        })
     }
 }
 
@@ -328,8 +345,12 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             }
             Ok(0)
         }
-        Cmd::Assets { pipeline, o } => {
-            parent::assets(&pipeline, &o.to_overrides()?, "info")?;
+        Cmd::Assets { pipeline, traces } => {
+            let o = Overrides {
+                traces,
+                ..Overrides::default()
+            };
+            parent::assets(&pipeline, &o, "info")?;
             Ok(0)
         }
         Cmd::Validate { pipeline } => {
@@ -380,21 +401,39 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             time,
             partition,
             sbatch_arg,
+            setup,
             submit,
         } => {
             let p = Pipeline::load(&pipeline)?;
             let abs = std::path::absolute(&pipeline)?;
             let exe = std::env::current_exe()?;
+            let has_mem = sbatch_arg.iter().any(|a| a.starts_with("--mem"));
             let opts = spyral_host::slurm::SlurmOptions {
                 tasks,
                 cpus_per_task,
                 time,
                 partition,
                 extra: sbatch_arg,
+                setup,
             };
             let scripts = spyral_host::slurm::write_scripts(&exe, &abs, &p.workspace, &opts)?;
             println!("assets script: {}", scripts.assets.display());
             println!("array script:  {}", scripts.array.display());
+            let n_runs = runs::collect(&p.traces, &p.runs).runs.len();
+            if tasks > n_runs {
+                eprintln!(
+                    "spyral: warning: {tasks} tasks for {n_runs} run(s): {} task(s) will have nothing to do",
+                    tasks - n_runs
+                );
+            }
+            if !has_mem {
+                match spyral_host::slurm::suggest_mem(&p.workspace, cpus_per_task) {
+                    Some(s) => eprintln!("spyral: suggestion: {s}"),
+                    None => eprintln!(
+                        "spyral: no --mem given; after a first launch (even `spyral run --runs N` on one run), `spyral slurm` suggests one from its report"
+                    ),
+                }
+            }
             if submit {
                 let (a, b) = spyral_host::slurm::submit(&scripts)?;
                 println!("submitted assets job {a} and array job {b} (runs after {a} succeeds)");
@@ -499,9 +538,34 @@ fn validate(path: &std::path::Path) -> Result<()> {
     let prepared = parent::prepare(&p, "warn")?;
     prepared.host.finish();
     let chain = prepared.chain;
+    // The trace folder and the run range are checked too; a pipeline may be written before
+    // its data exist, so finding no runs is a warning here (and an error for `run`).
+    let collected = runs::collect(&p.traces, &p.runs);
+    if collected.runs.is_empty() {
+        eprintln!(
+            "spyral: warning: {}",
+            spyral_host::launch::no_runs(&p, &collected)
+        );
+    }
+    let bytes: u64 = collected.runs.iter().map(|r| r.bytes).sum();
     println!("# {}: valid", p.path.display());
     println!("workspace: {}", p.workspace.display());
-    println!("traces: {}", p.traces.display());
+    println!(
+        "traces: {}  # {} runs in range ({}){}{}",
+        p.traces.display(),
+        collected.runs.len(),
+        spyral_host::segments::human_bytes(bytes),
+        if collected.missing.is_empty() {
+            String::new()
+        } else {
+            format!("; missing: {}", collected.missing.summary(10))
+        },
+        if collected.unusable.is_empty() {
+            String::new()
+        } else {
+            format!("; unusable: {}", collected.unusable_lines().join(", "))
+        }
+    );
     println!(
         "runs: {{min: {}, max: {}, skip: {:?}}}",
         p.runs.min, p.runs.max, p.runs.skip
@@ -552,6 +616,19 @@ fn list_plugins(paths: &[PathBuf]) -> Result<()> {
     }
     let (libs, refused) = listed?;
     host.finish();
+    // spyral's own test fixtures, when found beside a development build, are not listed.
+    let libs: Vec<_> = libs
+        .into_iter()
+        .filter(|l| !(l.scanned && spyral_host::plugins::is_test_library(&l.id.name)))
+        .collect();
+    let refused: Vec<_> = refused
+        .into_iter()
+        .filter(|r| {
+            !r.path
+                .as_deref()
+                .is_some_and(spyral_host::plugins::is_test_library_file)
+        })
+        .collect();
     for lib in &libs {
         println!("{} {}  {}", lib.id.name, lib.id.version, lib.source);
         println!(

@@ -102,6 +102,9 @@ pub struct LibraryView {
     pub rustc_version: String,
     /// Its phase kinds.
     pub kinds: Vec<KindView>,
+    /// Found by scanning a folder rather than named.
+    #[serde(default)]
+    pub scanned: bool,
 }
 
 /// A phase kind as `spyral plugins` shows it.
@@ -917,6 +920,7 @@ fn plugins(paths: &[PathBuf], calling: &dyn Fn(&str, &str, &str)) -> HostReply {
                     default_config: k.default_config.to_string(),
                 })
                 .collect(),
+            scanned: l.scanned,
         })
         .collect();
     HostReply::Plugins { libraries, refused }

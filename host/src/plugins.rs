@@ -139,6 +139,8 @@ pub struct Library {
     pub info: PluginInfo,
     /// What identifies its code (provenance and worker jobs carry it).
     pub id: LibraryId,
+    /// Found by scanning a folder (not named in the pipeline or `SPYRAL_PLUGIN_PATH` as a file).
+    pub scanned: bool,
 }
 
 impl Library {
@@ -189,6 +191,52 @@ impl HostBridge for Bridge {
     }
 }
 
+/// Libraries of spyral's own test suite (built beside the binary in a development checkout):
+/// never offered as kinds or reported as refused noise unless named explicitly.
+pub const TEST_LIBRARIES: [&str; 3] = ["spyral-testkit", "abi-version", "abi-layout"];
+
+/// Whether `name` (a library's declared crate name) is one of [`TEST_LIBRARIES`].
+pub fn is_test_library(name: &str) -> bool {
+    TEST_LIBRARIES.contains(&name)
+}
+
+/// Whether a library file is one of [`TEST_LIBRARIES`] (by its file name, for libraries that
+/// could not be loaded).
+pub fn is_test_library_file(path: &Path) -> bool {
+    let stem = path
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .trim_start_matches("lib")
+                .replace('_', "-")
+        })
+        .unwrap_or_default();
+    is_test_library(&stem)
+}
+
+/// The known kind closest to `kind` (at most 2 edits, or a prefix), for "did you mean".
+pub fn closest<'a>(kind: &str, known: &'a [String]) -> Option<&'a str> {
+    let dist = |a: &str, b: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for i in 1..=a.len() {
+            let mut cur = vec![i; b.len() + 1];
+            for j in 1..=b.len() {
+                let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+                cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    known
+        .iter()
+        .map(|k| (dist(&kind.to_lowercase(), k), k))
+        .filter(|(d, k)| *d <= 2 || (kind.len() >= 3 && k.starts_with(&kind.to_lowercase())))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
 /// The crate name of the built-in phases library.
 pub const BUILTIN_LIBRARY: &str = "spyral-phases";
 
@@ -207,6 +255,7 @@ pub fn builtin() -> Library {
         module,
         info,
         id,
+        scanned: false,
     }
 }
 
@@ -281,6 +330,7 @@ pub fn load(path: &Path) -> Result<Library, PluginError> {
         module,
         info,
         id,
+        scanned: false,
     })
 }
 
@@ -461,7 +511,8 @@ impl Registry {
             seen.push(canon);
             on_load(&file);
             match load(&file) {
-                Ok(lib) => {
+                Ok(mut lib) => {
+                    lib.scanned = true;
                     // The built-in phases are already linked in; skip their cdylib twin.
                     if lib.info.library_name.as_str() == BUILTIN_LIBRARY {
                         continue;
@@ -522,21 +573,35 @@ impl Registry {
             .collect();
         known.sort();
         known.dedup();
-        let hint = if self.refused.is_empty() {
+        // Test fixtures built beside the binary are not kinds a user should be offered.
+        known.retain(|k| {
+            !self.libraries.iter().any(|l| {
+                l.scanned && is_test_library(l.info.library_name.as_str()) && l.kind(k).is_some()
+            })
+        });
+        let refused: Vec<&PluginError> = self
+            .refused
+            .iter()
+            .filter(|e| !e.path().is_some_and(is_test_library_file))
+            .collect();
+        let hint = if refused.is_empty() {
             String::new()
         } else {
             format!(
                 "\n  (refused while searching: {})",
-                self.refused
+                refused
                     .iter()
                     .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
                     .collect::<Vec<_>>()
                     .join("; ")
             )
         };
+        let suggestion = closest(kind, &known)
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
         PluginError::UnknownKind {
             kind: kind.to_string(),
-            at,
+            at: format!("{at}{suggestion}"),
             known: if known.is_empty() {
                 "none".into()
             } else {

@@ -31,6 +31,8 @@ pub struct SlurmOptions {
     pub partition: Option<String>,
     /// Extra `#SBATCH` arguments, e.g. `--mem=16G`.
     pub extra: Vec<String>,
+    /// Shell lines run before spyral in both scripts, e.g. `module load hdf5` (one line each).
+    pub setup: Vec<String>,
 }
 
 /// Errors of `spyral slurm`.
@@ -167,6 +169,9 @@ pub fn check_options(o: &SlurmOptions) -> Result<(), SlurmError> {
     if let Some(p) = &o.partition {
         check_value("--partition", p)?;
     }
+    for line in &o.setup {
+        check_value("--setup", line)?;
+    }
     for e in &o.extra {
         check_value("--sbatch-arg", e)?;
         if !e.starts_with('-') {
@@ -247,6 +252,43 @@ fn output(log_dir: &Path, file: &str, shell_file: &str) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// A `--mem` suggestion from the newest launch report in `workspace`: the shared segments
+/// (one copy per node) plus `cpus` workers at the largest peak resident memory a worker reached,
+/// with a quarter more for headroom, in whole GiB. None when there is no report yet.
+pub fn suggest_mem(workspace: &Path, cpus: usize) -> Option<String> {
+    let text = std::fs::read_to_string(workspace.join("log/latest/report.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let segments: u64 = v["segments"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["bytes"].as_u64())
+        .sum();
+    let worker_kib = v["worker_reports"]
+        .as_array()?
+        .iter()
+        .filter_map(|w| w["peak_rss_kib"].as_u64())
+        .max()?;
+    let bytes = (segments + cpus as u64 * worker_kib * 1024) as f64 * 1.25;
+    let gib = (bytes / (1u64 << 30) as f64).ceil().max(1.0) as u64;
+    Some(format!(
+        "--sbatch-arg=--mem={gib}G (from the last launch: shared segments {}, worker peak {} x {cpus} workers, +25%)",
+        crate::segments::human_bytes(segments),
+        crate::segments::human_bytes(worker_kib * 1024)
+    ))
+}
+
+/// The `--setup` lines, verbatim (they are shell commands the user wrote for this purpose, such
+/// as `module load hdf5`; control characters were refused).
+fn setup_lines(s: &mut Script, o: &SlurmOptions) {
+    if o.setup.is_empty() {
+        return;
+    }
+    s.text("# Environment (--setup).\n");
+    for line in &o.setup {
+        s.text(line).text("\n");
+    }
+}
+
 /// Writes the scripts for `pipeline` (absolute) whose workspace is `workspace`.
 pub fn write_scripts(
     spyral: &Path,
@@ -271,6 +313,7 @@ pub fn write_scripts(
         .text("\n# Workspace and assets, once, before the array.\n")
         .0
         .extend(body);
+    setup_lines(&mut assets, o);
     assets
         .text("exec ")
         .word(exe)
@@ -291,6 +334,7 @@ pub fn write_scripts(
         .text("\n# Task K of N processes shard K of the snake plan of all runs over N.\n")
         .0
         .extend(body);
+    setup_lines(&mut array, o);
     array
         .text("exec ")
         .word(exe)
@@ -373,7 +417,23 @@ mod tests {
             time: Some("02:00:00".into()),
             partition: None,
             extra: vec!["--mem=16G".into()],
+            setup: vec!["module load hdf5".into(), "export OMP_NUM_THREADS=1".into()],
         }
+    }
+
+    #[test]
+    fn memory_suggestion_from_the_last_report() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(suggest_mem(d.path(), 4), None);
+        std::fs::create_dir_all(d.path().join("log/latest")).unwrap();
+        std::fs::write(
+            d.path().join("log/latest/report.json"),
+            r#"{"segments": [{"bytes": 1073741824}], "worker_reports": [{"peak_rss_kib": 524288}, {"peak_rss_kib": 262144}]}"#,
+        )
+        .unwrap();
+        // (1 GiB + 4 x 512 MiB) x 1.25 = 3.75 GiB -> 4G.
+        let s = suggest_mem(d.path(), 4).unwrap();
+        assert!(s.starts_with("--sbatch-arg=--mem=4G"), "{s}");
     }
 
     #[test]
@@ -394,6 +454,13 @@ mod tests {
         let b = std::fs::read_to_string(&s.assets).unwrap();
         assert!(b.contains("exec /opt/spyral assets /d/p.yaml"));
         assert!(b.contains("#SBATCH --output=") && b.contains("/log/slurm/assets-%j.out"));
+        // Setup lines come before spyral starts, in both scripts.
+        for text in [&a, &b] {
+            let setup = text
+                .find("module load hdf5\nexport OMP_NUM_THREADS=1\n")
+                .unwrap();
+            assert!(setup < text.find("exec ").unwrap(), "{text}");
+        }
         assert!(write_scripts(
             Path::new("x"),
             Path::new("y"),
@@ -504,6 +571,13 @@ mod tests {
                     ..opts()
                 },
                 "--sbatch-arg",
+            ),
+            (
+                SlurmOptions {
+                    setup: vec!["module load hdf5\nrm -rf ~".into()],
+                    ..opts()
+                },
+                "--setup",
             ),
         ];
         for (o, option) in cases {

@@ -368,3 +368,43 @@ fn example_pipelines_validate() {
         );
     }
 }
+
+#[test]
+fn polish_did_you_mean_narrow_flags_and_trace_checks() {
+    let sb = Sandbox::new();
+    sb.trace(1, 100);
+    // A typo in a kind gets a suggestion.
+    let p = sb.pipeline("runs: {min: 1, max: 2}", "  - kind: templat\n");
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("did you mean `template`?"),
+        "{}",
+        out.stderr
+    );
+    // status and assets start no workers: they do not take --workers or --schedule.
+    let p = sb.pipeline("runs: {min: 1, max: 2}", "  - kind: stamp\n");
+    for cmd in ["status", "assets"] {
+        let out = sb.spyral(&[cmd, p.to_str().unwrap(), "--workers", "3"]);
+        assert_eq!(out.code, Some(2), "{cmd}: {}", out.all());
+        assert!(out.stderr.contains("--workers"), "{}", out.stderr);
+    }
+    // validate looks at the trace folder and the run range.
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("# 1 runs in range"), "{}", out.stdout);
+    assert!(out.stdout.contains("missing: 2\n"), "{}", out.stdout);
+    let p = sb.pipeline("runs: {min: 5, max: 9}", "  - kind: stamp\n");
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert!(
+        out.stderr.contains("warning: no runs found"),
+        "{}",
+        out.stderr
+    );
+    // spyral's own test fixtures beside a development build are not offered as plugins.
+    let out = sb.spyral(&["plugins"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(!out.stdout.contains("spyral-testkit"), "{}", out.stdout);
+    assert!(!out.stderr.contains("abi_layout"), "{}", out.stderr);
+    assert!(out.stdout.contains("spyral-phases"), "{}", out.stdout);
+}
