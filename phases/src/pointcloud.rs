@@ -510,16 +510,19 @@ impl CloudFile {
         let cloud = ds
             .read_2d::<f64>()
             .map_err(|e| bad(format!("cannot read: {e}")))?;
+        // The attributes are read as this module writes them (i64 and f64), by name: no
+        // listing, no conversion.
         let int = |n: &str| -> Result<i64, PhaseError> {
-            h5util::attr_i64(&ds, n)
-                .map_err(bad)?
-                .ok_or_else(|| bad(format!("no `{n}` attribute")))
+            ds.attr(n)
+                .and_then(|a| a.read_scalar::<i64>())
+                .map_err(|e| bad(format!("attribute `{n}`: {e}")))
         };
         let mut ic = [0.0; 4];
         for (v, n) in ic.iter_mut().zip(IC_ATTRS) {
-            *v = h5util::attr_f64(&ds, n)
-                .map_err(bad)?
-                .ok_or_else(|| bad(format!("no `{n}` attribute")))?;
+            *v = ds
+                .attr(n)
+                .and_then(|a| a.read_scalar::<f64>())
+                .map_err(|e| bad(format!("attribute `{n}`: {e}")))?;
         }
         Ok(CloudRecord {
             id,

@@ -263,6 +263,18 @@ fn write_number(loc: &hdf5::Location, name: &str, v: AttrNumber) -> hdf5::Result
     }
 }
 
+/// Reads a scalar attribute written by [`write_number`] back as the same [`AttrNumber`].
+fn read_number(loc: &hdf5::Location, name: &str) -> hdf5::Result<AttrNumber> {
+    use hdf5::types::TypeDescriptor;
+    let attr = loc.attr(name)?;
+    Ok(match attr.dtype()?.to_descriptor()? {
+        TypeDescriptor::Integer(_) => AttrNumber::Signed(attr.read_scalar::<i64>()?),
+        TypeDescriptor::Unsigned(_) => AttrNumber::Unsigned(attr.read_scalar::<u64>()?),
+        TypeDescriptor::Float(_) => AttrNumber::Float(attr.read_scalar::<f64>()?),
+        other => return Err(format!("{other} is not a number").into()),
+    })
+}
+
 /// Why an event's cloud is not clustered.
 enum Skip {
     Unsorted(usize),
@@ -427,17 +439,17 @@ impl ClusterArtifact {
             .root
             .group(&name)
             .map_err(|e| bad(format!("cannot open: {e}")))?;
+        // The attributes are read as [`ClusterWriter`] writes them, by name: no listing, no
+        // conversion (the event attributes keep their integer or float type).
         let int = |loc: &hdf5::Location, n: &str| -> Result<i64, PhaseError> {
-            h5util::attr_i64(loc, n)
-                .map_err(&bad)?
-                .ok_or_else(|| bad(format!("no `{n}` attribute")))
+            loc.attr(n)
+                .and_then(|a| a.read_scalar::<i64>())
+                .map_err(|e| bad(format!("attribute `{n}`: {e}")))
         };
         let n = int(&ev, "nclusters")?;
         let mut attrs = [AttrNumber::Signed(0); 6];
-        for (v, a) in attrs.iter_mut().zip(EVENT_ATTRS) {
-            *v = h5util::attr_number(&ev, a)
-                .map_err(&bad)?
-                .ok_or_else(|| bad(format!("no `{a}` attribute")))?;
+        for (v, name) in attrs.iter_mut().zip(EVENT_ATTRS) {
+            *v = read_number(&ev, name).map_err(|e| bad(format!("attribute `{name}`: {e}")))?;
         }
         let mut clusters = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
         for k in 0..n.max(0) {
