@@ -367,18 +367,21 @@ impl Phase for InterpSolverPhase {
         let dest = merged.write_parquet(&self.output_path(ctx.workspace(), run))?;
         let mut metadata = chunking::sum_metadata(parts);
         // The time per fit is an average over the fits (fitted or failed) of every chunk.
-        let (mut fits, mut ms) = (0.0, 0.0);
+        let (mut fits, mut ms, mut timed) = (0.0, 0.0, false);
         for p in parts {
             let m = p.metadata_map();
             let count = |k: &str| m.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
             let f = count("fitted") + count("failed");
+            timed |= m.contains_key("ms_per_fit");
             fits += f;
             ms += count("ms_per_fit") * f;
         }
-        metadata.insert(
-            "ms_per_fit".into(),
-            serde_json::Value::from(if fits > 0.0 { ms / fits } else { 0.0 }),
-        );
+        if timed {
+            metadata.insert(
+                "ms_per_fit".into(),
+                serde_json::Value::from(if fits > 0.0 { ms / fits } else { 0.0 }),
+            );
+        }
         let result = PhaseResult::new(run).with_artifact("interp_solver", &dest);
         Ok(chunking::with_metadata(result, metadata))
     }
