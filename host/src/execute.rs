@@ -450,6 +450,7 @@ pub fn process_unit(
             error: None,
             outputs: Vec::new(),
             launch: job.launch.clone(),
+            metadata: serde_json::Value::Null,
             started: started_at,
             finished: 0.0,
         };
@@ -457,6 +458,7 @@ pub fn process_unit(
             Ok(r) if r.successful => {
                 tracing::info!("phase {} complete for {label} in {wall:.3} s", c.name);
                 prov.outputs = provenance::outputs(&r, &job.traces);
+                prov.metadata = serde_json::Value::Object(r.metadata_map());
                 prov.finished = epoch_seconds();
                 if let Err(e) = provenance::write_at(&record_path, &prov) {
                     tracing::warn!("{label}: cannot write the provenance of {}: {e}", c.name);
@@ -531,6 +533,10 @@ pub fn process_unit(
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     tracing::warn!("{label}: cannot remove {}: {e}", dir.display());
                 }
+            }
+            // The `.chunks` folder itself goes when no other run has chunks there.
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::remove_dir(parent);
             }
         }
     }

@@ -142,6 +142,9 @@ pub struct Record {
     pub outputs: Vec<FileId>,
     /// The launch that wrote it (its log folder name).
     pub launch: String,
+    /// The metadata the phase returned (counts), handed on with the outputs.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
     /// Start time (seconds since the epoch).
     pub started: f64,
     /// End time.
@@ -636,6 +639,9 @@ pub fn result_of(record: &Record) -> PhaseResult {
     for o in &record.outputs {
         r.set_artifact(&o.name, &o.path);
     }
+    if record.metadata.is_object() {
+        r.metadata = record.metadata.to_string().into();
+    }
     r
 }
 
@@ -675,6 +681,7 @@ mod tests {
             error: None,
             outputs,
             launch: "t".into(),
+            metadata: serde_json::Value::Null,
             started: 0.0,
             finished: 0.0,
         }))

@@ -38,7 +38,7 @@ fn split_runs_give_the_bytes_of_unsplit_runs() {
             "{dir}"
         );
         // Chunk files are gone once merged.
-        assert!(!split.ws().join(dir).join(".chunks/run_0001").exists());
+        assert!(!split.ws().join(dir).join(".chunks").exists());
     }
     let rep = split.report();
     // 50 events in chunks of about 12: 5 chunks; 30 events: 3; 4 events: whole.
@@ -52,6 +52,15 @@ fn split_runs_give_the_bytes_of_unsplit_runs() {
         .filter(|ph| ph["part"]["part"] == "merge")
         .count();
     assert_eq!(merges, 2, "{rep:#}");
+    // The merge reports what an unsplit run reports (the chunks' counts, summed).
+    let merged = run_record(&rep, 1)["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ph| ph["part"]["part"] == "merge" && ph["phase"] == "Lines")
+        .cloned()
+        .unwrap();
+    assert_eq!(merged["metadata"]["events"], 50, "{merged}");
     // The merged run is current as a whole run: status agrees and a rerun does nothing.
     let st = split.spyral(&["status", p.to_str().unwrap()]);
     assert_eq!(st.stdout.matches("current").count(), 6, "{}", st.stdout);
