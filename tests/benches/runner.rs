@@ -1,9 +1,20 @@
-//! Benchmark of the parallel runner (`cargo bench -p spyral-e2e --bench runner`, after
-//! `cargo build --release --workspace`): framework overhead per run, worker start-up, 1 vs 2
-//! worker scaling on a CPU-bound phase, and snake vs dynamic makespan on skewed run sizes.
+//! Benchmark of the runner and its scheduler (`cargo bench -p spyral-e2e --bench runner`, after
+//! `cargo build --release --workspace`). Every launch runs on a fresh workspace or with
+//! `--force`, so nothing is skipped as up to date. Measures:
+//!
+//! 1. framework overhead per run and worker start-up (no-op phase, 500 tiny runs);
+//! 2. the dispatcher's own cost per unit (the state machine alone, simulated workers), and the
+//!    makespan it projects at 64 workers;
+//! 3. event-level parallelism: one run of 2000 events through the whole default chain on 1 and
+//!    2 workers (split into chunks and merged), with the artifacts compared byte for byte;
+//! 4. a skewed mix (one run 10x the others): makespan against total work / workers;
+//! 5. the default chain on 4 x 120 events (the parity data set): 1 vs 2 workers end to end.
+//!
 //! Prints a table and writes it to `bench-results/runner.md`.
 
-use spyral_e2e::Sandbox;
+use spyral_e2e::{bench_header, default_chain, file_bytes, Sandbox};
+use spyral_host::dispatch::{Dispatcher, Unit, UnitId};
+use spyral_host::protocol::Part;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -15,10 +26,52 @@ fn run(sb: &Sandbox, args: &[&str]) -> f64 {
     wall
 }
 
+/// The dispatcher alone: `units` units over `workers` simulated workers, each unit requested,
+/// started and finished in turn. Returns microseconds per unit.
+fn dispatcher_us_per_unit(units: usize, workers: usize) -> f64 {
+    let list: Vec<Unit> = (0..units)
+        .map(|i| Unit {
+            run: (i / 16) as u32,
+            cost: 1000 + (i % 7) as u64,
+            part: Part::Chunk {
+                index: (i % 16) as u32,
+                count: 16,
+                first: (i % 16 * 100) as u64,
+                last: (i % 16 * 100 + 99) as u64,
+            },
+        })
+        .collect();
+    let shared: Vec<UnitId> = (0..units).map(UnitId).collect();
+    let t = Instant::now();
+    let mut d = Dispatcher::new(list, vec![Vec::new(); workers], shared, false);
+    let now = Instant::now();
+    let mut in_hand: Vec<Option<UnitId>> = vec![None; workers];
+    let mut done = 0;
+    while done < units {
+        for w in 0..workers {
+            if let Some(u) = in_hand[w].take() {
+                d.finished(w, u, false);
+                done += 1;
+            }
+            for a in d.request(w) {
+                if let spyral_host::dispatch::Action::Assign { worker, unit } = a {
+                    d.started(worker, unit, now);
+                    in_hand[worker] = Some(unit);
+                }
+            }
+            if done >= units {
+                break;
+            }
+        }
+    }
+    t.elapsed().as_secs_f64() * 1e6 / units as f64
+}
+
 fn main() {
-    let mut table = String::new();
+    let mut table = bench_header("Runner and scheduler benchmark");
     let _ = writeln!(table, "| benchmark | measure | value | goal |");
     let _ = writeln!(table, "|---|---|---|---|");
+    let quiet = ["--no-display", "--log-level", "warn"];
 
     // 1. Framework overhead: a no-op phase over 500 tiny runs with 2 workers.
     let sb = Sandbox::new();
@@ -29,16 +82,8 @@ fn main() {
         "runs: {min: 1, max: 500}\nworkers: 2\nseed: 1",
         "  - kind: noop\n",
     );
-    let wall = run(
-        &sb,
-        &[
-            "run",
-            p.to_str().unwrap(),
-            "--no-display",
-            "--log-level",
-            "warn",
-        ],
-    );
+    let p = p.to_str().unwrap();
+    let wall = run(&sb, &[&["run", p][..], &quiet[..]].concat());
     let rep = sb.report();
     let startup: Vec<f64> = rep["worker_reports"]
         .as_array()
@@ -46,15 +91,10 @@ fn main() {
         .iter()
         .filter_map(|w| w["startup_ms"].as_f64())
         .collect();
-    let per_run_ms = wall * 2.0 / 500.0 * 1e3;
     let _ = writeln!(
         table,
-        "| overhead (no-op, 500 runs, 2 workers) | runs/s | {:.0} | |",
-        500.0 / wall
-    );
-    let _ = writeln!(
-        table,
-        "| overhead | framework ms per run per phase (wall x workers / runs, launch included) | {per_run_ms:.2} | < 2 |"
+        "| overhead (no-op, 500 runs, 2 workers) | framework ms per run per phase (wall x workers / runs, launch included) | {:.2} | < 2 |",
+        wall * 2.0 / 500.0 * 1e3
     );
     let _ = writeln!(
         table,
@@ -66,66 +106,177 @@ fn main() {
             .join(", ")
     );
 
-    // 2. Scaling: CPU-bound phase on 8 equal runs, 1 vs 2 workers.
+    // 2. The dispatcher alone, and what it means at 64 workers.
+    let us2 = dispatcher_us_per_unit(100_000, 2);
+    let us64 = dispatcher_us_per_unit(100_000, 64);
+    let _ = writeln!(
+        table,
+        "| dispatcher (state machine, 100k chunk units) | us per unit, 2 / 64 workers | {us2:.2} / {us64:.2} | < 500 |"
+    );
+
+    // 3. One run of 2000 events, whole default chain, 1 vs 2 workers, split and merged.
     let sb = Sandbox::new();
-    for r in 1..=8 {
-        sb.trace(r, 256 * 1024);
-    }
-    let p = sb.pipeline(
-        "runs: {min: 1, max: 8}\nseed: 1",
-        "  - kind: burn\n    config: {rounds_per_kib: 1000000}\n",
-    );
-    let t1 = run(
+    sb.simulated(1, 2000, 21);
+    let p = default_chain(&sb, 1, "");
+    let p = p.to_str().unwrap();
+    let out = sb.spyral(&["assets", p]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let chunked = |workers: &str| {
+        run(
+            &sb,
+            &[
+                &[
+                    "run",
+                    p,
+                    "--force",
+                    "--workers",
+                    workers,
+                    "--chunk-events",
+                    "250",
+                ][..],
+                &quiet[..],
+            ]
+            .concat(),
+        )
+    };
+    let t1 = chunked("1");
+    let t2 = chunked("2");
+    let rep = sb.report();
+    let merge_s: f64 = rep["runs"][0]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ph| ph["part"]["part"] == "merge")
+        .map(|ph| ph["wall_s"].as_f64().unwrap_or(0.0))
+        .sum();
+    let split = ["Pointcloud", "Cluster", "Estimation", "InterpSolver"]
+        .map(|d| file_bytes(&sb.ws().join(d)));
+    let whole_t = run(
         &sb,
-        &["run", p.to_str().unwrap(), "--no-display", "--workers", "1"],
+        &[
+            &["run", p, "--force", "--workers", "1", "--chunk-events", "0"][..],
+            &quiet[..],
+        ]
+        .concat(),
     );
-    let t2 = run(
-        &sb,
-        &["run", p.to_str().unwrap(), "--no-display", "--workers", "2"],
+    let whole = ["Pointcloud", "Cluster", "Estimation", "InterpSolver"]
+        .map(|d| file_bytes(&sb.ws().join(d)));
+    let identical = split == whole;
+    let _ = writeln!(
+        table,
+        "| one run of 2000 events (8 chunks of 250 + merge) | 1 worker s / 2 workers s / unsplit 1 worker s | {t1:.2} / {t2:.2} / {whole_t:.2} | |"
     );
     let _ = writeln!(
         table,
-        "| scaling (burn, 8 equal runs) | 1 worker s | {t1:.2} | |"
+        "| one run of 2000 events | speed-up 2 workers vs 1 | {:.2} | >= 1.8 |",
+        t1 / t2
     );
-    let _ = writeln!(table, "| scaling | 2 workers s | {t2:.2} | |");
-    let _ = writeln!(table, "| scaling | speed-up | {:.2} | >= 1.8 |", t1 / t2);
+    let _ = writeln!(
+        table,
+        "| one run of 2000 events | merge seconds (all phases, 2 workers) | {merge_s:.2} | |"
+    );
+    let _ = writeln!(
+        table,
+        "| one run of 2000 events | artifacts byte-identical to the unsplit run | {identical} | true |"
+    );
+    assert!(identical, "split and unsplit artifacts differ");
 
-    // 3. Balance: one huge run and several small ones; cost proportional to size.
+    // 4. Skewed mix: one run 10x the others (CPU-bound testkit phase, events of 100 bytes).
     let sb = Sandbox::new();
-    let sizes_kib = [2048usize, 512, 448, 384, 320, 256, 256, 192, 128, 128];
-    for (i, s) in sizes_kib.iter().enumerate() {
-        sb.trace(i as u32 + 1, s * 1024);
+    sb.trace(1, 2000 * 100);
+    for r in 2..=11 {
+        sb.trace(r, 200 * 100);
     }
     let p = sb.pipeline(
-        "runs: {min: 1, max: 10}\nseed: 1\nworkers: 2",
-        "  - kind: burn\n    config: {rounds_per_kib: 100000}\n",
+        "runs: {min: 1, max: 11}\nseed: 1",
+        "  - kind: lines\n    config: {sleep_ms_per_event: 1}\n",
     );
-    // Cost of one KiB, measured on one worker over everything.
-    let total_kib: usize = sizes_kib.iter().sum();
+    let p = p.to_str().unwrap();
     let one = run(
         &sb,
-        &["run", p.to_str().unwrap(), "--no-display", "--workers", "1"],
+        &[
+            &["run", p, "--force", "--workers", "1", "--chunk-events", "0"][..],
+            &quiet[..],
+        ]
+        .concat(),
     );
-    let per_kib = one / total_kib as f64;
-    let bound = (total_kib as f64 / 2.0).max(*sizes_kib.iter().max().unwrap() as f64) * per_kib;
-    for schedule in ["snake", "dynamic"] {
-        let t = run(
-            &sb,
+    let two = run(
+        &sb,
+        &[
             &[
                 "run",
-                p.to_str().unwrap(),
-                "--no-display",
-                "--schedule",
-                schedule,
-            ],
-        );
-        let _ = writeln!(
-            table,
-            "| balance (1 huge + 9 small, 2 workers) | {schedule} makespan s (/ lower bound {bound:.2} s) | {t:.2} ({:.2}) | {} |",
-            t / bound,
-            if schedule == "dynamic" { "<= 1.10" } else { "" }
-        );
-    }
+                p,
+                "--force",
+                "--workers",
+                "2",
+                "--chunk-events",
+                "250",
+            ][..],
+            &quiet[..],
+        ]
+        .concat(),
+    );
+    let unsplit = run(
+        &sb,
+        &[
+            &["run", p, "--force", "--workers", "2", "--chunk-events", "0"][..],
+            &quiet[..],
+        ]
+        .concat(),
+    );
+    let _ = writeln!(
+        table,
+        "| skewed mix (1 run of 2000 events + 10 of 200, 2 workers) | makespan / (1-worker time / 2), split | {:.2} | <= 1.10 |",
+        two / (one / 2.0)
+    );
+    let _ = writeln!(
+        table,
+        "| skewed mix | makespan / (1-worker time / 2), runs whole | {:.2} | |",
+        unsplit / (one / 2.0)
+    );
+    // Projection: 64 workers on this mix scaled 32x (64 x the work of 2 workers).
+    let units = 32.0 * (2000.0 / 250.0 + 1.0 + 10.0);
+    let work = 32.0 * one;
+    let _ = writeln!(
+        table,
+        "| projection, 64 workers (the mix x32) | dispatcher seconds / ideal makespan seconds | {:.4} / {:.1} | dispatcher << work |",
+        units * us64 * 1e-6,
+        work / 64.0
+    );
+
+    // 5. The parity data set through the default chain: 4 x 120 events, 1 vs 2 workers.
+    let sb = Sandbox::new();
+    sb.simulated(4, 120, 3);
+    let p = default_chain(&sb, 4, "");
+    let p = p.to_str().unwrap();
+    let out = sb.spyral(&["assets", p]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let c1 = run(
+        &sb,
+        &[&["run", p, "--force", "--workers", "1"][..], &quiet[..]].concat(),
+    );
+    let c2 = run(
+        &sb,
+        &[&["run", p, "--force", "--workers", "2"][..], &quiet[..]].concat(),
+    );
+    let _ = writeln!(
+        table,
+        "| default chain, 4 x 120 events | 1 worker s / 2 workers s (launch included) | {c1:.2} / {c2:.2} | |"
+    );
+    let _ = writeln!(
+        table,
+        "| default chain, 4 x 120 events | speed-up 2 workers vs 1 | {:.2} | >= 1.7 |",
+        c1 / c2
+    );
+    let shared_s: f64 = sb.report()["shared_data_seconds"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["seconds"].as_f64()).sum())
+        .unwrap_or(0.0);
+    let _ = writeln!(
+        table,
+        "| default chain | shared-data stage (mesh file mapped, page cache warm), ms | {:.1} | <= 50 |",
+        shared_s * 1e3
+    );
 
     println!("{table}");
     let dir = spyral_e2e::workspace_root().join("bench-results");

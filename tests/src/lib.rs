@@ -317,3 +317,51 @@ pub fn shmem_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The first lines of a benchmark table: what was measured, at which commit (with `-dirty` when
+/// the checkout has changes), on what date, so a number is never separated from its code.
+pub fn bench_header(title: &str) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    let dirty = if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        ""
+    } else {
+        "-dirty"
+    };
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!(
+        "# {title}\n\nMeasured at commit `{commit}{dirty}` on {date}, {cores} cores, release build. Every launch uses a fresh workspace or `--force`.\n\n"
+    )
+}
+
+/// A pipeline over the default AT-TPC chain (the demo's detector, gas, gate and mesh) for
+/// `runs` runs in the sandbox made by [`Sandbox::simulated`]; `extra` adds header lines.
+pub fn default_chain(sb: &Sandbox, runs: u32, extra: &str) -> PathBuf {
+    let demo = std::fs::read_to_string(workspace_root().join("examples/demo.yaml"))
+        .expect("examples/demo.yaml");
+    let text = demo
+        .replace(
+            "runs: {min: 1, max: 4}",
+            &format!("runs: {{min: 1, max: {runs}}}\n{extra}"),
+        )
+        .replace("workspace: workspace", "workspace: ws")
+        .replace("gas/deuterium_300torr.json", "gas.json")
+        .replace("pid/deuteron.json", "pid.json");
+    sb.file("chain.yaml", &text)
+}
