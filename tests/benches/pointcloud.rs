@@ -5,7 +5,7 @@
 //! needs root, otherwise the cold rows say so). Prints a table and writes
 //! `bench-results/pointcloud.md`.
 
-use spyral_e2e::Sandbox;
+use spyral_e2e::{bench_header, Sandbox};
 use spyral_phases::attpc::traces::TraceReader;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -45,7 +45,7 @@ fn pointcloud(sb: &Sandbox, p: &std::path::Path) -> f64 {
 }
 
 fn main() {
-    let mut table = String::new();
+    let mut table = bench_header("Simulator and Pointcloud throughput");
     let _ = writeln!(table, "| benchmark | measure | value | goal |");
     let _ = writeln!(table, "|---|---|---|---|");
     let sb = Sandbox::new();

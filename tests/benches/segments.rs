@@ -4,7 +4,7 @@
 //! time per worker, and the total Pss of 2 and 4 workers holding it. Prints a table and writes
 //! `bench-results/segments.md`.
 
-use spyral_e2e::{children, mapping_pss, total_pss, Sandbox};
+use spyral_e2e::{bench_header, children, mapping_pss, total_pss, Sandbox};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ fn main() {
     for r in 1..=4 {
         sb.trace(r, 100);
     }
-    let mut table = String::new();
+    let mut table = bench_header("Shared segments: fill, attach, memory");
     let _ = writeln!(table, "| workers | fill s | parent peak RSS / segment | attach ms per worker | total Pss of workers (MiB) | one copy + 50 MiB/worker (MiB) |");
     let _ = writeln!(table, "|---|---|---|---|---|---|");
     let seg_mib = BYTES as f64 / (1 << 20) as f64;
