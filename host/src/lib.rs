@@ -36,6 +36,7 @@ pub mod provenance;
 pub mod report;
 pub mod runs;
 pub mod scaffold;
+pub mod sdk;
 pub mod segments;
 pub mod slurm;
 pub mod status;

@@ -76,9 +76,16 @@ enum Cmd {
         /// Folder to create the crate in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Path of the spyral-core crate to depend on (default: the source tree spyral was built from).
+    },
+    /// Install the plugin SDK this spyral carries (the crates a phase plugin builds against) if it
+    /// is not installed yet, and show where it is: $SPYRAL_SDK_DIR, else
+    /// $XDG_DATA_HOME/spyral/sdk, else ~/.local/share/spyral/sdk, in a `<version>-<hash>` folder.
+    ///
+    /// Example: spyral sdk --path
+    Sdk {
+        /// Print only the folder.
         #[arg(long)]
-        core: Option<PathBuf>,
+        path: bool,
     },
     /// Show, for every run and phase, whether its artifacts are current, stale (and why),
     /// failed (and the error) or missing, from the provenance records. Runs nothing.
@@ -363,15 +370,47 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             list_plugins(&paths)?;
             Ok(0)
         }
-        Cmd::NewPhase { name, dir, core } => {
-            let root = scaffold::new_phase(&name, &dir, core.as_deref())?;
+        Cmd::NewPhase { name, dir } => {
+            let sdk = spyral_host::sdk::install_default()?;
+            let root = scaffold::new_phase(&name, &dir, &sdk.dir)?;
             let lib = name.replace('-', "_");
             println!("wrote plugin crate {}", root.display());
+            println!(
+                "it builds against the plugin SDK in {}{}",
+                sdk.dir.display(),
+                if sdk.fresh { " (installed now)" } else { "" }
+            );
             println!("next: cd {} && cargo build --release", root.display());
             println!(
                 "then: spyral plugins {}",
                 root.join(format!("target/release/lib{lib}.so")).display()
             );
+            Ok(0)
+        }
+        Cmd::Sdk { path } => {
+            let sdk = spyral_host::sdk::install_default()?;
+            if path {
+                println!("{}", sdk.dir.display());
+            } else {
+                println!(
+                    "plugin SDK {}: {}",
+                    if sdk.fresh {
+                        "installed in"
+                    } else {
+                        "already installed in"
+                    },
+                    sdk.dir.display()
+                );
+                for c in spyral_host::sdk::Sdk::crates() {
+                    println!(
+                        "  {} {}: {}",
+                        c.name,
+                        c.version,
+                        sdk.dir.join(&c.name).display()
+                    );
+                }
+                println!("`spyral new-phase NAME` writes a plugin crate that depends on it.");
+            }
             Ok(0)
         }
         Cmd::Status { pipeline, o, json } => {
