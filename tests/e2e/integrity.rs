@@ -121,7 +121,11 @@ fn workers_run_the_validated_chain_even_if_the_file_is_edited() {
 fn a_rebuilt_plugin_with_the_same_version_makes_its_results_stale() {
     let sb = Sandbox::new();
     sb.trace(1, 700);
-    let out = sb.spyral(&["new-phase", "rebuilt", "--dir", "plugins"]);
+    let sdk = sb.path().join("sdk");
+    let out = sb.spyral_env(
+        &["new-phase", "rebuilt", "--dir", "plugins"],
+        &[("SPYRAL_SDK_DIR", sdk.to_str().unwrap())],
+    );
     assert_eq!(out.code, Some(0), "{}", out.all());
     let krate = sb.path().join("plugins/rebuilt");
     std::fs::copy(

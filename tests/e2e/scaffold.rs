@@ -1,51 +1,182 @@
-//! End-to-end test of `spyral new-phase`: generate a crate, build it with cargo, validate and
-//! run a pipeline that uses it.
+//! End-to-end test of the plugin SDK, as a user without the source tree meets it: the `spyral`
+//! binary alone is copied into an empty folder outside the repository (HOME inside it), where
+//! `spyral new-phase` installs the SDK the binary carries and writes a crate; cargo builds that
+//! crate (offline, from the local registry cache); the copied binary runs it in a chain after
+//! Pointcloud on simulated data, and the test reads its output. Nothing may point into the checkout.
+//!
+//! Steps and their times go to stderr (`--nocapture` shows them). The crate is built into a target
+//! folder shared with other runs of this test (beside the workspace's), so only the first run
+//! compiles the dependencies.
 
-use spyral_e2e::{workspace_root, Sandbox};
-use std::process::Command;
+use spyral_e2e::{spyral_bin, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+/// The user's machine: a folder with `bin/spyral` and `home/`.
+struct Machine {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    spyral: PathBuf,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let dir = tempfile::Builder::new()
+            .prefix("spyral-sdk-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let root = std::fs::canonicalize(dir.path()).expect("temp dir path");
+        assert!(
+            !root.starts_with(workspace_root()),
+            "{} is inside the repository",
+            root.display()
+        );
+        let home = root.join("home");
+        std::fs::create_dir_all(root.join("bin")).expect("bin");
+        std::fs::create_dir_all(&home).expect("home");
+        // What a user installs: the binary, nothing else.
+        let spyral = root.join("bin/spyral");
+        std::fs::copy(spyral_bin(), &spyral).expect("copy spyral");
+        Machine {
+            _dir: dir,
+            root,
+            home,
+            spyral,
+        }
+    }
+
+    /// Runs the copied `spyral ARGS` in the machine's root with HOME inside it.
+    fn spyral(&self, args: &[&str]) -> Output {
+        let out = Command::new(&self.spyral)
+            .args(args)
+            .current_dir(&self.root)
+            .env("HOME", &self.home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("SPYRAL_SDK_DIR")
+            .env_remove("SPYRAL_PLUGIN_PATH")
+            .output()
+            .expect("run spyral");
+        assert!(
+            out.status.success(),
+            "spyral {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// Asserts that `file` names no path inside the repository.
+fn assert_outside_repo(file: &Path) {
+    let text = std::fs::read_to_string(file).expect("read file");
+    let repo = workspace_root().to_string_lossy().into_owned();
+    assert!(
+        !text.contains(&repo),
+        "{} refers to the checkout {repo}:\n{text}",
+        file.display()
+    );
+}
+
+fn step(t: &mut Instant, what: &str) {
+    eprintln!("[scaffold] {what}: {:.1} s", t.elapsed().as_secs_f64());
+    *t = Instant::now();
+}
 
 #[test]
-fn new_phase_builds_loads_and_runs() {
-    let sb = Sandbox::new();
-    let out = sb.spyral(&["new-phase", "mything", "--dir", "plugins"]);
-    assert_eq!(out.code, Some(0), "{}", out.all());
-    let krate = sb.path().join("plugins/mything");
-    // Reuse the workspace's lock file and target folder so dependencies are not rebuilt.
-    std::fs::copy(
-        workspace_root().join("Cargo.lock"),
-        krate.join("Cargo.lock"),
-    )
-    .unwrap();
+fn a_phase_scaffolded_by_a_copied_binary_builds_and_runs_after_pointcloud() {
+    let m = Machine::new();
+    let mut t = Instant::now();
+
+    // 1. new-phase installs the SDK under HOME and writes the crate.
+    let out = m.spyral(&["new-phase", "gate", "--dir", "work"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sdk_base = m.home.join(".local/share/spyral/sdk");
+    assert!(
+        stdout.contains(&*sdk_base.to_string_lossy()),
+        "the SDK goes under XDG's default data home: {stdout}"
+    );
+    let krate = m.root.join("work/gate");
+    let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("path = \"{}", sdk_base.display())),
+        "{manifest}"
+    );
+    assert_outside_repo(&krate.join("Cargo.toml"));
+    let sdk = m.spyral(&["sdk", "--path"]);
+    let sdk = PathBuf::from(String::from_utf8_lossy(&sdk.stdout).trim());
+    assert!(sdk.starts_with(&sdk_base), "{}", sdk.display());
+    for entry in std::fs::read_dir(&sdk).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        if manifest.exists() {
+            assert_outside_repo(&manifest);
+        }
+    }
+    step(&mut t, "new-phase (SDK installed)");
+
+    // 2. cargo builds it: the user's own cargo and registry cache, nothing of the checkout.
     let target = spyral_e2e::profile_dir()
         .parent()
-        .unwrap()
+        .expect("target folder")
         .join("scaffold-test");
-    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let real_home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
         .args(["build", "--offline", "--quiet"])
         .current_dir(&krate)
         .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
+        .env("HOME", &m.home);
+    for (var, default) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        let dir = std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| real_home.as_ref().map(|h| h.join(default)));
+        if let Some(dir) = dir.filter(|d| d.exists()) {
+            cargo.env(var, dir);
+        }
+    }
+    let build = cargo.output().expect("run cargo");
     assert!(
         build.status.success(),
         "cargo build failed:\n{}",
         String::from_utf8_lossy(&build.stderr)
     );
-    let lib = target.join("debug/libmything.so");
-    assert!(lib.exists());
-    sb.trace(1, 500);
-    let p = sb.file(
-        "p.yaml",
-        &format!(
-            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 1\nplugins: [{}]\nphases:\n  - kind: mything\n",
+    assert_outside_repo(&krate.join("Cargo.lock"));
+    let lock = std::fs::read_to_string(krate.join("Cargo.lock")).unwrap();
+    assert!(lock.contains("name = \"gate\"") && lock.contains("name = \"spyral-core\""));
+    // Copy the library out of the shared target folder (another test may build there).
+    let lib = m.root.join("libgate.so");
+    std::fs::copy(target.join("debug/libgate.so"), &lib).expect("the plugin library");
+    step(&mut t, "cargo build");
+
+    // 3. Run it after Pointcloud with the copied binary, and read its output.
+    m.spyral(&[
+        "simulate", "--out", "traces", "--runs", "1", "--events", "12", "--seed", "5",
+    ]);
+    let pipeline = m.root.join("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 2\nplugins: [{}]\n\
+             phases:\n  - kind: pointcloud\n  - kind: gate\n    config: {{input_artifact: pointcloud}}\n",
             lib.display()
         ),
+    )
+    .unwrap();
+    let p = pipeline.to_str().unwrap();
+    let out = m.spyral(&["validate", p]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("name: Gate"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
-    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
-    assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stdout.contains("name: Mything"), "{}", out.stdout);
-    let out = sb.spyral(&["run", p.to_str().unwrap()]);
-    assert_eq!(out.code, Some(0), "{}", out.all());
-    let art = std::fs::read_to_string(sb.ws().join("Mything/run_0001.json")).unwrap();
-    assert!(art.contains("\"input_bytes\": 500"), "{art}");
+    m.spyral(&["run", p, "--no-display"]);
+    let cloud = std::fs::metadata(m.root.join("ws/Pointcloud/run_0001.h5"))
+        .expect("Pointcloud's artifact")
+        .len();
+    let art = std::fs::read_to_string(m.root.join("ws/Gate/run_0001.json")).expect("gate output");
+    let art: serde_json::Value = serde_json::from_str(&art).unwrap();
+    assert_eq!(art["run"], 1, "{art}");
+    assert_eq!(art["input_bytes"], cloud, "{art}");
+    step(&mut t, "simulate, validate, run");
 }
