@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, checks formatting and lints,
 # builds every crate (the end-to-end tests drive the built `spyral` binary and plugin .so
-# files), then runs all tests with cargo-nextest, the core doc tests, and the fuzz harness (60 s
-# per target, two at a time).
+# files), checks that the plugin SDK crates publish (`cargo publish --dry-run`), then runs all
+# tests with cargo-nextest, the core doc tests, and the fuzz harness (60 s per target, two at a
+# time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
+echo "== cargo publish --dry-run: the plugin SDK crates package and build from their .crate files alone"
+cargo publish --dry-run --locked -p spyral-core
 echo "== SLURM end-to-end test (one-node cluster on this machine)"
 scripts/slurm-cluster.sh start
 trap 'scripts/slurm-cluster.sh stop' EXIT
