@@ -37,7 +37,23 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// The file is larger than any pipeline file (see [`MAX_PIPELINE_BYTES`]).
+    #[error(
+        "{path}: the pipeline file is {size} bytes; a pipeline file is at most {max} bytes (is this the right file?)",
+        max = MAX_PIPELINE_BYTES
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes (at least this many when read from a stream).
+        size: u64,
+    },
 }
+
+/// Largest pipeline file accepted (16 MiB). A hand-written pipeline is a few kilobytes; the bound
+/// keeps a wrong path (a trace file, a device, a stream) or a generated monster from costing
+/// gigabytes of memory and minutes of parsing before the error.
+pub const MAX_PIPELINE_BYTES: u64 = 16 << 20;
 
 /// How runs are handed to workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
@@ -418,15 +434,46 @@ pub fn check_layout(p: &Pipeline, phase_names: &[&str]) -> Result<(), PipelineEr
 impl Pipeline {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+        use std::io::Read as _;
+        let read_error = |source| PipelineError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        // Read at most one byte past the bound, so a stream or a device cannot make this unbounded.
+        let mut bytes = Vec::new();
+        file.take(MAX_PIPELINE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_PIPELINE_BYTES {
+            return Err(PipelineError::TooLarge {
+                path: path.to_path_buf(),
+                size: std::fs::metadata(path)
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+                    .max(bytes.len() as u64),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            ))
         })?;
         Self::parse(path, &text)
     }
 
     /// Parses pipeline `text` read from `path` (used to resolve relative paths).
     pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
+        if text.len() as u64 > MAX_PIPELINE_BYTES {
+            return Err(PipelineError::TooLarge {
+                path: path.to_path_buf(),
+                size: text.len() as u64,
+            });
+        }
         let raw: RawPipeline = serde_saphyr::from_str(text).map_err(|e| PipelineError::Syntax {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -697,5 +744,28 @@ phases:
             .unwrap_err()
             .to_string();
         assert!(e.contains("larger than max"), "{e}");
+    }
+
+    #[test]
+    fn oversized_files_and_streams_are_refused_before_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        let mut text = GOOD.to_string();
+        text.push_str(&format!("# {}\n", "x".repeat(MAX_PIPELINE_BYTES as usize)));
+        std::fs::write(&big, &text).unwrap();
+        let e = Pipeline::load(&big).unwrap_err();
+        assert!(matches!(e, PipelineError::TooLarge { size, .. } if size == text.len() as u64));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("big.yaml") && msg.contains("at most 16777216 bytes"),
+            "{msg}"
+        );
+        // A device that never ends is read only up to the bound.
+        let e = Pipeline::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(e, PipelineError::TooLarge { .. }), "{e}");
+        // At the bound a file is still parsed.
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(&ok, GOOD).unwrap();
+        assert!(Pipeline::load(&ok).is_ok());
     }
 }

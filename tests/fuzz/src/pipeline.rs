@@ -61,12 +61,17 @@ pub fn run_case(seed: u64, scratch: &Path) -> Result<Outcome, Finding> {
                 emit_block(&tree, 0, &mut out);
                 out
             } else {
-                serde_json::to_string_pretty(&tree).unwrap_or_default()
+                let mut out = Capped(Vec::new());
+                // A write past the cap stops serialisation; what was written so far is kept.
+                let _ = serde_json::to_writer_pretty(&mut out, &tree);
+                String::from_utf8_lossy(&out.0).into_owned()
             };
+            cap(&mut text);
         }
     }
     for _ in 0..rng.random_range(0..4) {
         notes.push(format!("text: {}", mutate_text(&mut rng, &mut text)));
+        cap(&mut text);
     }
     let path: PathBuf = match rng.random_range(0..5) {
         0 => PathBuf::from("pipeline.yaml"),
@@ -116,6 +121,7 @@ pub fn run_case(seed: u64, scratch: &Path) -> Result<Outcome, Finding> {
             let class = match e {
                 spyral_host::pipeline::PipelineError::Syntax { .. } => "syntax",
                 spyral_host::pipeline::PipelineError::Invalid { .. } => "invalid",
+                spyral_host::pipeline::PipelineError::TooLarge { .. } => "too-large",
                 _ => "other",
             };
             Ok(Outcome {
@@ -125,6 +131,38 @@ pub fn run_case(seed: u64, scratch: &Path) -> Result<Outcome, Finding> {
                 peak_kib,
             })
         }
+    }
+}
+
+/// Longest generated text: above the parser's own bound
+/// ([`spyral_host::pipeline::MAX_PIPELINE_BYTES`]), so oversized files are exercised, but small
+/// enough that building a case (repeats of deep nesting, duplicated spans) stays fast.
+const TEXT_CAP: usize = 24 << 20;
+
+/// Cuts `text` to [`TEXT_CAP`] bytes (at a character boundary).
+fn cap(text: &mut String) {
+    if text.len() > TEXT_CAP {
+        let mut end = TEXT_CAP;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// A writer that refuses bytes past [`TEXT_CAP`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > TEXT_CAP {
+            return Err(std::io::Error::other("generated text reached its cap"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -308,6 +346,9 @@ fn scalar(v: &Value) -> String {
 
 /// Writes `v` as block YAML at `indent`.
 fn emit_block(v: &Value, indent: usize, out: &mut String) {
+    if out.len() > TEXT_CAP {
+        return;
+    }
     let pad = " ".repeat(indent);
     match v {
         Value::Object(m) if !m.is_empty() => {
