@@ -4,9 +4,9 @@
 
 use crate::parent::{self, Overrides, RunError, RunFlags};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use spyral_phases::attpc::detector::PadParameters;
-use spyral_phases::attpc::padmap::PadMap;
-use spyral_phases::attpc::traces::TraceFormat;
+use spyral_data::attpc::detector::PadParameters;
+use spyral_data::attpc::padmap::PadMap;
+use spyral_data::attpc::traces::TraceFormat;
 use spyral_phases::sim::{simulate_run, RunSpec, SimConfig};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,6 @@
 //! The crate is both an `rlib` (linked into `spyral` as the built-in phases) and a `cdylib` (a
 //! plugin library like any other).
 
-pub mod attpc;
 pub mod chunking;
 pub mod cluster;
 pub mod estimation;
@@ -22,11 +21,12 @@ pub mod garfield;
 pub mod numpy_sort;
 pub mod physics;
 pub mod pointcloud;
-pub mod schemas;
 pub mod signal;
 pub mod sim;
 pub mod solver;
-pub mod table;
+
+// The data layer moved to `spyral-data`; these paths keep `crate::attpc` etc. working.
+pub use spyral_data::{attpc, schemas, table};
 
 spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),

@@ -2,14 +2,14 @@
 //! back identically through `TraceReader` (events, FRIB data, silicon, original ids, scalers, the
 //! inclusive event range), damaged or foreign files give precise errors, and pad maps load from
 //! CSV (any line ending) or are the built-in AT-TPC plane (checked against its derived table,
-//! `phases/data/padplane.csv`) with exact triangle lookups.
+//! `data/data/padplane.csv`) with exact triangle lookups.
 
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
-use spyral_phases::attpc::padmap::{hardware_id_for_pad, NUM_PADS, NUM_SMALL_PADS};
-use spyral_phases::attpc::{
+use spyral_data::attpc::padmap::{hardware_id_for_pad, NUM_PADS, NUM_SMALL_PADS};
+use spyral_data::attpc::{
     FribData, PadMap, PadMapError, PadParameters, RawEvent, RunInfo, ScalerRow, SiliconTraces,
     TraceError, TraceFormat, TraceReader, TraceWriter, LEGACY_BEAM_PADS,
 };
@@ -544,7 +544,7 @@ fn slightly_off_ranges_are_read_with_warnings() {
         assert!(
             matches!(
                 w,
-                [spyral_phases::attpc::traces::TraceWarning::EventsOutsideRange { count: 6, .. }]
+                [spyral_data::attpc::traces::TraceWarning::EventsOutsideRange { count: 6, .. }]
             ),
             "{w:?}"
         );
@@ -824,9 +824,9 @@ fn csv_errors_name_file_and_line() {
     assert!(matches!(err, PadMapError::Io { .. }) && err.to_string().contains("nope.csv"));
 }
 
-/// `phases/data/padplane.csv` read independently of the library: (x, y, tcorr, scale) per pad.
+/// `data/data/padplane.csv` read independently of the library: (x, y, tcorr, scale) per pad.
 fn derived_table() -> Vec<[f64; 4]> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/padplane.csv");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/data/padplane.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         text.contains("attpc-spyral 1.1.2") && text.contains("spyral/data/padxy.csv"),
@@ -857,7 +857,7 @@ fn builtin_plane_is_the_derived_attpc_table() {
         (p0.x, p0.y, p0.time_offset, p0.scale),
         (-269.95294, 4.2506561, 0.0, 1.0)
     );
-    let max_abs = |f: fn(&spyral_phases::attpc::PadInfo) -> f64| {
+    let max_abs = |f: fn(&spyral_data::attpc::PadInfo) -> f64| {
         map.pads().iter().map(|p| f(p).abs()).fold(0.0, f64::max)
     };
     assert!((max_abs(|p| p.x) - 269.95).abs() < 0.01);

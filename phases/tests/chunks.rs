@@ -10,8 +10,8 @@ use serde_json::json;
 use spyral_core::{
     context::NullSink, Chunk, EventRange, Phase, PhaseFactory, PhaseResult, RunContext, Workspace,
 };
-use spyral_phases::attpc::padmap::PadMap;
-use spyral_phases::attpc::traces::TraceFormat;
+use spyral_data::attpc::padmap::PadMap;
+use spyral_data::attpc::traces::TraceFormat;
 use spyral_phases::cluster::{ClusterArtifact, ClusterPhase};
 use spyral_phases::estimation::EstimationPhase;
 use spyral_phases::pointcloud::{CloudFile, PointcloudPhase};

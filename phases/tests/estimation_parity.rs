@@ -28,10 +28,10 @@ use parquet::record::RowAccessor;
 use serde::Deserialize;
 use spyral_core::context::NullSink;
 use spyral_core::{Phase, PhaseFactory, PhaseResult, RunContext, Workspace};
+use spyral_data::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
 use spyral_phases::estimation::algorithm::{Direction, EstimateParams, Estimator};
 use spyral_phases::estimation::reader::ClusterFile;
 use spyral_phases::estimation::{EstimationConfig, EstimationPhase};
-use spyral_phases::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
 
 const TOLERANCE: f64 = 1e-6;
 

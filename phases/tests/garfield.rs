@@ -5,8 +5,8 @@
 //! applied inside the point-cloud builder on simulated events.
 
 use spyral_core::prelude::*;
-use spyral_phases::attpc::detector::DetectorParameters;
-use spyral_phases::attpc::padmap::PadMap;
+use spyral_data::attpc::detector::DetectorParameters;
+use spyral_data::attpc::padmap::PadMap;
 use spyral_phases::garfield::{self, Corrector, GarfieldError, GRID_SHAPE};
 use spyral_phases::pointcloud::{CloudBuilder, PointcloudConfig, PointcloudPhase};
 use spyral_phases::sim::{SimConfig, Simulator};

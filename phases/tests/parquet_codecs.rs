@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::Deserialize;
-use spyral_phases::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
+use spyral_data::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
+use spyral_data::table::{Codec, Table};
 use spyral_phases::solver::io::read_estimation;
-use spyral_phases::table::{Codec, Table};
 
 #[derive(Deserialize)]
 struct Expected {
@@ -109,8 +109,8 @@ fn tables_round_trip_with_every_codec() {
         assert_eq!(back.rows, 500);
         for (n, col) in &t.columns {
             match col {
-                spyral_phases::table::Column::I64(v) => assert_eq!(back.int(n), &v[..], "{name}"),
-                spyral_phases::table::Column::F64(v) => {
+                spyral_data::table::Column::I64(v) => assert_eq!(back.int(n), &v[..], "{name}"),
+                spyral_data::table::Column::F64(v) => {
                     assert_eq!(back.float(n), &v[..], "{name}")
                 }
             }

@@ -2,7 +2,7 @@
 //! z values lie inside the drift geometry (0..1000 mm) and the points away from the beam axis
 //! lie within a few mm of the simulator's true tracks.
 
-use spyral_phases::attpc::padmap::PadMap;
+use spyral_data::attpc::padmap::PadMap;
 use spyral_phases::pointcloud::{CloudBuilder, PointcloudConfig};
 use spyral_phases::sim::{SimConfig, Simulator};
 

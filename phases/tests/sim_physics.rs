@@ -519,7 +519,7 @@ fn pad_time_corrections_make_signals_arrive_earlier() {
         "{even} even and {odd} odd pads compared"
     );
     // The AT-TPC pad plane gives the simulator its own corrections.
-    let pads = spyral_phases::attpc::padmap::PadMap::builtin();
+    let pads = spyral_data::attpc::padmap::PadMap::builtin();
     let (id, info) = (0..pads.len() as u16)
         .filter_map(|p| pads.pad(p).map(|i| (p, i)))
         .find(|(_, i)| i.time_offset != 0.0)

@@ -20,10 +20,11 @@ use spyral_core::{
     context::NullSink, ElementType, Phase, PhaseError, PhaseFactory, PhaseResult, RunContext,
     SharedAllocator, SharedSegment, Workspace,
 };
-use spyral_phases::physics::{EnergyLossTable, GasTarget, Nucleus};
-use spyral_phases::schemas::{
+use spyral_data::schemas::{
     ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS, SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS,
 };
+use spyral_data::table::Table;
+use spyral_phases::physics::{EnergyLossTable, GasTarget, Nucleus};
 use spyral_phases::solver::interp::{CachedInterpolator, MeshGrid};
 use spyral_phases::solver::mesh::{self, MeshParameters, StopReason, TrackModel};
 use spyral_phases::solver::ode::Dopri5;
@@ -31,7 +32,6 @@ use spyral_phases::solver::{
     npy, DistanceMode, FitMethod, FitOutcome, FitSettings, Guess, InterpSolverPhase, MeshView,
     SolverConfig, TrackFitter,
 };
-use spyral_phases::table::Table;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -895,7 +895,7 @@ fn write_inputs(root: &Path, rows: &[(Guess, Array2<f64>, f64, f64)]) -> PhaseRe
     let mut t = Table::with_columns(&ESTIMATION_INT_COLUMNS, &ESTIMATION_FLOAT_COLUMNS);
     t.columns.push((
         "direction".into(),
-        spyral_phases::table::Column::I64(Vec::new()),
+        spyral_data::table::Column::I64(Vec::new()),
     ));
     let file = hdf5::File::create(&cl_path).unwrap();
     let top = file.create_group("cluster").unwrap();

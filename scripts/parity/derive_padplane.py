@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derives phases/data/padplane.csv, the AT-TPC pad plane built into spyral-phases.
+"""Derives data/data/padplane.csv, the AT-TPC pad plane built into spyral-data.
 
 The table holds, per pad, the facts Python Spyral 1.1.2 uses by default: the pad centre (x, y in
 mm), the time correction (GET time buckets) and the scale (0.5 small pad, 1.0 big pad). They come
@@ -13,7 +13,7 @@ from the data files packaged in the attpc-spyral 1.1.2 wheel on PyPI:
 
 Usage, from the repository root (needs only Python 3 and pip; network access to PyPI):
 
-    python3 scripts/parity/derive_padplane.py            # writes phases/data/padplane.csv
+    python3 scripts/parity/derive_padplane.py            # writes data/data/padplane.csv
     python3 scripts/parity/derive_padplane.py --check    # exits 1 if the committed file differs
 
 The wheel is downloaded with `pip download --no-deps` into a temporary folder that is deleted
@@ -38,7 +38,7 @@ FILES = {
     "scale": "spyral/data/pad_scale.csv",
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "phases", "data", "padplane.csv")
+OUT = os.path.join(ROOT, "data", "data", "padplane.csv")
 
 
 def download_wheel(folder):
@@ -105,7 +105,7 @@ def main():
     if args.check:
         with open(OUT, encoding="utf-8") as f:
             same = f.read() == text
-        print("phases/data/padplane.csv is", "up to date" if same else "OUT OF DATE")
+        print("data/data/padplane.csv is", "up to date" if same else "OUT OF DATE")
         sys.exit(0 if same else 1)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w", encoding="utf-8", newline="\n") as f:

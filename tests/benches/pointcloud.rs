@@ -5,8 +5,8 @@
 //! needs root, otherwise the cold rows say so). Prints a table and writes
 //! `bench-results/pointcloud.md`.
 
+use spyral_data::attpc::traces::TraceReader;
 use spyral_e2e::{bench_header, Sandbox};
-use spyral_phases::attpc::traces::TraceReader;
 use std::fmt::Write as _;
 use std::time::Instant;
 

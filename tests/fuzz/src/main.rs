@@ -89,7 +89,7 @@ struct Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// A trace reader.
-    Trace(spyral_phases::attpc::TraceFormat),
+    Trace(spyral_data::attpc::TraceFormat),
     /// The pipeline parser.
     Pipeline,
 }
@@ -99,7 +99,7 @@ impl Target {
         if name == "pipeline" {
             return Some(Target::Pipeline);
         }
-        spyral_phases::attpc::TraceFormat::ALL
+        spyral_data::attpc::TraceFormat::ALL
             .into_iter()
             .find(|f| f.name() == name)
             .map(Target::Trace)

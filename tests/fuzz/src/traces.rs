@@ -22,12 +22,12 @@ use ndarray::{Array2, ArrayD, IxDyn};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
-use spyral_phases::attpc::h5util::hard_links;
-use spyral_phases::attpc::traces::{
+use spyral_data::attpc::h5util::hard_links;
+use spyral_data::attpc::traces::{
     FRIB_CHANNELS, FRIB_TRACE_LENGTH, GET_COLUMNS, MAX_GET_ROWS, RANGE_MISSING_FACTOR,
     RANGE_MISSING_LIMIT,
 };
-use spyral_phases::attpc::{
+use spyral_data::attpc::{
     FribData, RawEvent, RunInfo, ScalerRow, TraceError, TraceFormat, TraceReader, TraceWriter,
 };
 use std::path::Path;
@@ -941,7 +941,7 @@ fn hostile_dataset(
             // A small dataset with a gigantic (compressed) chunk that exists on disk.
             let cols = if like == "get" { GET_COLUMNS } else { 8 };
             // Just over the readers' chunk limit (writing it costs the harness as much).
-            let chunk_rows = (spyral_phases::attpc::h5util::MAX_CHUNK_BYTES / (2 * cols)) + 1;
+            let chunk_rows = (spyral_data::attpc::h5util::MAX_CHUNK_BYTES / (2 * cols)) + 1;
             let ds = g
                 .new_dataset::<i16>()
                 .chunk(vec![chunk_rows, cols])

@@ -6,7 +6,7 @@
 //! # The built-in plane
 //! The default plane is the real AT-TPC pad plane exactly as Python Spyral 1.1.2 uses it by
 //! default: the centres, time corrections and scales of its 10240 pads, embedded from
-//! `phases/data/padplane.csv` (derived from the attpc-spyral 1.1.2 package's data files by
+//! `data/data/padplane.csv` (derived from the attpc-spyral 1.1.2 package's data files by
 //! `scripts/parity/derive_padplane.py`; the file header names the source). Pad gains are 1.0, as
 //! in Spyral. Beam pads are Spyral's [`LEGACY_BEAM_PADS`] (the 122 pads whose centres lie within
 //! 20 mm of the axis).

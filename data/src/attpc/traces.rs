@@ -25,7 +25,7 @@
 //! - only hard links are followed (no soft or external links: an external link can name any
 //!   path, a FIFO included).
 //!
-//! The reader returns raw integer data; signal processing lives in [`crate::signal`].
+//! The reader returns raw integer data; signal processing lives in the phases (`spyral-phases`).
 
 use super::h5util::{
     attr_i64, attr_string, attr_u64, check_read_extent, ensure_integer_dataset, hard_dataset,
