@@ -10,7 +10,7 @@ use abi_stable::{
     sabi_trait,
     sabi_trait::TD_Opaque,
     sabi_types::RRef,
-    std_types::{RNone, ROption, RSome, RStr},
+    std_types::{RNone, ROption, RSome, RStr, RString, RVec},
     StableAbi,
 };
 use std::path::PathBuf;
@@ -64,6 +64,12 @@ pub trait RunSink: Sync {
     /// Whether the host asked the phase to stop as soon as it can.
     #[sabi(last_prefix_field)]
     fn cancelled(&self) -> bool;
+    /// The names of the phases before this one in the chain, in chain order (a phase's
+    /// artifacts are in `<workspace root>/<name>`). Appended after the prefix, so plugins and
+    /// hosts built before it still load: a host without it reports no earlier phase.
+    fn earlier_phases(&self) -> RVec<RString> {
+        RVec::new()
+    }
 }
 
 /// A borrowed run sink.
@@ -144,6 +150,43 @@ impl<'a> RunContext<'a> {
     pub fn workspace(&self) -> &Workspace {
         self.workspace
     }
+    /// The names of the phases before this one in the chain, in chain order (empty when the
+    /// host does not tell, e.g. in a test with a sink that does not implement it).
+    pub fn earlier_phases(&self) -> Vec<String> {
+        self.sink
+            .earlier_phases()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+    /// The artifact folder of the earlier phase `name` (`<workspace root>/<name>`), or None when
+    /// no phase of that name comes before this one in the chain.
+    pub fn phase_artifact_dir(&self, name: &str) -> Option<PathBuf> {
+        self.earlier_phases()
+            .iter()
+            .any(|p| p == name)
+            .then(|| self.workspace.phase_dir(name))
+    }
+    /// The artifact with extension `ext` that the earlier phase `name` wrote for this call:
+    /// in a chunk, the chunk's file when it exists (the earlier phase processed the same
+    /// chunk), else the run's (`<root>/<name>/run_0001.<ext>`). None when no phase of that
+    /// name comes before this one.
+    pub fn phase_artifact_path(&self, name: &str, ext: &str) -> Option<PathBuf> {
+        let dir = self.phase_artifact_dir(name)?;
+        let ext = ext.trim_start_matches('.');
+        let run_path = dir.join(format!("{}.{ext}", crate::workspace::run_stem(self.run)));
+        Some(match self.chunk() {
+            Some(c) => {
+                let p = crate::chunk::chunk_artifact_path(&dir, self.run, c.events, ext);
+                if p.exists() {
+                    p
+                } else {
+                    run_path
+                }
+            }
+            None => run_path,
+        })
+    }
     /// Reports that `done` of `total` items are finished.
     pub fn progress(&self, done: u64, total: u64) {
         self.sink.progress(done, total);
@@ -213,5 +256,72 @@ impl RunSink for NullSink {
     fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
     fn cancelled(&self) -> bool {
         false
+    }
+}
+
+/// A sink that discards progress and logs and names the earlier phases of a chain: runs a phase
+/// outside the host (tests, tools) with [`RunContext::phase_artifact_path`] working.
+#[derive(Debug, Default)]
+pub struct ChainSink {
+    /// The phases before the one being run, in chain order.
+    pub earlier: Vec<String>,
+}
+
+impl RunSink for ChainSink {
+    fn progress(&self, _done: u64, _total: u64) {}
+    fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+    fn earlier_phases(&self) -> RVec<RString> {
+        self.earlier
+            .iter()
+            .map(|s| RString::from(s.as_str()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn earlier_phases_by_name() {
+        let ws = Workspace::new(Path::new("/w"), Path::new("/t"), "Gate");
+        let sink = ChainSink {
+            earlier: vec!["Pointcloud".into(), "Cluster".into()],
+        };
+        let ctx = RunContext::new(7, 1, &ws, &sink);
+        assert_eq!(ctx.earlier_phases(), ["Pointcloud", "Cluster"]);
+        assert_eq!(
+            ctx.phase_artifact_path("Pointcloud", ".h5"),
+            Some(PathBuf::from("/w/Pointcloud/run_0007.h5"))
+        );
+        assert_eq!(
+            ctx.phase_artifact_dir("Cluster"),
+            Some(PathBuf::from("/w/Cluster"))
+        );
+        // Neither a later phase nor the phase itself nor an unknown name.
+        assert_eq!(ctx.phase_artifact_path("Gate", "h5"), None);
+        assert_eq!(ctx.phase_artifact_path("Estimation", "h5"), None);
+        // A chunk whose earlier chunk file is missing falls back to the run's file.
+        let chunked = RunContext::new(7, 1, &ws, &sink).with_chunk(Chunk {
+            events: EventRange::new(0, 9),
+            index: 0,
+            count: 2,
+        });
+        assert_eq!(
+            chunked.phase_artifact_path("Pointcloud", "h5"),
+            Some(PathBuf::from("/w/Pointcloud/run_0007.h5"))
+        );
+    }
+
+    #[test]
+    fn a_sink_without_the_method_reports_no_earlier_phase() {
+        let ws = Workspace::new(Path::new("/w"), Path::new("/t"), "Gate");
+        let ctx = RunContext::new(1, 1, &ws, &NullSink);
+        assert!(ctx.earlier_phases().is_empty());
+        assert_eq!(ctx.phase_artifact_path("Pointcloud", "h5"), None);
     }
 }

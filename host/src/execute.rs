@@ -14,7 +14,7 @@ use crate::locks;
 use crate::protocol::{ErrorInfo, Job, Part, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg};
 use crate::provenance::{self, Decision, Identity, RecordRead, RecordStatus};
 use crate::worker::{cpu_seconds, epoch_seconds, peak_rss_kib, Outbox};
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{RStr, RString, RVec};
 use spyral_core::{LogLevel, PhaseErrorKind, PhaseResult, RunContext, RunSink};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,8 @@ struct Sink<'a> {
     last: Mutex<Instant>,
     total: AtomicU64,
     phase: &'a str,
+    /// The names of the phases before this one in the chain.
+    earlier: &'a [String],
 }
 
 impl RunSink for Sink<'_> {
@@ -59,6 +61,12 @@ impl RunSink for Sink<'_> {
     }
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+    fn earlier_phases(&self) -> RVec<RString> {
+        self.earlier
+            .iter()
+            .map(|n| RString::from(n.as_str()))
+            .collect()
     }
 }
 
@@ -284,7 +292,8 @@ pub fn process_unit(
     // The last active phase of this unit that ran (its outputs are new): every later active
     // phase reruns too, the rule `spyral status` predicts with.
     let mut upstream: Option<String> = None;
-    for c in chain {
+    let names: Vec<String> = chain.iter().map(|c| c.name.clone()).collect();
+    for (k, c) in chain.iter().enumerate() {
         let ws = c.workspace();
         if failure.is_some() {
             phase_done(record_of(
@@ -410,6 +419,7 @@ pub fn process_unit(
             last: Mutex::new(Instant::now()),
             total: AtomicU64::new(0),
             phase: &c.name,
+            earlier: &names[..k],
         };
         let mut ctx = RunContext::new(run, seed, &ws, &sink);
         if let Some(ch) = chunk {

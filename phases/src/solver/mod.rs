@@ -39,7 +39,7 @@ pub mod config;
 pub mod distance;
 pub mod fit;
 pub mod interp;
-pub mod io;
+pub use spyral_data::artifacts::estimation as io;
 pub mod mesh;
 pub mod npy;
 pub mod ode;

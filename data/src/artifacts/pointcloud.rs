@@ -1,0 +1,216 @@
+//! The Pointcloud artifact (`Pointcloud/run_NNNN.h5`), Spyral's layout so h5py scripts work
+//! unchanged: `/cloud` (attributes `min_event`, `max_event`, int64), `/cloud/cloud_<event>`
+//! float64 `(N, 8)` with columns [`CLOUD_COLUMN_NAMES`] (x, y, z in mm; amplitude and integral in
+//! ADC units; pad number; time bucket; scale) and attributes `orig_run`, `orig_event` (int64) and
+//! [`IC_ATTRS`] (float64, -1 when the event has no ion-chamber peak).
+//!
+//! [`CloudWriter`] writes it (through a temporary name, renamed when complete), [`CloudFile`]
+//! reads it back event by event.
+
+use crate::attpc::h5util;
+use ndarray::Array2;
+use spyral_core::{PartialFile, PhaseError};
+use std::path::{Path, PathBuf};
+
+/// Number of columns of a point-cloud row.
+pub const CLOUD_COLUMNS: usize = 8;
+/// The file name suffix of the point-cloud artifact (`run_0001.h5`).
+pub const CLOUD_SUFFIX: &str = ".h5";
+/// The file name suffix of the scaler table (`run_0001_scaler.parquet`, columns `event` and the
+/// scaler names of [`crate::attpc::SCALER_NAMES`], int64).
+pub const SCALER_SUFFIX: &str = "_scaler.parquet";
+/// The file name suffix of the gated IC count (`run_0001_gated_ic_scaler.txt`).
+pub const GATED_SUFFIX: &str = "_gated_ic_scaler.txt";
+/// The ion-chamber attributes of a cloud dataset, in the order they are written.
+pub const IC_ATTRS: [&str; 4] = [
+    "ic_amplitude",
+    "ic_integral",
+    "ic_centroid",
+    "ic_multiplicity",
+];
+/// The names of the columns of a point-cloud row, in order.
+pub const CLOUD_COLUMN_NAMES: [&str; CLOUD_COLUMNS] = [
+    "x",
+    "y",
+    "z",
+    "amplitude",
+    "integral",
+    "pad",
+    "time_bucket",
+    "scale",
+];
+
+/// One event of the point-cloud artifact: `/cloud/cloud_<id>` and its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudRecord {
+    /// The event id.
+    pub id: u64,
+    /// Rows `[x, y, z, amplitude, integral, pad, time bucket, scale]`.
+    pub cloud: Array2<f64>,
+    /// `orig_run`.
+    pub orig_run: i64,
+    /// `orig_event`.
+    pub orig_event: i64,
+    /// `ic_amplitude`, `ic_integral`, `ic_centroid`, `ic_multiplicity` ([`IC_ATTRS`]; -1 when
+    /// the event has no usable ion-chamber peak).
+    pub ic: [f64; 4],
+}
+
+/// Writes a point-cloud artifact (whole run, chunk, or merged chunks: the same calls in the
+/// same order give the same bytes). Create, [`write`](CloudWriter::write) events in id order,
+/// [`finish`](CloudWriter::finish).
+pub struct CloudWriter {
+    // Field order matters: the HDF5 objects close before the partial file is cleaned up.
+    group: hdf5::Group,
+    file: hdf5::File,
+    out: PartialFile,
+    dest: PathBuf,
+}
+
+impl CloudWriter {
+    /// Creates `dest` (through a temporary name) with `/cloud` and its `min_event`,
+    /// `max_event` attributes.
+    pub fn create(dest: &Path, min_event: i64, max_event: i64) -> Result<Self, PhaseError> {
+        let out = PartialFile::new(dest)?;
+        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
+        let file = hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(out.path())
+            .map_err(|e| err("create", e))?;
+        let group = h5util::create_group(&file, "cloud").map_err(|e| err("cloud", e))?;
+        h5util::write_attr(&group, "min_event", &min_event).map_err(|e| err("min_event", e))?;
+        h5util::write_attr(&group, "max_event", &max_event).map_err(|e| err("max_event", e))?;
+        Ok(CloudWriter {
+            group,
+            file,
+            out,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Writes one event.
+    pub fn write(&self, r: &CloudRecord) -> Result<(), PhaseError> {
+        let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
+        let name = format!("cloud_{}", r.id);
+        let ds = h5util::dataset_builder(&self.group)
+            .with_data(&r.cloud)
+            .create(name.as_str())
+            .map_err(|e| err(&name, e))?;
+        h5util::write_attr(&ds, "orig_run", &r.orig_run).map_err(|e| err("orig_run", e))?;
+        h5util::write_attr(&ds, "orig_event", &r.orig_event).map_err(|e| err("orig_event", e))?;
+        for (k, v) in IC_ATTRS.iter().zip(&r.ic) {
+            h5util::write_attr(&ds, k, v).map_err(|e| err(k, e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file and renames it to its final name.
+    pub fn finish(self) -> Result<PathBuf, PhaseError> {
+        let CloudWriter {
+            group,
+            file,
+            out,
+            dest,
+        } = self;
+        drop(group);
+        file.close().map_err(|e| h5_error(&dest, "close", e))?;
+        out.commit()
+    }
+}
+
+fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
+    PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
+}
+
+/// A point-cloud artifact opened for reading its events back (to merge chunks).
+pub struct CloudFile {
+    path: PathBuf,
+    group: hdf5::Group,
+    _file: hdf5::File,
+    /// `min_event` and `max_event` of `/cloud`.
+    pub range: (i64, i64),
+    /// The event ids of its `cloud_<id>` datasets, sorted.
+    pub ids: Vec<u64>,
+}
+
+impl CloudFile {
+    /// Opens `path` and lists its events.
+    pub fn open(path: &Path) -> Result<Self, PhaseError> {
+        let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", path.display()));
+        let file = hdf5::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let group = file
+            .group("cloud")
+            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
+        let bound = |name: &str| -> Result<i64, PhaseError> {
+            h5util::attr_i64(&group, name)
+                .map_err(|e| bad(format!("/cloud: {e}")))?
+                .ok_or_else(|| bad(format!("/cloud has no `{name}` attribute")))
+        };
+        let range = (bound("min_event")?, bound("max_event")?);
+        let mut ids: Vec<u64> = group
+            .member_names()
+            .map_err(|e| bad(format!("/cloud: cannot list: {e}")))?
+            .iter()
+            .filter_map(|n| n.strip_prefix("cloud_").and_then(|i| i.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        Ok(CloudFile {
+            path: path.to_path_buf(),
+            group,
+            _file: file,
+            range,
+            ids,
+        })
+    }
+
+    /// Every event, in id order.
+    pub fn events(&self) -> impl Iterator<Item = Result<CloudRecord, PhaseError>> + '_ {
+        self.ids.iter().map(|&id| self.read(id))
+    }
+
+    /// Reads event `id` back.
+    pub fn read(&self, id: u64) -> Result<CloudRecord, PhaseError> {
+        let name = format!("cloud_{id}");
+        let bad = |what: String| {
+            PhaseError::invalid_input(format!("{}: /cloud/{name}: {what}", self.path.display()))
+        };
+        let ds = self
+            .group
+            .dataset(&name)
+            .map_err(|e| bad(format!("cannot open: {e}")))?;
+        let cloud = ds
+            .read_2d::<f64>()
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
+        // The attributes are read as this module writes them (i64 and f64), by name: no
+        // listing, no conversion.
+        let int = |n: &str| -> Result<i64, PhaseError> {
+            ds.attr(n)
+                .and_then(|a| a.read_scalar::<i64>())
+                .map_err(|e| bad(format!("attribute `{n}`: {e}")))
+        };
+        let mut ic = [0.0; 4];
+        for (v, n) in ic.iter_mut().zip(IC_ATTRS) {
+            *v = ds
+                .attr(n)
+                .and_then(|a| a.read_scalar::<f64>())
+                .map_err(|e| bad(format!("attribute `{n}`: {e}")))?;
+        }
+        Ok(CloudRecord {
+            id,
+            cloud,
+            orig_run: int("orig_run")?,
+            orig_event: int("orig_event")?,
+            ic,
+        })
+    }
+}
+
+impl std::fmt::Debug for CloudFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudFile")
+            .field("path", &self.path)
+            .field("range", &self.range)
+            .field("events", &self.ids.len())
+            .finish()
+    }
+}
