@@ -24,7 +24,7 @@ use spyral_data::schemas::{
     ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS, SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS,
 };
 use spyral_data::table::Table;
-use spyral_phases::physics::{EnergyLossTable, GasTarget, Nucleus};
+use spyral_phases::physics::{GasTarget, Nucleus};
 use spyral_phases::solver::interp::{CachedInterpolator, MeshGrid};
 use spyral_phases::solver::mesh::{self, MeshParameters, StopReason, TrackModel};
 use spyral_phases::solver::ode::Dopri5;
@@ -222,7 +222,7 @@ fn lorentz_mesh_matches_scipy() {
 #[test]
 fn energy_loss_stops_tracks_at_the_physics_range() {
     let gas = deuterium();
-    let table = EnergyLossTable::new(&proton(), &gas).unwrap();
+    let table = mesh::energy_loss_table(&proton(), &gas).unwrap();
     let p = MeshParameters {
         electric_field: 0.0,
         ..small_params()

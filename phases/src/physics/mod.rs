@@ -7,10 +7,12 @@
 //! - [`stopping`]: electronic stopping powers (Bethe–Bloch at high energy, a fitted
 //!   Andersen–Ziegler-style form at low energy, effective charges for ions) and the
 //!   [`EnergyLossTable`] (dE/dx and range per projectile and gas, interpolated);
+//! - [`catima_table`]: catima's stopping powers of light ions, tabulated, for the trajectory mesh;
 //! - [`constants`]: the physical constants they share.
 //!
 //! These building blocks are shared by the run simulator and the trajectory-mesh solver.
 
+pub mod catima_table;
 pub mod constants;
 pub mod gas;
 pub mod nuclear;

@@ -198,15 +198,32 @@ pub struct EnergyLossTable {
 impl EnergyLossTable {
     /// Builds the table for `projectile` in `gas`.
     pub fn new(projectile: &Nucleus, gas: &GasTarget) -> Result<Self, PhysicsError> {
-        let fits = gas
-            .elements()
+        let fits = Self::fits(gas)?;
+        Self::from_stopping(projectile, gas, |t| {
+            fits.iter()
+                .map(|(f, a, w)| w * dedx_with_fit(projectile, t, f, *a))
+                .sum::<f64>()
+        })
+    }
+
+    fn fits(gas: &GasTarget) -> Result<Vec<(&'static ElementFit, f64, f64)>, PhysicsError> {
+        gas.elements()
             .iter()
             .map(|e| {
                 fit_for(e.z)
                     .map(|f| (f, e.atomic_mass_u, e.mass_fraction))
                     .ok_or(PhysicsError::NoStoppingData(e.z))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+    }
+
+    /// Builds the table for `projectile` in `gas` from another mass stopping power
+    /// `dedx(ke_mev)` (MeV cm²/g), e.g. catima's tabulated one.
+    pub fn from_stopping(
+        projectile: &Nucleus,
+        gas: &GasTarget,
+        stopping: impl Fn(f64) -> f64,
+    ) -> Result<Self, PhysicsError> {
         if !(projectile.mass_mev > 0.0 && projectile.z > 0) {
             return Err(PhysicsError::InvalidGas(format!(
                 "projectile {projectile} has no charge or mass; it loses no energy"
@@ -219,14 +236,7 @@ impl EnergyLossTable {
         let ke: Vec<f64> = (0..TABLE_POINTS)
             .map(|i| (ln_ke_min + dln * i as f64).exp())
             .collect();
-        let dedx: Vec<f64> = ke
-            .iter()
-            .map(|&t| {
-                fits.iter()
-                    .map(|(f, a, w)| w * dedx_with_fit(projectile, t, f, *a))
-                    .sum::<f64>()
-            })
-            .collect();
+        let dedx: Vec<f64> = ke.iter().map(|&t| stopping(t)).collect();
         if dedx.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(PhysicsError::InvalidGas(
                 "stopping power is not positive everywhere".into(),
