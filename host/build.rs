@@ -19,9 +19,9 @@ use std::path::{Component, Path, PathBuf};
 use toml_edit::{DocumentMut, InlineTable, Item, Value};
 
 /// The SDK crates, by folder in the workspace, in dependency order. Adding a crate is one line.
-const SDK_CRATES: &[&str] = &["core"];
+const SDK_CRATES: &[&str] = &["core", "data"];
 /// The plugin `spyral new-phase` copies (its dependencies are resolved here too).
-const TEMPLATE: &str = "plugins/template";
+const TEMPLATE: &str = "plugins/charge-sum";
 
 fn main() {
     let manifest_dir =

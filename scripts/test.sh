@@ -20,7 +20,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
 echo "== cargo publish --dry-run: the plugin SDK crates package and build from their .crate files alone"
-cargo publish --dry-run --locked -p spyral-core
+cargo publish --dry-run --locked -p spyral-core -p spyral-data
 echo "== SLURM end-to-end test (one-node cluster on this machine)"
 scripts/slurm-cluster.sh start
 trap 'scripts/slurm-cluster.sh stop' EXIT

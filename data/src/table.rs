@@ -109,6 +109,22 @@ impl Table {
         self.columns.first().map(|(_, c)| c.len()).unwrap_or(0)
     }
 
+    /// Int64 column `name`, or None when the table has no Int64 column of that name.
+    pub fn int(&self, name: &str) -> Option<&[i64]> {
+        self.columns.iter().find_map(|(n, c)| match c {
+            Column::I64(v) if n == name => Some(v.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// Float64 column `name`, or None when the table has no Float64 column of that name.
+    pub fn float(&self, name: &str) -> Option<&[f64]> {
+        self.columns.iter().find_map(|(n, c)| match c {
+            Column::F64(v) if n == name => Some(v.as_slice()),
+            _ => None,
+        })
+    }
+
     /// Appends to Int64 column `name`.
     pub fn push_i64(&mut self, name: &str, v: i64) {
         if let Some((_, Column::I64(c))) = self.columns.iter_mut().find(|(n, _)| n == name) {

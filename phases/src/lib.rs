@@ -1,11 +1,12 @@
-//! # spyral-phases: the default AT-TPC phases and data layer
+//! # spyral-phases: the default AT-TPC phases
+//!
+//! Their data access (trace formats, pad plane, detector parameters, artifact readers and
+//! writers, parquet tables, schemas) is `spyral-data`, the crate plugins use too; `attpc`,
+//! `table` and `schemas` are re-exported here for older importers.
 //!
 //! - [`signal`]: trace signal processing (baseline removal, scipy-compatible peak finding);
-//! - [`attpc`]: the AT-TPC data layer (trace file formats, pad plane, detector parameters);
 //! - [`physics`]: nuclear masses, gas targets, stopping powers (shared by simulator and solver);
 //! - [`sim`]: the run simulator used by demos, tests and benchmarks;
-//! - [`table`]: parquet tables with Spyral's column names and types;
-//! - [`schemas`]: the result schemas of the default phases;
 //! - [`chunking`]: what the phases share to process runs in event chunks and merge them;
 //! - [`garfield`]: the optional Garfield electron-drift correction used by Pointcloud;
 //! - the phases: [`pointcloud`], [`cluster`], [`estimation`], [`solver`].

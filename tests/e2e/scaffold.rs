@@ -143,7 +143,12 @@ fn a_phase_scaffolded_by_a_copied_binary_builds_and_runs_after_pointcloud() {
     );
     assert_outside_repo(&krate.join("Cargo.lock"));
     let lock = std::fs::read_to_string(krate.join("Cargo.lock")).unwrap();
-    assert!(lock.contains("name = \"gate\"") && lock.contains("name = \"spyral-core\""));
+    assert!(
+        lock.contains("name = \"gate\"")
+            && lock.contains("name = \"spyral-core\"")
+            && lock.contains("name = \"spyral-data\""),
+        "{lock}"
+    );
     // Copy the library out of the shared target folder (another test may build there).
     let lib = m.root.join("libgate.so");
     std::fs::copy(target.join("debug/libgate.so"), &lib).expect("the plugin library");
@@ -158,7 +163,7 @@ fn a_phase_scaffolded_by_a_copied_binary_builds_and_runs_after_pointcloud() {
         &pipeline,
         format!(
             "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 2\nplugins: [{}]\n\
-             phases:\n  - kind: pointcloud\n  - kind: gate\n    config: {{input_artifact: pointcloud}}\n",
+             phases:\n  - kind: pointcloud\n  - kind: gate\n    config: {{input_phase: Pointcloud, min_points: 1}}\n",
             lib.display()
         ),
     )
@@ -171,12 +176,23 @@ fn a_phase_scaffolded_by_a_copied_binary_builds_and_runs_after_pointcloud() {
         String::from_utf8_lossy(&out.stdout)
     );
     m.spyral(&["run", p, "--no-display"]);
-    let cloud = std::fs::metadata(m.root.join("ws/Pointcloud/run_0001.h5"))
-        .expect("Pointcloud's artifact")
-        .len();
-    let art = std::fs::read_to_string(m.root.join("ws/Gate/run_0001.json")).expect("gate output");
-    let art: serde_json::Value = serde_json::from_str(&art).unwrap();
-    assert_eq!(art["run"], 1, "{art}");
-    assert_eq!(art["input_bytes"], cloud, "{art}");
+    // The generated charge gate read Pointcloud's artifact by phase name: one row per event
+    // with at least one point in its z window, sums equal to the clouds'.
+    let clouds = spyral_data::artifacts::CloudFile::open(&m.root.join("ws/Pointcloud/run_0001.h5"))
+        .expect("Pointcloud's artifact");
+    let gate = spyral_data::table::Table::read_parquet(&m.root.join("ws/Gate/run_0001.parquet"))
+        .expect("gate output");
+    let events = gate.int("event").expect("event column");
+    assert!(!events.is_empty(), "{gate:?}");
+    let first = clouds.read(events[0] as u64).unwrap();
+    let inside: Vec<_> = first
+        .cloud
+        .rows()
+        .into_iter()
+        .filter(|r| (0.0..=1000.0).contains(&r[2]))
+        .collect();
+    assert_eq!(gate.int("points").unwrap()[0], inside.len() as i64);
+    let amplitude: f64 = inside.iter().map(|r| r[3]).sum();
+    assert_eq!(gate.float("total_amplitude").unwrap()[0], amplitude);
     step(&mut t, "simulate, validate, run");
 }
