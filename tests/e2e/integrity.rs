@@ -120,7 +120,8 @@ fn workers_run_the_validated_chain_even_if_the_file_is_edited() {
 #[test]
 fn a_rebuilt_plugin_with_the_same_version_makes_its_results_stale() {
     let sb = Sandbox::new();
-    sb.trace(1, 700);
+    // The generated phase is a charge gate over Pointcloud's clouds.
+    sb.simulated(1, 8, 3);
     let sdk = sb.path().join("sdk");
     let out = sb.spyral_env(
         &["new-phase", "rebuilt", "--dir", "plugins"],
@@ -158,22 +159,19 @@ fn a_rebuilt_plugin_with_the_same_version_makes_its_results_stale() {
     let p = sb.file(
         "p.yaml",
         &format!(
-            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 1\nplugins: [{}]\nphases:\n  - kind: rebuilt\n",
+            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 1\nplugins: [{}]\nphases:\n  - kind: pointcloud\n  - kind: rebuilt\n    config: {{min_points: 1}}\n",
             lib.display()
         ),
     );
     assert_eq!(sb.spyral(&["run", p.to_str().unwrap()]).code, Some(0));
-    let before = std::fs::read_to_string(sb.ws().join("Rebuilt/run_0001.json")).unwrap();
+    let before = std::fs::read(sb.ws().join("Rebuilt/run_0001.parquet")).unwrap();
     assert_eq!(status_states(&sb, &p)[&(1, "Rebuilt".into())], "current");
     // Same crate, same version, different code.
     let src = krate.join("src/lib.rs");
     let code = std::fs::read_to_string(&src).unwrap();
-    assert!(code.contains("0xcbf2_9ce4_8422_2325"));
-    std::fs::write(
-        &src,
-        code.replace("0xcbf2_9ce4_8422_2325", "0x0000_0000_0000_0001"),
-    )
-    .unwrap();
+    let sum = "table.push_f64(\"total_amplitude\", sum(3));";
+    assert!(code.contains(sum), "{code}");
+    std::fs::write(&src, code.replace(sum, &sum.replace("sum(3)", "sum(4)"))).unwrap();
     build();
     std::fs::copy(target.join("debug/librebuilt.so"), &lib).unwrap();
     let out = sb.spyral(&["status", p.to_str().unwrap()]);
@@ -185,11 +183,11 @@ fn a_rebuilt_plugin_with_the_same_version_makes_its_results_stale() {
     );
     let out = sb.spyral(&["run", p.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let ph = &run_record(&sb.report(), 1)["phases"][0];
+    let ph = &run_record(&sb.report(), 1)["phases"][1];
     assert_eq!(ph["status"], "ok", "{ph}");
     assert_eq!(ph["reason"]["why"], "stale", "{ph}");
     assert_eq!(ph["reason"]["reason"], "plugin-changed", "{ph}");
-    let after = std::fs::read_to_string(sb.ws().join("Rebuilt/run_0001.json")).unwrap();
+    let after = std::fs::read(sb.ws().join("Rebuilt/run_0001.parquet")).unwrap();
     assert_ne!(before, after);
 }
 
