@@ -318,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn in_a_chunk_the_earlier_phase_chunk_file_is_preferred() {
+        let dir = std::env::temp_dir().join(format!("spyral-ctx-{}", std::process::id()));
+        let ws = Workspace::new(&dir, Path::new("/t"), "Gate");
+        let sink = ChainSink {
+            earlier: vec!["Pointcloud".into()],
+        };
+        let events = EventRange::new(0, 9);
+        let chunk_file =
+            crate::chunk::chunk_artifact_path(&dir.join("Pointcloud"), 7, events, "h5");
+        std::fs::create_dir_all(chunk_file.parent().unwrap()).unwrap();
+        std::fs::write(&chunk_file, b"").unwrap();
+        let ctx = RunContext::new(7, 1, &ws, &sink).with_chunk(Chunk {
+            events,
+            index: 0,
+            count: 2,
+        });
+        let found = ctx.phase_artifact_path("Pointcloud", "h5");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, Some(chunk_file));
+    }
+
+    #[test]
     fn a_sink_without_the_method_reports_no_earlier_phase() {
         let ws = Workspace::new(Path::new("/w"), Path::new("/t"), "Gate");
         let ctx = RunContext::new(1, 1, &ws, &NullSink);
