@@ -144,7 +144,7 @@ crate-type = ["cdylib"]
     let readme = format!(
         "# {name}\n\nA Spyral-rs phase plugin (kind `{name}`, default name `{camel}`).\n\n\
          ```sh\ncargo build --release\nspyral plugins target/release/lib{libname}.so\n```\n\n\
-         Use it in a pipeline:\n\n```yaml\nplugins: [{name}/target/release/lib{libname}.so]\nphases:\n  - kind: {name}\n    config: {{input_phase: Pointcloud, min_points: 10}}\n```\n"
+         Use it in a pipeline:\n\n```yaml\nplugins: [{name}/target/release/lib{libname}.so]\nphases:\n  - kind: pointcloud\n  - kind: {name}\n    config: {{input_phase: Pointcloud, min_points: 10}}\n```\n"
     );
     let write = |path: PathBuf, text: &str| -> Result<(), ScaffoldError> {
         if let Some(p) = path.parent() {
