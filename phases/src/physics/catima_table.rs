@@ -154,7 +154,7 @@ mod tests {
         let d = Nucleus::new(1, 2).unwrap();
         let s = CatimaStopping::new(&d, &gas).expect("tabulated");
         for (t_u, want) in [
-            (0.0375, 1113.412_685_9),
+            (0.0375, 1_113.412_685_9),
             (0.7, 441.252_979_3),
             (2.8, 149.616_726_9),
             (12.3, 43.448_511_7),
