@@ -56,7 +56,9 @@ pub use chunk::{Chunk, EventRange};
 pub use context::{LogLevel, Progress, RunContext, RunSink};
 pub use error::{PhaseError, PhaseErrorKind};
 pub use phase::{Phase, PhaseAdapter, PhaseBox, PhaseLike};
-pub use plugin::{kind, PhaseFactory, PluginInfo, PluginModRef, CORE_VERSION, RUSTC_VERSION};
+pub use plugin::{
+    kind, kind_with_schema, PhaseFactory, PluginInfo, PluginModRef, CORE_VERSION, RUSTC_VERSION,
+};
 pub use result::PhaseResult;
 pub use schema::ResultSchema;
 pub use shared::{ElementType, SharedAllocator, SharedSegment};
@@ -65,9 +67,9 @@ pub use workspace::{run_stem, PartialFile, Workspace};
 /// Everything a phase implementation usually needs.
 pub mod prelude {
     pub use crate::{
-        config, kind, run_stem, Chunk, ElementType, EventRange, LogLevel, PartialFile, Phase,
-        PhaseError, PhaseErrorKind, PhaseFactory, PhaseResult, Progress, ResultSchema, RunContext,
-        SharedAllocator, SharedSegment, Workspace,
+        config, kind, kind_with_schema, run_stem, Chunk, ElementType, EventRange, LogLevel,
+        PartialFile, Phase, PhaseError, PhaseErrorKind, PhaseFactory, PhaseResult, Progress,
+        ResultSchema, RunContext, SharedAllocator, SharedSegment, Workspace,
     };
 }
 
@@ -79,7 +81,9 @@ pub mod __private {
         RootModuleResult,
     };
     pub use abi_stable::prefix_type::PrefixTypeTrait;
-    pub use abi_stable::std_types::{RResult, RStr};
+    pub use abi_stable::std_types::{ROption, RResult, RStr, RString};
 }
 
 pub use abi_stable;
+/// The `schemars` a config's JSON Schema is derived with (see [`plugin::kind_with_schema`]).
+pub use schemars;

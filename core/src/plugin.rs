@@ -1,9 +1,15 @@
 //! The root module of a plugin library and the [`export_plugin!`](crate::export_plugin) macro.
 //!
 //! Every plugin `cdylib` exports one [`PluginMod`]: its versions, the phase kinds it provides
-//! (with a description and default configuration) and a constructor. abi_stable checks the
-//! layout of this module and of everything reachable from it when the host loads the library,
-//! and refuses a library built against an incompatible core.
+//! (with a description and default configuration), a constructor and, since 0.2 without a
+//! layout break, a JSON Schema of each kind's configuration. abi_stable checks the layout of
+//! this module and of everything reachable from it when the host loads the library, and refuses
+//! a library built against an incompatible core.
+//!
+//! The configuration schema is generated with `schemars` from the config struct
+//! ([`kind_with_schema`]): the doc comment of each field becomes its `description`, and its
+//! `Default` value its `default`. By convention a physical quantity ends its doc comment with
+//! `Unit: <unit>.` (e.g. `Unit: mm.`), which `spyral plugins --doc KIND` shows in a column.
 
 use crate::{
     bridge::HostBridgeBox,
@@ -16,7 +22,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings,
     sabi_types::VersionStrings,
-    std_types::{RErr, RResult, RStr, RString, RVec},
+    std_types::{RErr, RNone, ROption, RResult, RSome, RStr, RString, RVec},
     StableAbi,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -73,6 +79,11 @@ pub struct PluginMod {
         name: RStr<'_>,
         config: RStr<'_>,
     ) -> RResult<PhaseBox, PhaseError>,
+    /// The JSON Schema (text) of `kind`'s configuration, or none when the kind declares none.
+    /// Appended after the prefix: libraries built before it still load, and the accessor
+    /// returns `None` for them (as abi_stable's prefix types allow).
+    #[sabi(missing_field(option))]
+    pub config_schema: extern "C" fn(kind: RStr<'_>) -> ROption<RString>,
 }
 
 impl RootModule for PluginModRef {
@@ -95,6 +106,8 @@ pub struct KindDecl {
     pub default_config: fn() -> String,
     /// Makes the phase from its name, kind and JSON config text.
     pub construct: fn(name: &str, kind: &str, config: &str) -> Result<PhaseBox, PhaseError>,
+    /// The JSON Schema of the configuration as JSON text (set by [`kind_with_schema`]).
+    pub config_schema: Option<fn() -> String>,
 }
 
 /// A phase type built from a typed configuration.
@@ -135,6 +148,37 @@ pub const fn kind<P: PhaseFactory>(
         description,
         default_config: default_config_of::<P>,
         construct: construct_of::<P>,
+        config_schema: None,
+    }
+}
+
+fn config_schema_of<C: schemars::JsonSchema>() -> String {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<C>();
+    serde_json::to_string(&schema).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+}
+
+/// Like [`kind`], and the kind also describes its configuration: a JSON Schema generated from
+/// `P::Config` (doc comments become descriptions, end one with `Unit: mm.` for a quantity;
+/// defaults come from `Default`), shown by `spyral plugins --doc KIND` and merged into
+/// `spyral schema`. Derive it with `#[derive(spyral_core::schemars::JsonSchema)]` and
+/// `#[schemars(crate = "spyral_core::schemars")]` (or a direct `schemars` 1 dependency).
+pub const fn kind_with_schema<P: PhaseFactory>(
+    kind: &'static str,
+    default_name: &'static str,
+    description: &'static str,
+) -> KindDecl
+where
+    P::Config: schemars::JsonSchema,
+{
+    KindDecl {
+        kind,
+        default_name,
+        description,
+        default_config: default_config_of::<P>,
+        construct: construct_of::<P>,
+        config_schema: Some(config_schema_of::<P::Config>),
     }
 }
 
@@ -170,6 +214,23 @@ impl PluginDecl {
                     .into(),
                 })
                 .collect(),
+        }
+    }
+
+    /// The JSON Schema text of `kind`'s configuration (None: unknown kind, no schema declared,
+    /// or generating it panicked).
+    pub fn config_schema(&self, kind: &str) -> ROption<RString> {
+        let Some(make) = self
+            .kinds
+            .iter()
+            .find(|k| k.kind == kind)
+            .and_then(|k| k.config_schema)
+        else {
+            return RNone;
+        };
+        match crate::phase::guard("config_schema", || Ok(make())).into_result() {
+            Ok(s) => RSome(s.into()),
+            Err(_) => RNone,
         }
     }
 
@@ -227,11 +288,17 @@ macro_rules! export_plugin {
             ) -> $crate::__private::RResult<$crate::phase::PhaseBox, $crate::error::PhaseError> {
                 SPYRAL_PLUGIN_DECL.new_phase(kind.as_str(), name.as_str(), config.as_str())
             }
+            extern "C" fn __spyral_config_schema(
+                kind: $crate::__private::RStr<'_>,
+            ) -> $crate::__private::ROption<$crate::__private::RString> {
+                SPYRAL_PLUGIN_DECL.config_schema(kind.as_str())
+            }
             use $crate::__private::PrefixTypeTrait as _;
             $crate::plugin::PluginMod {
                 info: __spyral_info,
                 install_bridge: __spyral_install_bridge,
                 new_phase: __spyral_new_phase,
+                config_schema: __spyral_config_schema,
             }
             .leak_into_prefix()
         }

@@ -33,6 +33,7 @@ pub mod plugin_host;
 pub mod plugins;
 pub mod protocol;
 pub mod provenance;
+pub mod reference;
 pub mod report;
 pub mod runs;
 pub mod scaffold;

@@ -63,9 +63,27 @@ enum Cmd {
     /// With no PATH: the built-in phases, SPYRAL_PLUGIN_PATH and the executable's folder.
     ///
     /// Example: spyral plugins target/release/libtemplate.so
+    /// Example: spyral plugins --doc cluster   (every field: type, default, unit, meaning)
     Plugins {
         /// Library files or folders.
         paths: Vec<PathBuf>,
+        /// Print the manual of phase kind KIND: every configuration field with its type,
+        /// default, unit and meaning.
+        #[arg(long, value_name = "KIND")]
+        doc: Option<String>,
+    },
+    /// Write a JSON Schema of the pipeline file (top-level keys and each known kind's `config`)
+    /// for editors: put `# yaml-language-server: $schema=spyral-pipeline.schema.json` at the top
+    /// of a pipeline.
+    ///
+    /// Example: spyral schema --out spyral-pipeline.schema.json
+    Schema {
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Extra plugin library files or folders whose kinds the schema describes.
+        #[arg(long = "plugin", value_name = "PATH")]
+        plugins: Vec<PathBuf>,
     },
     /// Write a ready-to-build plugin crate for a new phase, from the template.
     ///
@@ -365,9 +383,17 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             validate(&pipeline)?;
             Ok(0)
         }
-        Cmd::Plugins { paths } => {
+        Cmd::Plugins { paths, doc } => {
             spyral_host::logs::init_stderr_logging("warn");
-            list_plugins(&paths)?;
+            match doc {
+                Some(kind) => doc_kind(&paths, &kind)?,
+                None => list_plugins(&paths)?,
+            }
+            Ok(0)
+        }
+        Cmd::Schema { out, plugins } => {
+            spyral_host::logs::init_stderr_logging("warn");
+            write_schema(out.as_deref(), &plugins)?;
             Ok(0)
         }
         Cmd::NewPhase { name, dir } => {
@@ -643,6 +669,62 @@ fn validate(path: &std::path::Path) -> Result<()> {
         .map(|c| c.name())
         .collect();
     println!("# schema chain ok: {}", active.join(" -> "));
+    Ok(())
+}
+
+/// The libraries `spyral plugins` would list (test fixtures found beside the binary left out).
+fn listed_libraries(paths: &[PathBuf]) -> Result<Vec<spyral_host::plugin_host::LibraryView>> {
+    let mut host = spyral_host::plugin_host::PluginHost::start()?;
+    let listed = host.plugins(paths);
+    host.finish();
+    let (libs, _refused) = listed?;
+    Ok(libs
+        .into_iter()
+        .filter(|l| !(l.scanned && spyral_host::plugins::is_test_library(&l.id.name)))
+        .collect())
+}
+
+/// `spyral plugins --doc KIND`: the kind's manual, or the unknown-kind error with its "did you
+/// mean".
+fn doc_kind(paths: &[PathBuf], kind: &str) -> Result<()> {
+    let libs = listed_libraries(paths)?;
+    for lib in &libs {
+        if let Some(k) = lib.kinds.iter().find(|k| k.kind == kind) {
+            let from = format!("{} {}  {}", lib.id.name, lib.id.version, lib.source);
+            print!("{}", spyral_host::reference::render_doc(k, &from)?);
+            return Ok(());
+        }
+    }
+    let mut known: Vec<String> = libs
+        .iter()
+        .flat_map(|l| l.kinds.iter().map(|k| k.kind.clone()))
+        .collect();
+    known.sort();
+    known.dedup();
+    let hint = spyral_host::plugins::closest(kind, &known)
+        .map(|k| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "unknown phase kind `{kind}`{hint}; known kinds: {}",
+        known.join(", ")
+    )
+}
+
+/// `spyral schema`: the pipeline file's JSON Schema over every kind found.
+fn write_schema(out: Option<&std::path::Path>, plugins: &[PathBuf]) -> Result<()> {
+    let libs = listed_libraries(plugins)?;
+    let kinds: Vec<_> = libs.into_iter().flat_map(|l| l.kinds).collect();
+    let schema = spyral_host::reference::pipeline_schema(&kinds);
+    let text = format!("{}\n", serde_json::to_string_pretty(&schema)?);
+    match out {
+        Some(path) => {
+            use anyhow::Context as _;
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }
 

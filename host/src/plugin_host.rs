@@ -118,6 +118,11 @@ pub struct KindView {
     pub description: String,
     /// Default configuration (JSON text).
     pub default_config: String,
+    /// JSON Schema of the configuration (JSON text); None when the library does not describe
+    /// it (a kind declared with `kind` rather than `kind_with_schema`, or a library built
+    /// before spyral-core described configurations).
+    #[serde(default)]
+    pub config_schema: Option<String>,
 }
 
 /// A library that was found but refused.
@@ -918,6 +923,7 @@ fn plugins(paths: &[PathBuf], calling: &dyn Fn(&str, &str, &str)) -> HostReply {
                     default_name: k.default_name.to_string(),
                     description: k.description.to_string(),
                     default_config: k.default_config.to_string(),
+                    config_schema: l.config_schema(k.kind.as_str()),
                 })
                 .collect(),
             scanned: l.scanned,

@@ -148,6 +148,12 @@ impl Library {
     pub fn new_phase(&self, kind: &str, name: &str, config: &str) -> Result<PhaseBox, PhaseError> {
         (self.module.new_phase())(kind.into(), name.into(), config.into()).into_result()
     }
+    /// The JSON Schema text of `kind`'s configuration, when the library describes it (None for
+    /// libraries built before spyral-core carried the `config_schema` entry point).
+    pub fn config_schema(&self, kind: &str) -> Option<String> {
+        let get = self.module.config_schema()?;
+        get(kind.into()).into_option().map(String::from)
+    }
     /// The kind info of `kind`, if this library provides it.
     pub fn kind(&self, kind: &str) -> Option<&PhaseKindInfo> {
         self.info.kinds.iter().find(|k| k.kind.as_str() == kind)

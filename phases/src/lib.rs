@@ -33,22 +33,22 @@ spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
     kinds: [
-        spyral_core::kind::<pointcloud::PointcloudPhase>(
+        spyral_core::kind_with_schema::<pointcloud::PointcloudPhase>(
             "pointcloud",
             "Pointcloud",
             "Raw GET traces to point clouds: baseline removal, peak finding, pad geometry, z calibration, IC gate",
         ),
-        spyral_core::kind::<cluster::ClusterPhase>(
+        spyral_core::kind_with_schema::<cluster::ClusterPhase>(
             "cluster",
             "Cluster",
             "Point clouds to clusters: HDBSCAN (scikit-learn semantics), LOF outlier cleaning, track direction, continuity/overlap joins",
         ),
-        spyral_core::kind::<estimation::EstimationPhase>(
+        spyral_core::kind_with_schema::<estimation::EstimationPhase>(
             "estimation",
             "Estimation",
             "Clusters to physics estimates: smoothing splines, vertex, polar/azimuthal angles, B rho, dE/dx",
         ),
-        spyral_core::kind::<solver::InterpSolverPhase>(
+        spyral_core::kind_with_schema::<solver::InterpSolverPhase>(
             "interp-solver",
             "InterpSolver",
             "Estimates to fitted tracks: ODE trajectory mesh (shared), PID and IC gates, bounded fits of B rho, angles and vertex",

@@ -55,7 +55,7 @@ pub const MAX_PEAKS_PER_TRACE: usize = 5;
 
 /// Pointcloud parameters (Spyral's GetParameters, FribParameters, DetectorParameters and
 /// PadParameters), each group with its documented defaults.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PointcloudConfig {
     /// GET trace processing.

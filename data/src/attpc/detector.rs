@@ -3,8 +3,11 @@
 //! velocity.
 //!
 //! Every struct deserializes with `#[serde(default, deny_unknown_fields)]`: a missing field takes
-//! the documented default, a misspelt one is an error that names it.
+//! the documented default, a misspelt one is an error that names it. Each also derives
+//! `schemars::JsonSchema` (its doc comments and defaults are the reference `spyral plugins --doc`
+//! prints); a quantity's doc comment ends with `Unit: <unit>.`
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -27,24 +30,24 @@ pub enum ParameterError {
 ///
 /// Defaults are Spyral's documented values: B = 2.85 T, E = 45 kV/m, a 1 m drift length, a
 /// 25 mm beam region, the micromegas at time bucket 10 and the window at 560, GET at 6.25 MHz.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorParameters {
-    /// Magnetic field along +z, in tesla.
+    /// Magnetic field along +z. Unit: T.
     pub magnetic_field: f64,
-    /// Drift electric field, in V/m.
+    /// Drift electric field. Unit: V/m.
     pub electric_field: f64,
-    /// Active (drift) length of the detector, in mm.
+    /// Active (drift) length of the detector. Unit: mm.
     pub detector_length: f64,
-    /// Radius of the beam region around the axis, in mm.
+    /// Radius of the beam region around the axis. Unit: mm.
     pub beam_region_radius: f64,
-    /// GET time bucket of the micromegas (the pad plane, z = detector_length).
+    /// GET time bucket of the micromegas (the pad plane, z = detector_length). Unit: time bucket.
     pub micromegas_time_bucket: f64,
-    /// GET time bucket of the entrance window (z = 0).
+    /// GET time bucket of the entrance window (z = 0). Unit: time bucket.
     pub window_time_bucket: f64,
-    /// GET sampling frequency, in MHz.
+    /// GET sampling frequency. Unit: MHz.
     pub get_frequency: f64,
-    /// Garfield electron-drift simulation file; `None` when no correction is configured.
+    /// Garfield electron-drift simulation file; null when no correction is configured.
     pub garfield_file_path: Option<PathBuf>,
     /// Whether the Garfield electron-drift correction is applied.
     pub do_garfield_correction: bool,
@@ -159,18 +162,18 @@ pub fn drift_velocity(
 }
 
 /// Peak-finding parameters for the GET pad traces (Spyral's `GetParameters`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GetParameters {
-    /// Width scale of the baseline low-pass filter, in time buckets.
+    /// Width scale of the baseline low-pass filter. Unit: time bucket.
     pub baseline_window_scale: f64,
-    /// Minimum distance between peaks, in time buckets.
+    /// Minimum distance between peaks. Unit: time bucket.
     pub peak_separation: f64,
-    /// Minimum peak prominence, in ADC.
+    /// Minimum peak prominence. Unit: ADC.
     pub peak_prominence: f64,
-    /// Maximum peak width, in time buckets.
+    /// Maximum peak width. Unit: time bucket.
     pub peak_max_width: f64,
-    /// Minimum peak amplitude kept, in ADC.
+    /// Minimum peak amplitude kept. Unit: ADC.
     pub peak_threshold: f64,
 }
 
@@ -188,20 +191,20 @@ impl Default for GetParameters {
 
 /// Peak-finding and ion-chamber gating parameters for the FRIBDAQ traces (Spyral's
 /// `FribParameters`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FribParameters {
-    /// Width scale of the baseline low-pass filter, in FRIB time buckets.
+    /// Width scale of the baseline low-pass filter. Unit: FRIB time bucket.
     pub baseline_window_scale: f64,
-    /// Minimum distance between peaks, in FRIB time buckets.
+    /// Minimum distance between peaks. Unit: FRIB time bucket.
     pub peak_separation: f64,
-    /// Minimum peak prominence, in ADC.
+    /// Minimum peak prominence. Unit: ADC.
     pub peak_prominence: f64,
-    /// Maximum peak width, in FRIB time buckets.
+    /// Maximum peak width. Unit: FRIB time bucket.
     pub peak_max_width: f64,
-    /// Minimum peak amplitude kept, in ADC.
+    /// Minimum peak amplitude kept. Unit: ADC.
     pub peak_threshold: f64,
-    /// IC peaks at or before this FRIB time bucket are ignored.
+    /// IC peaks at or before this FRIB time bucket are ignored. Unit: FRIB time bucket.
     pub ic_delay_time_bucket: u32,
     /// Largest IC multiplicity counted as a good (gated) event.
     pub ic_multiplicity: u32,
@@ -223,16 +226,16 @@ impl Default for FribParameters {
 
 /// Where the pad plane comes from. `None` for a path means the built-in value for that
 /// quantity (see [`crate::attpc::padmap::PadMap::load`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PadParameters {
-    /// CSV of pad centres (`x,y` in mm), one row per pad; `None` = the built-in plane (the
+    /// CSV of pad centres (`x,y` in mm), one row per pad; null = the built-in plane (the
     /// AT-TPC's, as Spyral uses it by default).
     pub pad_geometry_path: Option<PathBuf>,
-    /// CSV of per-pad time offsets (time buckets); `None` = the built-in plane's time
+    /// CSV of per-pad time offsets (time buckets); null = the built-in plane's time
     /// corrections (zero offsets for a CSV geometry without the AT-TPC's 10240 pads).
     pub pad_time_path: Option<PathBuf>,
-    /// CSV of per-pad scales (0.5 small, 1.0 big); `None` = the built-in plane's scales (needed
+    /// CSV of per-pad scales (0.5 small, 1.0 big); null = the built-in plane's scales (needed
     /// for a CSV geometry without the AT-TPC's 10240 pads).
     pub pad_scale_path: Option<PathBuf>,
 }

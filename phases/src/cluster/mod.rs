@@ -43,19 +43,19 @@ pub use spyral_data::artifacts::cluster::{
 };
 
 /// HDBSCAN parameters (Spyral's `HdbscanParameters`), README defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HdbscanParameters {
     /// `min_samples`: neighbourhood size, the point itself included, of the core distance
-    /// (default 3).
+    /// (default 3). Unit: points.
     pub min_points: usize,
     /// `min_cluster_size = max(int(min_size_scale_factor · N), min_size_lower_cutoff)` for a
     /// cloud of N points (default 0.03).
     pub min_size_scale_factor: f64,
-    /// Lower bound of `min_cluster_size` (default 10; at least 2).
+    /// Lower bound of `min_cluster_size` (default 10; at least 2). Unit: points.
     pub min_size_lower_cutoff: usize,
     /// Clusters born below this distance (in the x, y, 0.584·z space, mm) are merged into
-    /// their parent (default 10.0; 0 disables).
+    /// their parent (default 10.0; 0 disables). Unit: mm.
     pub cluster_selection_epsilon: f64,
 }
 
@@ -71,7 +71,7 @@ impl Default for HdbscanParameters {
 }
 
 /// Continuity-join parameters (Spyral's `ContinuityJoinParameters`), README defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContinuityJoinParameters {
     /// Fraction of the mean circle radius of the two clusters under which the radial gap
@@ -92,13 +92,13 @@ impl Default for ContinuityJoinParameters {
 
 /// Overlap-join parameters (Spyral's `OverlapJoinParameters`); defaults from the documented
 /// "overlap" recipe, used when `overlap_join: {}` is given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OverlapJoinParameters {
     /// Merge when the circles' intersection exceeds this fraction of the smaller circle's
     /// area (default 0.25).
     pub circle_overlap_ratio: f64,
-    /// Clusters with fewer points are never joined (default 15).
+    /// Clusters with fewer points are never joined (default 15). Unit: points.
     pub min_cluster_size_join: usize,
 }
 
@@ -118,10 +118,10 @@ impl Default for OverlapJoinParameters {
 /// implemented, and a configuration that sets `tripclust` or sets `hdbscan` to null is
 /// rejected. `continuity_join` takes precedence over `overlap_join`; with neither, every
 /// direction stays NONE (and Estimation rejects every cluster, as in Spyral).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Clouds with fewer points get no clusters (default 50).
+    /// Clouds with fewer points get no clusters (default 50). Unit: points.
     pub min_cloud_size: usize,
     /// HDBSCAN parameters (default: the README values; must not be null).
     #[serde(alias = "hdbscan_parameters")]

@@ -49,12 +49,13 @@ pub const DIRECTION_COLUMN: &str = "direction";
 
 /// Estimation parameters (Spyral's EstimateParameters and DetectorParameters) with the
 /// documented defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EstimationConfig {
-    /// Clusters with fewer points are not estimated (default 30).
+    /// Clusters with fewer points are not estimated (default 30). Unit: points.
     pub min_total_trajectory_points: usize,
-    /// λ of the smoothing splines of x, y and charge against z (default 100.0; ≥ 0).
+    /// λ of the smoothing splines of x, y and charge against z (default 100.0; ≥ 0; larger is
+    /// smoother).
     pub smoothing_factor: f64,
     /// Detector parameters; the estimation uses `magnetic_field` and `beam_region_radius`.
     pub detector: DetectorParameters,

@@ -4,6 +4,10 @@
 //! Paths (`gas_data_path`, `particle_id_filename`) are used as given: a relative path is
 //! relative to the current directory of the `spyral` process (the host passes the config
 //! through unchanged). Both are required; there is no sensible default gas or particle.
+//!
+//! The fit's outputs (InterpSolver parquet) are in SI-like units: vertices in metres, angles in
+//! radians, the kinetic energy in MeV; an uncertainty `sigma_* = 1e6` means "not computed"
+//! (see docs/formats.md). The mesh bounds below are in MeV and degrees, as Spyral's.
 
 use super::distance::DistanceMode;
 use super::fit::FitMethod;
@@ -13,35 +17,35 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// InterpSolver parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SolverConfig {
-    /// Gas target JSON (Spyral format). Required.
+    /// Gas target JSON file (Spyral format). Required (null is refused).
     pub gas_data_path: Option<PathBuf>,
-    /// Particle-ID JSON (gate polygon, Z, A). Required.
+    /// Particle-ID JSON file (gate polygon, Z, A). Required (null is refused).
     pub particle_id_filename: Option<PathBuf>,
-    /// IC gate: keep rows with `ic_min_val < ic_amplitude < ic_max_val`.
+    /// IC gate: keep rows with `ic_min_val < ic_amplitude < ic_max_val`. Unit: ADC.
     pub ic_min_val: f64,
-    /// See `ic_min_val`.
+    /// Upper bound of the IC gate (see `ic_min_val`). Unit: ADC.
     pub ic_max_val: f64,
     /// Whether the IC gate is applied (data without an ion chamber have `ic_amplitude = -1`
     /// and fail it; set false to fit them).
     pub ic_gate: bool,
-    /// Time samples per mesh track.
+    /// Time samples per mesh track (the trajectory's resolution).
     pub n_time_steps: usize,
-    /// Lowest mesh kinetic energy (MeV).
+    /// Lowest mesh kinetic energy. Unit: MeV.
     pub interp_ke_min: f64,
-    /// Highest mesh kinetic energy (MeV).
+    /// Highest mesh kinetic energy. Unit: MeV.
     pub interp_ke_max: f64,
-    /// Mesh kinetic-energy nodes.
+    /// Mesh kinetic-energy nodes (count).
     pub interp_ke_bins: usize,
-    /// Lowest mesh polar angle (deg).
+    /// Lowest mesh polar angle. Unit: deg.
     pub interp_polar_min: f64,
-    /// Highest mesh polar angle (deg).
+    /// Highest mesh polar angle. Unit: deg.
     pub interp_polar_max: f64,
-    /// Mesh polar-angle nodes.
+    /// Mesh polar-angle nodes (count).
     pub interp_polar_bins: usize,
-    /// Whether the vertex's distance from the axis is fitted.
+    /// Whether the vertex's distance from the axis is fitted (false: held at the estimate).
     pub fit_vertex_rho: bool,
     /// Whether the vertex's azimuth about the axis is fitted.
     pub fit_vertex_phi: bool,

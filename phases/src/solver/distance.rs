@@ -12,7 +12,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Distance to what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DistanceMode {
     /// The nearest trajectory sample (Spyral).

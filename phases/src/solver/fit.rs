@@ -47,7 +47,9 @@ pub const SIGMA_SENTINEL: f64 = 1e6;
 pub const BIG_PAD_HEIGHT_M: f64 = 0.01;
 
 /// The minimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FitMethod {
     /// Spyral's fit: lmfit + scipy L-BFGS-B on the weighted mean distance, with their stops.

@@ -56,7 +56,9 @@ pub enum InterpError {
 }
 
 /// Where the interpolator places the mesh nodes (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MeshGrid {
     /// Spyral 1.1.2's interpolator, reproduced exactly: node `i` at `min + i·(max − min)/bins`
