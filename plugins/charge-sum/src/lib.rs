@@ -12,17 +12,20 @@ use serde::{Deserialize, Serialize};
 use spyral_core::prelude::*;
 use spyral_data::prelude::*;
 
-/// Parameters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Parameters. The JSON Schema derived here is what `spyral plugins --doc charge-sum` prints
+/// and `spyral schema` checks pipelines with (doc comments are the descriptions; a quantity's
+/// ends with `Unit: <unit>.`).
+#[derive(Debug, Clone, Serialize, Deserialize, spyral_core::schemars::JsonSchema)]
+#[schemars(crate = "spyral_core::schemars")]
 #[serde(default, deny_unknown_fields)]
 pub struct ChargeSumConfig {
     /// The earlier phase whose point clouds are read (a `pointcloud` phase).
     pub input_phase: String,
-    /// Events with fewer points inside the z window are dropped.
+    /// Events with fewer points inside the z window are dropped. Unit: points.
     pub min_points: usize,
-    /// Only points with z in [z_min, z_max] (mm) are summed.
+    /// Only points with z in [z_min, z_max] are summed. Unit: mm.
     pub z_min: f64,
-    /// Upper end of the z window (mm).
+    /// Upper end of the z window. Unit: mm.
     pub z_max: f64,
 }
 
@@ -124,7 +127,7 @@ impl Phase for ChargeSumPhase {
 spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
-    kinds: [spyral_core::kind::<ChargeSumPhase>(
+    kinds: [spyral_core::kind_with_schema::<ChargeSumPhase>(
         "charge-sum",
         "ChargeSum",
         "Charge gate: per-event charge sums of an earlier phase's point clouds in a z window, as parquet (example plugin)",
