@@ -83,6 +83,10 @@ pub struct Identity {
     /// The event chunk `[first, last]` this result covers (None: the whole run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<[u64; 2]>,
+    /// Files the configuration names (particle-ID gate, gas file, pad maps, ...), by content,
+    /// named by their config field: editing such a file in place makes the phase stale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileId>,
 }
 
 impl Identity {
@@ -98,6 +102,10 @@ impl Identity {
             inputs: inputs(payload, Path::new(c.workspace.traces.as_str())),
             seed,
             events: None,
+            files: config_files(
+                &c.resolved_config_value(),
+                Path::new(c.workspace.root.as_str()),
+            ),
         }
     }
     /// The same identity for one event chunk.
@@ -244,6 +252,76 @@ pub fn inputs(payload: &PhaseResult, traces: &Path) -> Vec<FileId> {
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The regular files that string values of `config` name (relative paths are relative to the
+/// current directory, the pipeline file's folder in the parent and in workers), by content, each
+/// named by its field (`particle_id_filename`, `pads.map`). Files inside the workspace are left
+/// out: artifacts are inputs already, and a phase's own outputs must not make it stale.
+pub fn config_files(config: &Value, workspace: &Path) -> Vec<FileId> {
+    fn walk(field: String, v: &Value, out: &mut Vec<(String, PathBuf)>) {
+        let join = |k: &str| {
+            if field.is_empty() {
+                k.to_string()
+            } else {
+                format!("{field}.{k}")
+            }
+        };
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| walk(join(k), x, out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| walk(format!("{field}[{i}]"), x, out)),
+            Value::String(s) if !s.is_empty() && s.len() <= 4096 && !s.contains(['\n', '\0']) => {
+                let path = std::path::absolute(s).unwrap_or_else(|_| PathBuf::from(s));
+                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                    out.push((field, path));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut named = Vec::new();
+    walk(String::new(), config, &mut named);
+    let workspace = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+    named
+        .into_iter()
+        .filter(|(_, p)| !std::fs::canonicalize(p).is_ok_and(|c| c.starts_with(&workspace)))
+        .map(|(field, path)| cached_file_id(&field, &path))
+        .collect()
+}
+
+/// The content identity of a configuration file, hashed once per process while its size and
+/// modification time stay the same (a launch decides many runs with the same gate file).
+fn cached_file_id(field: &str, path: &Path) -> FileId {
+    type Key = (PathBuf, u64, u128);
+    static HASHES: std::sync::Mutex<Option<std::collections::HashMap<Key, String>>> =
+        std::sync::Mutex::new(None);
+    let Some((size, mtime_ns)) = stat(path) else {
+        return missing(field, path);
+    };
+    let key = (path.to_path_buf(), size, mtime_ns);
+    let known = HASHES
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(&key).cloned()));
+    let hash = known.or_else(|| {
+        let h = crate::identity::file_hash(path).ok()?;
+        if let Ok(mut m) = HASHES.lock() {
+            m.get_or_insert_with(Default::default)
+                .insert(key, h.clone());
+        }
+        Some(h)
+    });
+    FileId {
+        name: field.to_string(),
+        path: path.to_path_buf(),
+        size,
+        mtime_ns,
+        hash,
+        exists: true,
+    }
 }
 
 /// The outputs of a successful result, hashed now (raw trace files passed through are not).
@@ -445,6 +523,13 @@ pub enum StaleReason {
         /// Its path now.
         path: PathBuf,
     },
+    /// A file the configuration names (a gate, a gas file) changed, appeared or went away.
+    ConfigFileChanged {
+        /// The config field naming it.
+        field: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// The fixed base seed changed.
     SeedChanged,
     /// An output was modified after it was written.
@@ -472,6 +557,11 @@ impl std::fmt::Display for StaleReason {
                 let s = if changes.len() == 1 { "" } else { "s" };
                 write!(f, "config field{s} {}", parts.join(", "))
             }
+            StaleReason::ConfigFileChanged { field, path } => write!(
+                f,
+                "file named by config field {field} ({}) changed",
+                path.display()
+            ),
             StaleReason::InputChanged { name, path } => {
                 write!(f, "input `{name}` ({}) changed", path.display())
             }
@@ -627,6 +717,25 @@ fn identity_change(old: &Identity, now: &Identity) -> Option<StaleReason> {
             });
         }
     }
+    let changed_file = now
+        .files
+        .iter()
+        .find(|n| {
+            !old.files
+                .iter()
+                .any(|o| o.name == n.name && o.same_content(n))
+        })
+        .or_else(|| {
+            old.files
+                .iter()
+                .find(|o| !now.files.iter().any(|n| n.name == o.name))
+        });
+    if let Some(f) = changed_file {
+        return Some(StaleReason::ConfigFileChanged {
+            field: f.name.clone(),
+            path: f.path.clone(),
+        });
+    }
     if now.seed.is_some() && old.seed != now.seed {
         return Some(StaleReason::SeedChanged);
     }
@@ -668,6 +777,7 @@ mod tests {
             inputs,
             seed: Some(1),
             events: None,
+            files: Vec::new(),
         }
     }
 
@@ -808,6 +918,53 @@ mod tests {
         assert!(matches!(
             stale(decide(&rec, &after, false, None)),
             StaleReason::InputChanged { name, .. } if name == "a"
+        ));
+    }
+
+    #[test]
+    fn files_named_by_the_configuration_are_identified_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = dir.path().join("pid.json");
+        std::fs::write(&gate, b"{\"Z\": 1}").unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("P")).unwrap();
+        let own = ws.join("P/out.csv");
+        std::fs::write(&own, b"a,b").unwrap();
+        let config = json!({
+            "particle_id_filename": gate,
+            "nested": {"list": [dir.path(), "not a file", own]},
+        });
+        let files = config_files(&config, &ws);
+        // The gate is named by its field; folders, other strings and workspace files are not.
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["particle_id_filename"]);
+        let mut before = ident(vec![]);
+        before.files = files;
+        let rec = record(&before, vec![]);
+        let mut same = ident(vec![]);
+        same.files = config_files(&config, &ws);
+        assert!(matches!(
+            decide(&rec, &same, false, None),
+            Decision::UpToDate(_)
+        ));
+        // The gate edited in place (same path, same config): stale, naming the field.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(&gate, b"{\"Z\": 2}").unwrap();
+        let mut after = ident(vec![]);
+        after.files = config_files(&config, &ws);
+        let reason = stale(decide(&rec, &after, false, None));
+        assert!(
+            matches!(&reason, StaleReason::ConfigFileChanged { field, .. } if field == "particle_id_filename"),
+            "{reason:?}"
+        );
+        assert!(reason.to_string().contains("pid.json"), "{reason}");
+        // Gone: stale too.
+        std::fs::remove_file(&gate).unwrap();
+        let mut gone = ident(vec![]);
+        gone.files = config_files(&config, &ws);
+        assert!(matches!(
+            stale(decide(&rec, &gone, false, None)),
+            StaleReason::ConfigFileChanged { .. }
         ));
     }
 

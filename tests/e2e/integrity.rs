@@ -475,3 +475,60 @@ fn a_run_handed_to_a_worker_that_dies_before_starting_it_is_requeued() {
     }
     assert!(out.stdout.contains("1 replacement"), "{}", out.stdout);
 }
+
+#[test]
+fn a_gate_file_edited_in_place_makes_only_the_solver_stale() {
+    let sb = Sandbox::new();
+    sb.simulated(1, 6, 9);
+    let p = sb.file(
+        "p.yaml",
+        "workspace: ws\ntraces: traces\nruns: {min: 1, max: 1}\nseed: 2\nphases:
+  - kind: pointcloud
+  - kind: cluster
+  - kind: estimation
+  - kind: interp-solver
+    config:
+      gas_data_path: gas.json
+      particle_id_filename: pid.json
+      n_time_steps: 200
+      interp_ke_max: 70.0
+      interp_ke_bins: 60
+      interp_polar_bins: 40
+",
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(status_states(&sb, &p).values().all(|s| s == "current"));
+    // Same path, same configuration, different gate (as the report's gate editor saves it).
+    let gate = sb.path().join("pid.json");
+    let text = std::fs::read_to_string(&gate).unwrap();
+    let edited = text.replacen("\"name\"", "\"comment\": \"redrawn\", \"name\"", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&gate, edited).unwrap();
+    let out = sb.spyral(&["status", p.to_str().unwrap()]);
+    assert!(
+        out.stdout
+            .contains("run 1 InterpSolver: stale: file named by config field particle_id_filename"),
+        "{}",
+        out.stdout
+    );
+    let st = status_states(&sb, &p);
+    for phase in ["Pointcloud", "Cluster", "Estimation"] {
+        assert_eq!(st[&(1, phase.into())], "current", "{st:?}");
+    }
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let phases = run_record(&sb.report(), 1)["phases"].clone();
+    let states: Vec<&str> = phases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ph| ph["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["up-to-date", "up-to-date", "up-to-date", "ok"],
+        "{phases}"
+    );
+    assert!(status_states(&sb, &p).values().all(|s| s == "current"));
+}
