@@ -35,6 +35,7 @@ pub mod protocol;
 pub mod provenance;
 pub mod reference;
 pub mod report;
+pub mod report_cmd;
 pub mod runs;
 pub mod scaffold;
 pub mod sdk;

@@ -118,6 +118,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the HTML report of a launch (PID plot with a gate editor, kinematics, vertex z,
+    /// per-run table, phase times, worker timeline, failures): one self-contained file.
+    ///
+    /// Example: spyral report examples/demo.yaml   (writes <workspace>/log/<launch>/report.html)
+    Report {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        /// Launch folder (default: the newest, `<workspace>/log/latest`).
+        #[arg(long, value_name = "DIR")]
+        launch: Option<PathBuf>,
+        /// Write to FILE (default: report.html in the launch folder).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Write (and with --submit, submit) SLURM sbatch scripts: `spyral assets` once, then an
     /// array of N tasks, each running one shard of the runs.
     ///
@@ -457,6 +471,27 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                 let names: Vec<&str> = prepared.chain.iter().map(|c| c.name()).collect();
                 print!("{}", spyral_host::status::render(&rows, &names));
             }
+            Ok(0)
+        }
+        Cmd::Report {
+            pipeline,
+            launch,
+            out,
+        } => {
+            spyral_host::logs::init_stderr_logging("warn");
+            // Absolute before `prepare` enters the pipeline's folder.
+            let launch = launch.map(std::path::absolute).transpose()?;
+            let out = out.map(std::path::absolute).transpose()?;
+            let p = parent::load_pipeline(&pipeline, &Overrides::default())?;
+            let prepared = parent::prepare(&p, "warn")?;
+            prepared.host.finish();
+            let written = spyral_host::report_cmd::write(
+                &p,
+                &prepared.chain,
+                launch.as_deref(),
+                out.as_deref(),
+            )?;
+            println!("wrote {}", written.display());
             Ok(0)
         }
         Cmd::Slurm {

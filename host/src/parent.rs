@@ -544,6 +544,11 @@ pub fn run(path: &Path, o: &Overrides, flags: &RunFlags) -> Result<Outcome, RunE
             "\n  the report could not be written ({e}); this summary is all there is"
         ));
     }
+    // The HTML report is a convenience: failing to write it is a warning, never a failed run.
+    match crate::report_cmd::write(&p, &chain, Some(&launch), None) {
+        Ok(html) => summary.push_str(&format!("\n  html report: {}", html.display())),
+        Err(e) => summary.push_str(&format!("\n  warning: no html report: {e}")),
+    }
     println!("{summary}");
     tracing::info!("summary:\n{summary}");
     let code = if interrupted {
