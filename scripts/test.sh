@@ -29,6 +29,8 @@ scripts/slurm-cluster.sh stop
 trap - EXIT
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast
+echo "== browser test of the HTML report: headless Chromium, gate drawn and used (scripts/browser-test.sh)"
+scripts/browser-test.sh
 echo "== doc tests of the plugin contract (compile-fail checks included)"
 cargo test --locked --doc -p spyral-core
 echo "== fuzzing: every trace reader and the pipeline parser, 60 s each (scripts/fuzz.sh)"
