@@ -304,10 +304,10 @@ fn runs_section(d: &PageData) -> String {
         let _ = write!(
             s,
             "<tr class=\"st-{}\" data-run=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"rej\">{}</td><td class=\"err\">{}</td></tr>",
-            esc(&r.status.replace(' ', "-")),
+            esc(&r.status.label().replace(' ', "-")),
             r.run,
             r.run,
-            esc(&r.status),
+            esc(r.status.label()),
             fmt_opt(r.worker),
             fmt_opt(r.chunks),
             r.wall_s.map_or("—".into(), |w| format!("{w:.2}")),

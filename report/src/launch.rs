@@ -7,7 +7,7 @@
 //! (`calling P.run for run N…`, `calling P.merge for run N…`, `phase P complete for run N… in T s`,
 //! `run N…: phase P failed: …`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -66,6 +66,90 @@ pub struct WorkerReport {
     pub exit: String,
 }
 
+/// Where a run stands, as `report.json` says (the host's run statuses), plus the two states
+/// the report itself gives a row: `up-to-date` (nothing had to run) and `artifacts` (found in
+/// the workspace without a launch report). A status this reader does not know is `unknown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Not handed to a worker.
+    NotStarted,
+    /// Handed to a worker that had not started it.
+    Assigned,
+    /// Being processed when the report was written.
+    Started,
+    /// Every phase succeeded or was up to date.
+    Ok,
+    /// A phase failed, or its worker died.
+    Failed,
+    /// Its trace file vanished.
+    Skipped,
+    /// Stopped by an interrupt or the abort policy.
+    Interrupted,
+    /// Another launch on the workspace was processing it.
+    InAnotherLaunch,
+    /// Nothing had to run (row state).
+    UpToDate,
+    /// Artifacts without a launch report (row state).
+    #[default]
+    Artifacts,
+    /// A status this reader does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl RunState {
+    /// How the page shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunState::NotStarted => "not started",
+            RunState::Assigned => "assigned",
+            RunState::Started => "started",
+            RunState::Ok => "ok",
+            RunState::Failed => "failed",
+            RunState::Skipped => "skipped",
+            RunState::Interrupted => "interrupted",
+            RunState::InAnotherLaunch => "in another launch",
+            RunState::UpToDate => "up to date",
+            RunState::Artifacts => "artifacts",
+            RunState::Unknown => "unknown",
+        }
+    }
+    /// Whether the run went wrong (the page lists it among the failures).
+    pub fn is_bad(self) -> bool {
+        matches!(
+            self,
+            RunState::Failed | RunState::Interrupted | RunState::Skipped
+        )
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What happened to one phase of a run, as `report.json` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseState {
+    /// Ran and succeeded.
+    Ok,
+    /// Ran and failed.
+    Failed,
+    /// Inactive: its artifact was constructed without running.
+    Constructed,
+    /// Not run because an earlier phase failed.
+    NotRun,
+    /// Its artifact was current.
+    UpToDate,
+    /// A status this reader does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
 /// One run in `report.json`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -76,8 +160,8 @@ pub struct RunRecord {
     pub bytes: u64,
     /// The worker it was handed to last.
     pub worker: Option<usize>,
-    /// Where it stands (`ok`, `failed`, ...).
-    pub status: String,
+    /// Where it stands.
+    pub status: RunState,
     /// Nothing had to run.
     pub up_to_date: bool,
     /// Why it failed.
@@ -96,8 +180,8 @@ pub struct RunRecord {
 pub struct PhaseRecord {
     /// Phase name.
     pub phase: String,
-    /// `ok`, `failed`, `constructed`, `not-run`, `up-to-date`.
-    pub status: String,
+    /// What happened to it.
+    pub status: PhaseState,
     /// Error when failed.
     pub error: Option<String>,
     /// Wall seconds.
@@ -437,7 +521,7 @@ pub fn spans_from_report(report: &LaunchReport) -> Option<Vec<Span>> {
     let mut spans = Vec::new();
     for r in &report.runs {
         for p in &r.phases {
-            if !matches!(p.status.as_str(), "ok" | "failed") {
+            if !matches!(p.status, PhaseState::Ok | PhaseState::Failed) {
                 continue;
             }
             let (Some(worker), Some(start)) = (p.worker, p.started_s) else {
@@ -450,7 +534,7 @@ pub fn spans_from_report(report: &LaunchReport) -> Option<Vec<Span>> {
                 phase: p.phase.clone(),
                 start_s: start,
                 end_s: start + p.wall_s,
-                ok: p.status == "ok",
+                ok: p.status == PhaseState::Ok,
             });
         }
     }

@@ -26,6 +26,7 @@ pub mod page;
 pub mod svg;
 
 pub use error::ReportError;
+pub use launch::{PhaseState, RunState};
 pub use page::PageData;
 
 use std::path::{Path, PathBuf};

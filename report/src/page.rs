@@ -4,7 +4,7 @@
 //! by [`crate::html`].
 
 use crate::data::{self, Columns, Gate, Truth};
-use crate::launch::{self, LaunchReport, Logs, PhaseRecord, Span};
+use crate::launch::{self, LaunchReport, Logs, PhaseRecord, PhaseState, RunState, Span};
 use crate::svg::{padded, quantile_range, Frame, Hist2d};
 use crate::{ReportError, ReportInput};
 use serde::{Deserialize, Serialize};
@@ -190,8 +190,8 @@ pub struct Series {
 pub struct RunRow {
     /// Run.
     pub run: u32,
-    /// Status (`ok`, `failed`, ..., `up to date`; `artifacts` without a launch report).
-    pub status: String,
+    /// Where it stands (`artifacts` without a launch report).
+    pub status: RunState,
     /// Worker it ran on last.
     pub worker: Option<usize>,
     /// Event chunks.
@@ -364,14 +364,14 @@ fn run_row(
 ) -> RunRow {
     let mut row = RunRow {
         run,
-        status: "artifacts".into(),
+        status: RunState::Artifacts,
         ..RunRow::default()
     };
     if let Some(r) = record {
         row.status = if r.up_to_date {
-            "up to date".into()
+            RunState::UpToDate
         } else {
-            r.status.clone()
+            r.status
         };
         row.worker = r.worker;
         row.chunks = r.chunks;
@@ -472,9 +472,9 @@ fn phase_times(input: &ReportInput, report: &LaunchReport) -> Vec<PhaseTime> {
             for r in &report.runs {
                 let mut ran = false;
                 for p in r.phases.iter().filter(|p| p.phase == t.phase) {
-                    match p.status.as_str() {
-                        "ok" => t.calls += 1,
-                        "failed" => t.failed += 1,
+                    match p.status {
+                        PhaseState::Ok => t.calls += 1,
+                        PhaseState::Failed => t.failed += 1,
                         _ => continue,
                     }
                     ran = true;
@@ -491,7 +491,7 @@ fn phase_times(input: &ReportInput, report: &LaunchReport) -> Vec<PhaseTime> {
 fn failures(report: &LaunchReport, logs: &Logs) -> Vec<Failure> {
     let mut out = Vec::new();
     for r in &report.runs {
-        let bad = matches!(r.status.as_str(), "failed" | "interrupted" | "skipped");
+        let bad = r.status.is_bad();
         if !bad && r.error.is_none() {
             continue;
         }
@@ -850,7 +850,7 @@ mod tests {
     fn rec(phase: &str, part: Option<&str>, items: u64, meta: Value) -> PhaseRecord {
         PhaseRecord {
             phase: phase.into(),
-            status: "ok".into(),
+            status: RunState::Ok,
             items,
             metadata: meta,
             part: part.map(|p| launch::PartRecord {

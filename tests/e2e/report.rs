@@ -6,7 +6,7 @@
 
 use spyral_data::parquet::file::reader::{FileReader, SerializedFileReader};
 use spyral_e2e::{run_record, Sandbox};
-use spyral_report::PageData;
+use spyral_report::{PageData, RunState};
 use std::path::Path;
 
 const PHASES: &str = "  - kind: pointcloud
@@ -95,7 +95,7 @@ fn run_writes_a_self_contained_report_that_agrees_with_the_artifacts() {
     let mut fits = 0;
     for row in &data.runs {
         let rec = run_record(&report, row.run.into());
-        assert_eq!(row.status, "ok", "run {}: {row:?}", row.run);
+        assert_eq!(row.status, RunState::Ok, "run {}: {row:?}", row.run);
         let est = run_rows(&sb.ws().join("Estimation"), row.run);
         let fit = run_rows(&sb.ws().join("InterpSolver"), row.run);
         assert!(est > 0, "run {} has estimates", row.run);
@@ -180,7 +180,11 @@ fn a_failed_run_is_in_the_report_with_its_log_tail() {
     let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
     assert_eq!(out.code, Some(1), "{}", out.all());
     let (_, data) = page(&sb.latest_log().join("report.html"));
-    let failed: Vec<_> = data.runs.iter().filter(|r| r.status != "ok").collect();
+    let failed: Vec<_> = data
+        .runs
+        .iter()
+        .filter(|r| r.status != RunState::Ok)
+        .collect();
     assert_eq!(failed.len(), 1, "{:?}", data.runs);
     assert_eq!(failed[0].run, 2);
     assert!(failed[0].error.is_some(), "{:?}", failed[0]);
