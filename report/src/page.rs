@@ -850,7 +850,7 @@ mod tests {
     fn rec(phase: &str, part: Option<&str>, items: u64, meta: Value) -> PhaseRecord {
         PhaseRecord {
             phase: phase.into(),
-            status: RunState::Ok,
+            status: PhaseState::Ok,
             items,
             metadata: meta,
             part: part.map(|p| launch::PartRecord {

@@ -385,28 +385,36 @@ impl Hist2d {
                 level_colour(level)
             );
         }
-        let max = self.max();
-        let mut c = 1u64;
-        while c <= u64::from(max.max(1)) {
+        let max = u64::from(self.max().max(1));
+        let y_of = |c: u64| {
             let t = if max > 1 {
-                (c as f64).ln() / f64::from(max).ln()
+                (c as f64).ln() / (max as f64).ln()
             } else {
                 1.0
             };
-            let y = frame.top + frame.ph - t * frame.ph;
+            frame.top + frame.ph - t * frame.ph
+        };
+        // Powers of ten, and the largest count at the top unless a label is already there.
+        let mut labels: Vec<u64> = std::iter::successors(Some(1u64), |c| c.checked_mul(10))
+            .take_while(|&c| c <= max)
+            .collect();
+        if labels.last().is_some_and(|&c| y_of(c) - y_of(max) >= 12.0) {
+            labels.push(max);
+        }
+        for c in labels {
             let _ = write!(
                 s,
                 "<text x=\"{}\" y=\"{}\" font-size=\"10\">{c}</text>",
                 num(x + 18.0),
-                num(y + 3.5)
+                num(y_of(c) + 3.5)
             );
-            c *= 10;
         }
+        // The title above the bar, clear of the x axis' tick labels.
         let _ = write!(
             s,
             "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">count</text></g>",
             num(x + 7.0),
-            num(frame.top + frame.ph + 14.0)
+            num(frame.top - 6.0)
         );
         s
     }
