@@ -2,8 +2,8 @@
 # The whole test suite, as CI runs it: installs what is missing, checks formatting and lints,
 # builds every crate (the end-to-end tests drive the built `spyral` binary and plugin .so
 # files), checks that the plugin SDK crates publish (`cargo publish --dry-run`), then runs all
-# tests with cargo-nextest, the core doc tests, and the fuzz harness (60 s per target, two at a
-# time).
+# tests with cargo-nextest, the HTML report's browser test (Debian's headless Chromium), the
+# core doc tests, and the fuzz harness (60 s per target, two at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
