@@ -37,9 +37,9 @@
 //! `phi' = phi + atan2(trans_cor, rho + rho_cor)`, `x', y' = r' cos phi', r' sin phi'` and,
 //! literally as the spec states, `z' = z - clamp(z_cor, 0, 1000)`. Other columns are unchanged.
 
-use crate::attpc::detector::DetectorParameters;
 use crate::solver::npy;
 use ndarray::{Array2, Array3};
+use spyral_data::attpc::detector::DetectorParameters;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 

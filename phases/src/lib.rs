@@ -1,8 +1,7 @@
 //! # spyral-phases: the default AT-TPC phases
 //!
 //! Their data access (trace formats, pad plane, detector parameters, artifact readers and
-//! writers, parquet tables, schemas) is `spyral-data`, the crate plugins use too; `attpc`,
-//! `table` and `schemas` are re-exported here for older importers.
+//! writers, parquet tables, schemas) is `spyral-data`, the crate plugins use too.
 //!
 //! - [`signal`]: trace signal processing (baseline removal, scipy-compatible peak finding);
 //! - [`physics`]: nuclear masses, gas targets, stopping powers (shared by simulator and solver);
@@ -26,7 +25,7 @@ pub mod signal;
 pub mod sim;
 pub mod solver;
 
-// The data layer moved to `spyral-data`; these paths keep `crate::attpc` etc. working.
+// The data layer moved to `spyral-data`; these paths keep `spyral_data::attpc` etc. working.
 pub use spyral_data::{attpc, schemas, table};
 
 spyral_core::export_plugin! {

@@ -27,17 +27,11 @@
 //! clouds in event order through the same [`CloudWriter`], copies the first chunk's scaler
 //! table and adds up the gated counts: the files are byte-identical to a whole run's.
 
-use crate::attpc::detector::{DetectorParameters, FribParameters, GetParameters, PadParameters};
-use crate::attpc::padmap::PadMap;
-use crate::attpc::traces::{
-    FribData, FribTrigger, RawEvent, TraceReader, GET_SAMPLE_OFFSET, NUM_SCALERS, SCALER_NAMES,
-};
 use crate::chunking;
 use crate::garfield::Corrector;
 use crate::signal::{
     frib_peaks, get_peaks_above, BaselineRemover, FindPeaksParams, Peak, PeakFinder,
 };
-use crate::table::Table;
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -47,6 +41,14 @@ pub use spyral_data::artifacts::pointcloud::{
     CloudFile, CloudRecord, CloudWriter, CLOUD_COLUMNS, CLOUD_COLUMN_NAMES, CLOUD_SUFFIX,
     GATED_SUFFIX, IC_ATTRS, SCALER_SUFFIX,
 };
+use spyral_data::attpc::detector::{
+    DetectorParameters, FribParameters, GetParameters, PadParameters,
+};
+use spyral_data::attpc::padmap::PadMap;
+use spyral_data::attpc::traces::{
+    FribData, FribTrigger, RawEvent, TraceReader, GET_SAMPLE_OFFSET, NUM_SCALERS, SCALER_NAMES,
+};
+use spyral_data::table::Table;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -369,8 +371,10 @@ fn write_scalers(reader: &TraceReader, dest: &Path) -> Result<Option<PathBuf>, P
     };
     let mut t = Table::with_columns(&["event"], &[]);
     for name in SCALER_NAMES {
-        t.columns
-            .push((name.to_string(), crate::table::Column::I64(Vec::new())));
+        t.columns.push((
+            name.to_string(),
+            spyral_data::table::Column::I64(Vec::new()),
+        ));
     }
     for r in &rows {
         t.push_i64("event", r.event as i64);
@@ -421,10 +425,10 @@ fn chunk_ids<'i>(ids: &'i [u64], ctx: &RunContext<'_>) -> &'i [u64] {
 
 impl Phase for PointcloudPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::trace())
+        Some(spyral_data::schemas::trace())
     }
     fn outgoing_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::pointcloud())
+        Some(spyral_data::schemas::pointcloud())
     }
     fn create_assets(&mut self, workspace: &Workspace) -> Result<(), PhaseError> {
         let Some(garfield) = garfield_file(&self.name, &self.config.detector)? else {

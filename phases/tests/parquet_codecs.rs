@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::Deserialize;
+use spyral_data::artifacts::estimation::read_estimation;
 use spyral_data::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
 use spyral_data::table::{Codec, Table};
-use spyral_phases::solver::io::read_estimation;
 
 #[derive(Deserialize)]
 struct Expected {

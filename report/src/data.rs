@@ -1,14 +1,14 @@
-//! The physics the report plots, read through `spyral-phases`' public readers: the Estimation
-//! parquet (`dEdx`, `brho`, `vertex_z` in mm), the InterpSolver parquet (`ke` MeV, `polar` rad,
+//! The physics the report plots, read through `spyral-data`'s readers (the simulator's truth
+//! and particle-ID gates through `spyral-phases`): the Estimation parquet (`dEdx`, `brho`, `vertex_z` in mm), the InterpSolver parquet (`ke` MeV, `polar` rad,
 //! `vertex_z` m), the simulator's truth records (`<traces>/truth/run_NNNN.jsonl`) and the
 //! particle-ID gate files (Spyral's JSON, as InterpSolver parses it).
 //!
 //! Unreadable files are warnings, never errors: the page shows what could be read.
 
+use spyral_data::artifacts::estimation::read_estimation;
+use spyral_data::table::{Column, Table};
 use spyral_phases::sim::read_truth;
-use spyral_phases::solver::io::read_estimation;
 use spyral_phases::solver::ParticleId;
-use spyral_phases::table::{Column, Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

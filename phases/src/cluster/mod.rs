@@ -31,8 +31,6 @@ pub mod lof;
 
 pub use clusterize::{cluster_event, Cluster, ClusterError, Direction, EventClusters};
 
-use crate::attpc::detector::DetectorParameters;
-use crate::attpc::h5util::{self, AttrNumber};
 use crate::chunking;
 use clusterize::{CloudRow, CLOUD_COLUMNS, CLUSTER_COLUMNS};
 use ndarray::Array2;
@@ -41,6 +39,8 @@ use spyral_core::prelude::*;
 pub use spyral_data::artifacts::cluster::{
     ClusterArtifact, ClusterEventRecord, ClusterRecord, ClusterWriter, EVENT_ATTRS,
 };
+use spyral_data::attpc::detector::DetectorParameters;
+use spyral_data::attpc::h5util::{self, AttrNumber};
 
 /// HDBSCAN parameters (Spyral's `HdbscanParameters`), README defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -280,10 +280,10 @@ fn cloud_range(
 
 impl Phase for ClusterPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::pointcloud())
+        Some(spyral_data::schemas::pointcloud())
     }
     fn outgoing_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::cluster())
+        Some(spyral_data::schemas::cluster())
     }
     fn resolved_config(&self) -> String {
         config::to_text(&self.config)

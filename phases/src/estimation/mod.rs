@@ -34,14 +34,14 @@ pub mod closest;
 pub mod linregress;
 pub mod reader;
 
-use crate::attpc::detector::DetectorParameters;
 use crate::chunking;
-use crate::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
-use crate::table::{Column, Table};
 use algorithm::{Estimate, EstimateParams, Estimator, Rejection};
 use reader::{ClusterFile, EventInfo};
 use serde::{Deserialize, Serialize};
 use spyral_core::prelude::*;
+use spyral_data::attpc::detector::DetectorParameters;
+use spyral_data::schemas::{ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS};
+use spyral_data::table::{Column, Table};
 use std::collections::BTreeMap;
 
 /// Name of the last (Int64) column of the Estimation parquet.
@@ -264,10 +264,10 @@ pub fn estimate_ids(
 
 impl Phase for EstimationPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::cluster())
+        Some(spyral_data::schemas::cluster())
     }
     fn outgoing_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::estimation())
+        Some(spyral_data::schemas::estimation())
     }
     fn construct_artifact(
         &self,
@@ -352,7 +352,7 @@ impl Phase for EstimationPhase {
             if ctx.cancelled() {
                 return Err(PhaseError::cancelled());
             }
-            merged.append(&crate::table::Table::read_parquet(path)?)?;
+            merged.append(&spyral_data::table::Table::read_parquet(path)?)?;
             progress.tick();
         }
         let dest = merged.write_parquet(&ctx.workspace().artifact_path(run, "parquet"))?;

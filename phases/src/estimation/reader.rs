@@ -12,9 +12,9 @@
 //! four columns is an error naming the object (Spyral would stop the worker on them).
 
 use super::algorithm::Direction;
-use crate::attpc::h5util;
 use hdf5::{Group, Location};
 use ndarray::Array2;
+use spyral_data::attpc::h5util;
 use std::path::{Path, PathBuf};
 
 /// Columns of the cluster cloud the estimation needs (x, y, z, integral).

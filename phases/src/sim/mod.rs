@@ -97,7 +97,7 @@ forward_pad_lookup!(&T, Box<T>, Arc<T>);
 /// channels minus the FPN channels 11, 22, 45, 56), 4 AGETs per AsAd, 4 AsAds per CoBo.
 pub fn synthetic_hardware_id(pad: u16) -> [i16; 4] {
     // All values are below 2^15 (pad <= 65535 gives cobo <= 63).
-    crate::attpc::padmap::hardware_address(pad).map(|v| v as i16)
+    spyral_data::attpc::padmap::hardware_address(pad).map(|v| v as i16)
 }
 
 /// Errors of the simulator.

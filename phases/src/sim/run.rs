@@ -4,9 +4,9 @@
 //! scalers for the formats that carry them.
 
 use super::{PadLookup, SimConfig, SimError, Simulator};
-use crate::attpc::padmap::PadMap;
-use crate::attpc::traces::{FribData, RawEvent, ScalerRow, TraceFormat, NUM_SCALERS};
-use crate::attpc::writer::{RunInfo, TraceWriter};
+use spyral_data::attpc::padmap::PadMap;
+use spyral_data::attpc::traces::{FribData, RawEvent, ScalerRow, TraceFormat, NUM_SCALERS};
+use spyral_data::attpc::writer::{RunInfo, TraceWriter};
 use std::path::{Path, PathBuf};
 
 impl PadLookup for PadMap {
@@ -81,7 +81,7 @@ pub fn simulate_run<P: PadLookup + Sync>(
         source,
     };
     std::fs::create_dir_all(out_dir.join("truth")).map_err(io)?;
-    let write_err = |e: crate::attpc::traces::TraceError| SimError::Output(e.to_string());
+    let write_err = |e: spyral_data::attpc::traces::TraceError| SimError::Output(e.to_string());
     let mut writer = TraceWriter::create(
         &trace,
         spec.format,

@@ -12,8 +12,8 @@
 use super::distance::DistanceMode;
 use super::fit::FitMethod;
 use super::interp::MeshGrid;
-use crate::attpc::detector::DetectorParameters;
 use serde::{Deserialize, Serialize};
+use spyral_data::attpc::detector::DetectorParameters;
 use std::path::PathBuf;
 
 /// InterpSolver parameters.

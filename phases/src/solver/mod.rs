@@ -39,7 +39,6 @@ pub mod config;
 pub mod distance;
 pub mod fit;
 pub mod interp;
-pub use spyral_data::artifacts::estimation as io;
 pub mod mesh;
 pub mod npy;
 pub mod ode;
@@ -55,9 +54,9 @@ pub use pid::ParticleId;
 
 use crate::chunking;
 use crate::physics::{EnergyLossTable, GasTarget};
-use crate::schemas::{SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS};
-use crate::table::Table;
 use spyral_core::prelude::*;
+use spyral_data::schemas::{SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS};
+use spyral_data::table::Table;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -237,10 +236,10 @@ struct RunCounts {
 
 impl Phase for InterpSolverPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::estimation())
+        Some(spyral_data::schemas::estimation())
     }
     fn outgoing_schema(&self) -> Option<ResultSchema> {
-        Some(crate::schemas::interp_solver())
+        Some(spyral_data::schemas::interp_solver())
     }
 
     fn create_assets(&mut self, workspace: &Workspace) -> Result<(), PhaseError> {
@@ -408,7 +407,7 @@ impl Phase for InterpSolverPhase {
                 floats.push(axis);
             }
         }
-        let est = io::read_estimation(&est_path, &floats)
+        let est = spyral_data::artifacts::estimation::read_estimation(&est_path, &floats)
             .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?;
         // The rows of the run, or of the chunk's events.
         let events = est.int("event");
@@ -466,13 +465,16 @@ impl Phase for InterpSolverPhase {
             None
         } else {
             Some(
-                io::ClusterFile::open(&cluster_path)
+                spyral_data::artifacts::estimation::ClusterFile::open(&cluster_path)
                     .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?,
             )
         };
         let mut progress = Progress::new(ctx, gated.len() as u64);
         let mut fit_seconds = 0.0;
-        let ints: Vec<&[i64]> = io::ID_COLUMNS.iter().map(|c| est.int(c)).collect();
+        let ints: Vec<&[i64]> = spyral_data::artifacts::estimation::ID_COLUMNS
+            .iter()
+            .map(|c| est.int(c))
+            .collect();
         for &i in &gated {
             if ctx.cancelled() {
                 return Err(PhaseError::cancelled());
@@ -504,7 +506,10 @@ impl Phase for InterpSolverPhase {
             match outcome {
                 Ok(FitOutcome::Fitted(r)) => {
                     n.fitted += 1;
-                    for (c, col) in io::ID_COLUMNS.iter().zip(&ints) {
+                    for (c, col) in spyral_data::artifacts::estimation::ID_COLUMNS
+                        .iter()
+                        .zip(&ints)
+                    {
                         table.push_i64(c, col[i]);
                     }
                     let values = [
