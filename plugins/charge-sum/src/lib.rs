@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use spyral_core::prelude::*;
 use spyral_data::prelude::*;
 
-/// Parameters. The JSON Schema derived here is what `spyral plugins --doc charge-sum` prints
+/// Parameters. The JSON Schema derived here is what `spyral plugins --doc KIND` prints
 /// and `spyral schema` checks pipelines with (doc comments are the descriptions; a quantity's
 /// ends with `Unit: <unit>.`).
 #[derive(Debug, Clone, Serialize, Deserialize, spyral_core::schemars::JsonSchema)]
