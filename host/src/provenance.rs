@@ -717,19 +717,11 @@ fn identity_change(old: &Identity, now: &Identity) -> Option<StaleReason> {
             });
         }
     }
-    let changed_file = now
-        .files
-        .iter()
-        .find(|n| {
-            !old.files
-                .iter()
-                .any(|o| o.name == n.name && o.same_content(n))
-        })
-        .or_else(|| {
-            old.files
-                .iter()
-                .find(|o| !now.files.iter().any(|n| n.name == o.name))
-        });
+    let changed_file = now.files.iter().find(|n| {
+        !old.files
+            .iter()
+            .any(|o| o.name == n.name && o.same_content(n))
+    });
     if let Some(f) = changed_file {
         return Some(StaleReason::ConfigFileChanged {
             field: f.name.clone(),
