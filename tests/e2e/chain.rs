@@ -4,18 +4,7 @@
 
 use spyral_e2e::{file_bytes, Sandbox};
 
-const PHASES: &str = "  - kind: pointcloud
-  - kind: cluster
-  - kind: estimation
-  - kind: interp-solver
-    config:
-      gas_data_path: gas.json
-      particle_id_filename: pid.json
-      n_time_steps: 200
-      interp_ke_max: 70.0
-      interp_ke_bins: 60
-      interp_polar_bins: 40
-";
+const PHASES: &str = spyral_e2e::SMALL_CHAIN;
 
 #[test]
 fn one_and_two_workers_fit_identically_with_the_shared_mesh() {

@@ -482,19 +482,10 @@ fn a_gate_file_edited_in_place_makes_only_the_solver_stale() {
     sb.simulated(1, 6, 9);
     let p = sb.file(
         "p.yaml",
-        "workspace: ws\ntraces: traces\nruns: {min: 1, max: 1}\nseed: 2\nphases:
-  - kind: pointcloud
-  - kind: cluster
-  - kind: estimation
-  - kind: interp-solver
-    config:
-      gas_data_path: gas.json
-      particle_id_filename: pid.json
-      n_time_steps: 200
-      interp_ke_max: 70.0
-      interp_ke_bins: 60
-      interp_polar_bins: 40
-",
+        &format!(
+            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 2\nphases:\n{}",
+            spyral_e2e::SMALL_CHAIN
+        ),
     );
     let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
     assert_eq!(out.code, Some(0), "{}", out.all());

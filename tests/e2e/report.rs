@@ -9,18 +9,7 @@ use spyral_e2e::{run_record, Sandbox};
 use spyral_report::{PageData, RunState};
 use std::path::Path;
 
-const PHASES: &str = "  - kind: pointcloud
-  - kind: cluster
-  - kind: estimation
-  - kind: interp-solver
-    config:
-      gas_data_path: gas.json
-      particle_id_filename: pid.json
-      n_time_steps: 200
-      interp_ke_max: 70.0
-      interp_ke_bins: 60
-      interp_polar_bins: 40
-";
+const PHASES: &str = spyral_e2e::SMALL_CHAIN;
 
 /// Rows of a parquet file.
 fn parquet_rows(path: &Path) -> u64 {

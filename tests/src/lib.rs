@@ -365,3 +365,18 @@ pub fn default_chain(sb: &Sandbox, runs: u32, extra: &str) -> PathBuf {
         .replace("pid/deuteron.json", "pid.json");
     sb.file("chain.yaml", &text)
 }
+
+/// The default chain's phases with a small InterpSolver mesh (quick in a debug build), for a
+/// sandbox made by [`Sandbox::simulated`] (its `gas.json` and `pid.json`).
+pub const SMALL_CHAIN: &str = "  - kind: pointcloud
+  - kind: cluster
+  - kind: estimation
+  - kind: interp-solver
+    config:
+      gas_data_path: gas.json
+      particle_id_filename: pid.json
+      n_time_steps: 200
+      interp_ke_max: 70.0
+      interp_ke_bins: 60
+      interp_polar_bins: 40
+";
