@@ -130,7 +130,9 @@ fn killed_launch_finishes_only_what_is_missing_with_identical_results() {
     let mut child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let done = std::fs::read_dir(sb.ws().join("Template"))
+        // A run is finished once the last phase's provenance record is written (records are
+        // written after the artifacts, so counting artifacts would race the record).
+        let done = std::fs::read_dir(sb.ws().join("Template/.provenance"))
             .map(|d| {
                 d.flatten()
                     .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
