@@ -319,7 +319,8 @@ pub fn shmem_kib() -> u64 {
 }
 
 /// The first lines of a benchmark table: what was measured, at which commit (with `-dirty` when
-/// the checkout has changes), on what date, so a number is never separated from its code.
+/// the checkout has changes other than benchmark tables, which benchmarks themselves write), on what
+/// date, so a number is never separated from its code.
 pub fn bench_header(title: &str) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
@@ -332,7 +333,16 @@ pub fn bench_header(title: &str) -> String {
             .unwrap_or_default()
     };
     let commit = git(&["rev-parse", "--short=12", "HEAD"]);
-    let dirty = if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+    let dirty = if git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)bench-results",
+    ])
+    .is_empty()
+    {
         ""
     } else {
         "-dirty"
