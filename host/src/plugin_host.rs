@@ -436,7 +436,7 @@ impl PluginHost {
     fn died(&mut self) -> HostError {
         self.stdin = None;
         let how = match self.child.wait() {
-            Ok(s) => crate::parent::describe_exit(s).0,
+            Ok(s) => crate::supervise::WorkerExit::of(s).to_string(),
             Err(e) => format!("wait failed: {e}"),
         };
         if let Some(t) = self.err_thread.take() {

@@ -7,6 +7,7 @@ use crate::protocol::{Part, PhaseRecord, PhaseStatus, RunOutcome};
 use crate::runs::Run;
 use crate::segments::human_bytes;
 use serde::Serialize;
+use spyral_report::launch::WorkerExit;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,7 @@ pub struct WorkerReport {
     /// Peak resident memory.
     pub peak_rss_kib: Option<u64>,
     /// How it ended.
-    pub exit: String,
+    pub exit: WorkerExit,
 }
 
 /// `report.json`: the whole launch.

@@ -6,6 +6,7 @@
 use crate::protocol::{Assign, Job, Part, WorkerMsg};
 use crossbeam_channel::Sender;
 use indicatif::ProgressBar;
+pub use spyral_report::launch::WorkerExit;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -21,8 +22,8 @@ pub enum Event {
     Msg(usize, Box<WorkerMsg>),
     /// A line from worker `.0` that is not a message.
     BadLine(usize, String),
-    /// Worker `.0` exited: how, and whether cleanly.
-    Exited(usize, String, bool),
+    /// Worker `.0` exited, this way.
+    Exited(usize, WorkerExit),
     /// SIGINT or SIGTERM.
     Signal(i32),
     /// Twice a second.
@@ -47,8 +48,8 @@ pub struct WorkerProc {
     pub attach_ms: Option<f64>,
     /// Its peak resident memory, when it said.
     pub peak_rss_kib: Option<u64>,
-    /// How it ended.
-    pub exit: String,
+    /// How it ended ([`WorkerExit::Running`] while it runs).
+    pub exit: WorkerExit,
     /// The run it is on.
     pub current_run: Option<u32>,
     /// Which part of it (` chunk 2/4 (events ..)`, ` merge of 4 chunks`, or empty).
@@ -92,11 +93,12 @@ impl WorkerProc {
         }
     }
     /// It exited.
-    pub fn exited(&mut self, how: &str) {
+    pub fn exited(&mut self, how: &WorkerExit) {
         self.alive = false;
         self.stdin = None;
-        if self.exit.is_empty() {
-            self.exit = how.to_string();
+        // A worker that said why it could not start keeps that reason.
+        if self.exit == WorkerExit::Running {
+            self.exit = how.clone();
         }
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -188,11 +190,13 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
                 }
             }
             let _ = err_thread.join();
-            let (text, ok) = match child.wait() {
-                Ok(s) => describe_exit(s),
-                Err(e) => (format!("wait failed: {e}"), false),
+            let how = match child.wait() {
+                Ok(s) => WorkerExit::of(s),
+                Err(e) => WorkerExit::WaitFailed {
+                    error: e.to_string(),
+                },
             };
-            let _ = tx.send(Event::Exited(index, text, ok));
+            let _ = tx.send(Event::Exited(index, how));
         });
     }
     Ok(WorkerProc {
@@ -205,7 +209,7 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
         startup_ms: None,
         attach_ms: None,
         peak_rss_kib: None,
-        exit: String::new(),
+        exit: WorkerExit::Running,
         current_run: None,
         current_part: String::new(),
         current_phase: None,
@@ -215,28 +219,6 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
         total: 0,
         bar: None,
     })
-}
-
-/// How a child process ended, in words, and whether that was a clean exit.
-pub fn describe_exit(status: std::process::ExitStatus) -> (String, bool) {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(sig) = status.signal() {
-        let name = match sig {
-            6 => "SIGABRT",
-            9 => "SIGKILL",
-            11 => "SIGSEGV",
-            7 => "SIGBUS",
-            15 => "SIGTERM",
-            2 => "SIGINT",
-            4 => "SIGILL",
-            8 => "SIGFPE",
-            _ => "signal",
-        };
-        (format!("killed by {name} ({sig})"), false)
-    } else {
-        let code = status.code().unwrap_or(-1);
-        (format!("exit code {code}"), code == 0)
-    }
 }
 
 /// Keeps the signal thread registered; dropping it unregisters.

@@ -63,7 +63,89 @@ pub struct WorkerReport {
     /// Peak resident memory.
     pub peak_rss_kib: Option<u64>,
     /// How it ended.
-    pub exit: String,
+    pub exit: WorkerExit,
+}
+
+/// How a worker process ended, as `report.json` records it (`{"how": "code", "code": 0}`).
+/// The host writes it; this crate reads it back, so both use this one type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "kebab-case")]
+pub enum WorkerExit {
+    /// It has not ended (while the launch runs), or the report does not say.
+    #[default]
+    Running,
+    /// It exited with this code (0: cleanly).
+    Code {
+        /// The exit code.
+        code: i32,
+    },
+    /// A signal killed it.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// It told the parent it could not start.
+    Fatal {
+        /// What it said.
+        message: String,
+    },
+    /// Waiting for it failed.
+    WaitFailed {
+        /// The error.
+        error: String,
+    },
+    /// A kind of ending this reader does not know (a newer host).
+    #[serde(other)]
+    Unknown,
+}
+
+impl WorkerExit {
+    /// How a child process with this status ended.
+    pub fn of(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(signal) => WorkerExit::Signal { signal },
+            None => WorkerExit::Code {
+                code: status.code().unwrap_or(-1),
+            },
+        }
+    }
+
+    /// Whether this is a clean exit (code 0).
+    pub fn is_clean(&self) -> bool {
+        *self == WorkerExit::Code { code: 0 }
+    }
+
+    /// Whether the report has something to say about it: it ended, and not cleanly.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, WorkerExit::Running) && !self.is_clean()
+    }
+}
+
+impl std::fmt::Display for WorkerExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerExit::Running => f.write_str("running"),
+            WorkerExit::Code { code } => write!(f, "exit code {code}"),
+            WorkerExit::Signal { signal } => {
+                let name = match signal {
+                    2 => "SIGINT",
+                    4 => "SIGILL",
+                    6 => "SIGABRT",
+                    7 => "SIGBUS",
+                    8 => "SIGFPE",
+                    9 => "SIGKILL",
+                    11 => "SIGSEGV",
+                    15 => "SIGTERM",
+                    _ => "signal",
+                };
+                write!(f, "killed by {name} ({signal})")
+            }
+            WorkerExit::Fatal { message } => write!(f, "fatal: {message}"),
+            WorkerExit::WaitFailed { error } => write!(f, "wait failed: {error}"),
+            WorkerExit::Unknown => f.write_str("an unknown ending"),
+        }
+    }
 }
 
 /// Where a run stands, as `report.json` says (the host's run statuses), plus the two states
@@ -606,6 +688,44 @@ mod tests {
             path: PathBuf::new(),
             lines: parse_lines(text),
         }
+    }
+
+    #[test]
+    fn worker_exits_are_typed_in_json_and_read_in_words() {
+        let cases = [
+            (r#"{"how": "code", "code": 0}"#, "exit code 0", false),
+            (r#"{"how": "code", "code": 7}"#, "exit code 7", true),
+            (
+                r#"{"how": "signal", "signal": 11}"#,
+                "killed by SIGSEGV (11)",
+                true,
+            ),
+            (
+                r#"{"how": "signal", "signal": 64}"#,
+                "killed by signal (64)",
+                true,
+            ),
+            (
+                r#"{"how": "fatal", "message": "no mesh"}"#,
+                "fatal: no mesh",
+                true,
+            ),
+            (r#"{"how": "running"}"#, "running", false),
+            (
+                r#"{"how": "a-newer-kind", "x": 1}"#,
+                "an unknown ending",
+                true,
+            ),
+        ];
+        for (json, words, failure) in cases {
+            let e: WorkerExit = serde_json::from_str(json).unwrap();
+            assert_eq!(e.to_string(), words, "{json}");
+            assert_eq!(e.is_failure(), failure, "{json}");
+        }
+        let w: WorkerReport = serde_json::from_str(r#"{"worker": 1}"#).unwrap();
+        assert_eq!(w.exit, WorkerExit::Running);
+        let back = serde_json::to_string(&WorkerExit::Signal { signal: 9 }).unwrap();
+        assert_eq!(back, r#"{"how":"signal","signal":9}"#);
     }
 
     #[test]

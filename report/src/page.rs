@@ -506,7 +506,7 @@ fn failures(report: &LaunchReport, logs: &Logs) -> Vec<Failure> {
         });
     }
     for w in &report.worker_reports {
-        if w.exit.is_empty() || w.exit == "exit code 0" {
+        if !w.exit.is_failure() {
             continue;
         }
         out.push(Failure {

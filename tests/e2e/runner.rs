@@ -96,6 +96,21 @@ fn worker_death_hands_unstarted_runs_to_others_even_with_one_worker() {
         "{}",
         out.stderr
     );
+    // report.json records how each worker ended, typed: the dead one and its replacement.
+    let exits: Vec<&serde_json::Value> = rep["worker_reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["exit"])
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            &serde_json::json!({"how": "signal", "signal": 11}),
+            &serde_json::json!({"how": "code", "code": 0})
+        ],
+        "{rep:#}"
+    );
 }
 
 #[test]
