@@ -25,9 +25,6 @@ pub mod signal;
 pub mod sim;
 pub mod solver;
 
-// The data layer moved to `spyral-data`; these paths keep `spyral_data::attpc` etc. working.
-pub use spyral_data::{attpc, schemas, table};
-
 spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),

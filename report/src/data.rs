@@ -1,7 +1,8 @@
 //! The physics the report plots, read through `spyral-data`'s readers (the simulator's truth
-//! and particle-ID gates through `spyral-phases`): the Estimation parquet (`dEdx`, `brho`, `vertex_z` in mm), the InterpSolver parquet (`ke` MeV, `polar` rad,
-//! `vertex_z` m), the simulator's truth records (`<traces>/truth/run_NNNN.jsonl`) and the
-//! particle-ID gate files (Spyral's JSON, as InterpSolver parses it).
+//! and the particle-ID gates through `spyral-phases`): the Estimation parquet (`dEdx`, `brho`,
+//! `vertex_z` in mm), the InterpSolver parquet (`ke` MeV, `polar` rad, `vertex_z` m), the
+//! simulator's truth records (`<traces>/truth/run_NNNN.jsonl`) and the particle-ID gate files
+//! (Spyral's JSON, as InterpSolver parses it).
 //!
 //! Unreadable files are warnings, never errors: the page shows what could be read.
 

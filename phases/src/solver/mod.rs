@@ -55,6 +55,7 @@ pub use pid::ParticleId;
 use crate::chunking;
 use crate::physics::{EnergyLossTable, GasTarget};
 use spyral_core::prelude::*;
+use spyral_data::artifacts::estimation::{read_estimation, ClusterFile, ID_COLUMNS};
 use spyral_data::schemas::{SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS};
 use spyral_data::table::Table;
 use std::path::{Path, PathBuf};
@@ -407,7 +408,7 @@ impl Phase for InterpSolverPhase {
                 floats.push(axis);
             }
         }
-        let est = spyral_data::artifacts::estimation::read_estimation(&est_path, &floats)
+        let est = read_estimation(&est_path, &floats)
             .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?;
         // The rows of the run, or of the chunk's events.
         let events = est.int("event");
@@ -465,16 +466,13 @@ impl Phase for InterpSolverPhase {
             None
         } else {
             Some(
-                spyral_data::artifacts::estimation::ClusterFile::open(&cluster_path)
+                ClusterFile::open(&cluster_path)
                     .map_err(|e| PhaseError::invalid_input(format!("run {run}: {e}")))?,
             )
         };
         let mut progress = Progress::new(ctx, gated.len() as u64);
         let mut fit_seconds = 0.0;
-        let ints: Vec<&[i64]> = spyral_data::artifacts::estimation::ID_COLUMNS
-            .iter()
-            .map(|c| est.int(c))
-            .collect();
+        let ints: Vec<&[i64]> = ID_COLUMNS.iter().map(|c| est.int(c)).collect();
         for &i in &gated {
             if ctx.cancelled() {
                 return Err(PhaseError::cancelled());
@@ -506,10 +504,7 @@ impl Phase for InterpSolverPhase {
             match outcome {
                 Ok(FitOutcome::Fitted(r)) => {
                     n.fitted += 1;
-                    for (c, col) in spyral_data::artifacts::estimation::ID_COLUMNS
-                        .iter()
-                        .zip(&ints)
-                    {
+                    for (c, col) in ID_COLUMNS.iter().zip(&ints) {
                         table.push_i64(c, col[i]);
                     }
                     let values = [
