@@ -15,8 +15,10 @@
 //! - An interrupt stops handing out work and asks every worker to stop (SIGTERM); a second one
 //!   kills them. With the abort policy, the first failure does the same.
 //! - A unit past the time limit plus a grace period gets its worker killed.
-//! - A run split into event chunks has one merge unit, handed out (ahead of everything queued)
-//!   once every chunk finished well; a failed chunk fails the run and its merge never runs.
+//! - A run split into event chunks has one merge unit per phase, handed out (ahead of everything
+//!   queued) once every chunk finished well, so the merges of its phases run at once on
+//!   different workers; a commit unit follows once every merge finished well. A failed chunk or
+//!   merge fails the run: what depends on it never runs.
 
 use crate::protocol::Part;
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +28,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UnitId(pub usize);
 
-/// A unit of work: a run, a chunk of a run's events, or the merge of a run's chunks.
+/// A unit of work: a run, a chunk of a run's events, the merge of one phase's chunks, or the
+/// commit of a merged run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     /// Run number.
@@ -38,14 +41,16 @@ pub struct Unit {
 }
 
 /// The units of a launch: each run whole, or, when its event range is known and longer than
-/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` near-equal chunks plus one merge
-/// unit. Chunk costs are the run's bytes prorated by events; a merge costs a fiftieth of the run.
+/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` near-equal chunks, one merge
+/// unit per phase of `merged` (the active phases, in chain order) and one commit unit. Chunk
+/// costs are the run's bytes prorated by events; a merge or a commit costs a fiftieth of the run.
 /// The split depends only on the run's events and `chunk_events`, so every launch (and worker
 /// count) splits a run the same way and finished chunks are reused.
 pub fn units_for(
     runs: &[crate::runs::Run],
     ranges: &HashMap<u32, [u64; 2]>,
     chunk_events: u64,
+    merged: &[String],
 ) -> Vec<Unit> {
     let mut out = Vec::new();
     for r in runs {
@@ -75,15 +80,41 @@ pub fn units_for(
                 },
             });
         }
+        let ranges: Vec<[u64; 2]> = parts.iter().map(|c| [c.first, c.last]).collect();
+        for phase in merged {
+            out.push(Unit {
+                run: r.run,
+                cost: (r.bytes / 50).max(1),
+                part: Part::Merge {
+                    phase: phase.clone(),
+                    ranges: ranges.clone(),
+                },
+            });
+        }
         out.push(Unit {
             run: r.run,
             cost: (r.bytes / 50).max(1),
-            part: Part::Merge {
-                ranges: parts.iter().map(|c| [c.first, c.last]).collect(),
-            },
+            part: Part::Commit { ranges },
         });
     }
     out
+}
+
+/// What a unit waits for: a merge for its run's chunks, a commit for its run's merges.
+/// `of_run` lists each run's units.
+fn prerequisites(units: &[Unit], of_run: &HashMap<u32, Vec<UnitId>>, u: &Unit) -> Vec<UnitId> {
+    let want: fn(&Part) -> bool = match u.part {
+        Part::Merge { .. } => |p| matches!(p, Part::Chunk { .. }),
+        Part::Commit { .. } => |p| matches!(p, Part::Merge { .. }),
+        _ => return Vec::new(),
+    };
+    of_run
+        .get(&u.run)
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|c| want(&units[c.0].part))
+        .collect()
 }
 
 /// Where a unit stands.
@@ -95,7 +126,7 @@ pub enum UnitState {
     Assigned(usize),
     /// This worker is running it.
     Running(usize),
-    /// A merge waiting for its run's chunks.
+    /// A merge or commit waiting for the units it needs.
     Waiting,
     /// Finished (whatever the outcome).
     Finished,
@@ -185,35 +216,48 @@ pub struct Dispatcher {
     stopping: Stopping,
     abort_on_failure: bool,
     replacements: usize,
-    /// Per split run: its merge unit, chunks not yet finished, whether one failed.
-    merges: HashMap<u32, (UnitId, usize, bool)>,
+    /// Waiting units: how many of their prerequisites have not finished yet.
+    waiting_for: HashMap<UnitId, usize>,
+    /// The units waiting for each unit.
+    dependents: HashMap<UnitId, Vec<UnitId>>,
 }
 
 impl Dispatcher {
     /// A dispatcher over `units` for `plans.len()` workers. `plans[w]` is worker w's own queue
     /// (snake); `shared` is the common queue (dynamic), largest first. Every unit but the merge
-    /// units must appear exactly once in all of them; merge units wait for their run's chunks.
+    /// and commit units must appear exactly once in all of them; those wait for their
+    /// prerequisites (see [`units_for`]).
     pub fn new(
         units: Vec<Unit>,
         plans: Vec<Vec<UnitId>>,
         shared: Vec<UnitId>,
         abort_on_failure: bool,
     ) -> Dispatcher {
-        let n = units.len();
-        let mut merges = HashMap::new();
-        let mut state = vec![UnitState::Pending; n];
+        let mut state = vec![UnitState::Pending; units.len()];
+        let mut waiting_for = HashMap::new();
+        let mut dependents: HashMap<UnitId, Vec<UnitId>> = HashMap::new();
+        let mut of_run: HashMap<u32, Vec<UnitId>> = HashMap::new();
         for (i, u) in units.iter().enumerate() {
-            if matches!(u.part, Part::Merge { .. }) {
+            of_run.entry(u.run).or_default().push(UnitId(i));
+        }
+        for (i, u) in units.iter().enumerate() {
+            let needs = prerequisites(&units, &of_run, u);
+            if needs.is_empty() && matches!(u.part, Part::Merge { .. } | Part::Commit { .. }) {
+                // Nothing to wait for (cannot happen with `units_for`): never handed out.
+                state[i] = UnitState::Dropped;
+                continue;
+            }
+            if !needs.is_empty() {
                 state[i] = UnitState::Waiting;
-                let chunks = units
-                    .iter()
-                    .filter(|c| c.run == u.run && matches!(c.part, Part::Chunk { .. }))
-                    .count();
-                merges.insert(u.run, (UnitId(i), chunks, false));
+                waiting_for.insert(UnitId(i), needs.len());
+                for n in needs {
+                    dependents.entry(n).or_default().push(UnitId(i));
+                }
             }
         }
         Dispatcher {
-            merges,
+            waiting_for,
+            dependents,
             state,
             units,
             slots: plans
@@ -338,34 +382,39 @@ impl Dispatcher {
         slot.running = Some((unit, now));
     }
 
-    /// A chunk ended: when the run's last chunk ends well, its merge is queued first; when one
-    /// fails, the merge will not run. Returns whether this failure ends the run (once).
-    fn chunk_done(&mut self, unit: UnitId, failed: bool) {
-        let u = &self.units[unit.0];
-        if !matches!(u.part, Part::Chunk { .. }) {
-            return;
+    /// A unit ended: the units waiting for it whose last prerequisite it was are queued first
+    /// (in unit order, ahead of everything else); when it failed, they (and what waits for
+    /// them) will not run.
+    fn unit_done(&mut self, unit: UnitId, failed: bool) {
+        let mut ready = Vec::new();
+        let mut failed_units = vec![(unit, failed)];
+        while let Some((u, failed)) = failed_units.pop() {
+            for d in self.dependents.get(&u).cloned().unwrap_or_default() {
+                if self.state[d.0] != UnitState::Waiting {
+                    continue;
+                }
+                if failed {
+                    self.state[d.0] = UnitState::Dropped;
+                    failed_units.push((d, true));
+                    continue;
+                }
+                let left = self.waiting_for.entry(d).or_insert(1);
+                *left = left.saturating_sub(1);
+                if *left == 0 && self.stopping == Stopping::No {
+                    self.state[d.0] = UnitState::Pending;
+                    ready.push(d);
+                }
+            }
         }
-        let Some(entry) = self.merges.get_mut(&u.run) else {
-            return;
-        };
-        entry.1 = entry.1.saturating_sub(1);
-        entry.2 |= failed;
-        let (merge, left, any_failed) = *entry;
-        if self.state[merge.0] != UnitState::Waiting {
-            return;
-        }
-        if any_failed {
-            self.state[merge.0] = UnitState::Dropped;
-        } else if left == 0 && self.stopping == Stopping::No {
-            self.state[merge.0] = UnitState::Pending;
-            self.shared.push_front(merge);
+        for d in ready.into_iter().rev() {
+            self.shared.push_front(d);
         }
     }
 
     /// Worker `w` finished `unit`; `failed` says whether it failed (for the abort policy).
     pub fn finished(&mut self, w: usize, unit: UnitId, failed: bool) -> Vec<Action> {
         self.state[unit.0] = UnitState::Finished;
-        self.chunk_done(unit, failed);
+        self.unit_done(unit, failed);
         let slot = &mut self.slots[w];
         slot.assigned = None;
         slot.running = None;
@@ -422,7 +471,7 @@ impl Dispatcher {
         let running = slot.running.map(|(u, _)| u);
         if let Some(u) = running {
             self.state[u.0] = UnitState::Finished;
-            self.chunk_done(u, true);
+            self.unit_done(u, true);
         }
         let mut requeued: Vec<UnitId> = slot
             .assigned
@@ -696,29 +745,14 @@ mod tests {
         assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
     }
 
+    /// Run 7 in `chunks` chunks of 10 events, merges of phases A and B, and its commit.
     fn chunked(chunks: u32) -> Vec<Unit> {
-        let mut v: Vec<Unit> = (0..chunks)
-            .map(|index| Unit {
-                run: 7,
-                cost: 10,
-                part: Part::Chunk {
-                    index,
-                    count: chunks,
-                    first: u64::from(index) * 10,
-                    last: u64::from(index) * 10 + 9,
-                },
-            })
-            .collect();
-        v.push(Unit {
+        let runs = [crate::runs::Run {
             run: 7,
-            cost: 1,
-            part: Part::Merge {
-                ranges: (0..u64::from(chunks))
-                    .map(|i| [i * 10, i * 10 + 9])
-                    .collect(),
-            },
-        });
-        v
+            bytes: 10 * u64::from(chunks),
+        }];
+        let ranges: HashMap<u32, [u64; 2]> = [(7, [0, u64::from(chunks) * 10 - 1])].into();
+        units_for(&runs, &ranges, 10, &["A".into(), "B".into()])
     }
 
     #[test]
@@ -732,9 +766,10 @@ mod tests {
             crate::runs::Run { run: 3, bytes: 10 },
         ];
         let ranges: HashMap<u32, [u64; 2]> = [(1, [0, 2499]), (2, [0, 99])].into();
-        let u = units_for(&runs, &ranges, 1000);
-        // Run 1: 3 chunks + a merge; run 2 short; run 3 of unknown events.
-        assert_eq!(u.len(), 6);
+        let phases = ["A".to_string(), "B".to_string()];
+        let u = units_for(&runs, &ranges, 1000, &phases);
+        // Run 1: 3 chunks, a merge per phase and a commit; run 2 short; run 3 of unknown events.
+        assert_eq!(u.len(), 8);
         let chunks: Vec<&Unit> = u
             .iter()
             .filter(|x| matches!(x.part, Part::Chunk { .. }))
@@ -742,28 +777,32 @@ mod tests {
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks.iter().map(|c| c.cost).sum::<u64>(), 999);
         assert!(
-            matches!(&u[3].part, Part::Merge { ranges } if ranges.len() == 3 && ranges[2] == [1666, 2499])
+            matches!(&u[3].part, Part::Merge { phase, ranges } if phase == "A" && ranges.len() == 3 && ranges[2] == [1666, 2499])
         );
-        assert_eq!(u[4].part, Part::Whole);
-        assert_eq!(u[5].part, Part::Whole);
+        assert!(matches!(&u[4].part, Part::Merge { phase, .. } if phase == "B"));
+        assert!(matches!(&u[5].part, Part::Commit { ranges } if ranges.len() == 3));
+        assert_eq!(u[6].part, Part::Whole);
+        assert_eq!(u[7].part, Part::Whole);
         // chunk_events 0 never splits.
-        assert!(units_for(&runs, &ranges, 0)
+        assert!(units_for(&runs, &ranges, 0, &phases)
             .iter()
             .all(|x| x.part == Part::Whole));
     }
 
     #[test]
-    fn the_merge_waits_for_every_chunk_then_goes_first() {
+    fn merges_wait_for_every_chunk_then_go_first_at_once_and_the_commit_waits_for_them() {
         let mut units = chunked(3);
         units.push(Unit {
             run: 8,
             cost: 5,
             part: Part::Whole,
         });
-        // Unit 3 is the merge; 4 is another run.
-        let mut d = Dispatcher::new(units, vec![vec![], vec![]], ids(&[0, 1, 2, 4]), false);
+        // Units 0-2 are chunks, 3 and 4 the merges of A and B, 5 the commit; 6 is another run.
+        let mut d = Dispatcher::new(units, vec![vec![], vec![]], ids(&[0, 1, 2, 6]), false);
         let t = Instant::now();
-        assert_eq!(d.state(UnitId(3)), UnitState::Waiting);
+        for u in 3..=5 {
+            assert_eq!(d.state(UnitId(u)), UnitState::Waiting);
+        }
         assert_eq!(assigned(&d.request(0)), vec![(0, 0)]);
         d.started(0, UnitId(0), t);
         assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
@@ -772,26 +811,63 @@ mod tests {
         assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
         d.started(0, UnitId(2), t);
         d.finished(1, UnitId(1), false);
+        assert_eq!(d.state(UnitId(3)), UnitState::Waiting);
         d.finished(0, UnitId(2), false);
-        // All chunks done: the merge comes before run 8.
+        // All chunks done: both merges, in chain order, before run 8; one per worker.
         assert_eq!(assigned(&d.request(1)), vec![(1, 3)]);
+        d.started(1, UnitId(3), t);
         assert_eq!(assigned(&d.request(0)), vec![(0, 4)]);
+        d.started(0, UnitId(4), t);
+        d.finished(1, UnitId(3), false);
+        // One merge left: the commit waits; run 8 goes meanwhile.
+        assert_eq!(d.state(UnitId(5)), UnitState::Waiting);
+        assert_eq!(assigned(&d.request(1)), vec![(1, 6)]);
+        d.started(1, UnitId(6), t);
+        d.finished(0, UnitId(4), false);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 5)]);
+        d.started(0, UnitId(5), t);
+        d.finished(0, UnitId(5), false);
+        d.finished(1, UnitId(6), false);
+        assert_eq!(d.remaining(), 0);
+        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
     }
 
     #[test]
-    fn a_failed_chunk_drops_the_merge() {
+    fn a_failed_chunk_drops_the_merges_and_the_commit() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
         let t = Instant::now();
         d.request(0);
         d.started(0, UnitId(0), t);
         d.finished(0, UnitId(0), true);
-        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+        for u in 2..=4 {
+            assert_eq!(d.state(UnitId(u)), UnitState::Dropped);
+        }
         d.request(0);
         d.started(0, UnitId(1), t);
         let a = d.finished(0, UnitId(1), false);
         assert!(assigned(&a).is_empty());
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
         assert_eq!(d.remaining(), 0);
+    }
+
+    #[test]
+    fn a_failed_merge_drops_the_commit_but_not_the_other_merge() {
+        let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
+        let t = Instant::now();
+        for u in 0..2 {
+            d.request(0);
+            d.started(0, UnitId(u), t);
+            d.finished(0, UnitId(u), false);
+        }
+        assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
+        d.started(0, UnitId(2), t);
+        d.finished(0, UnitId(2), true);
+        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
+        assert_eq!(assigned(&d.request(0)), vec![(0, 3)]);
+        d.started(0, UnitId(3), t);
+        d.finished(0, UnitId(3), false);
+        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
+        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
     }
 
     #[test]
@@ -803,11 +879,13 @@ mod tests {
         let death = d.died(0);
         assert_eq!(death.running, Some(UnitId(0)));
         assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
         d.request(0);
         d.started(0, UnitId(0), t);
         d.interrupt();
         assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
+        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
         assert_eq!(d.state(UnitId(1)), UnitState::Dropped);
     }
 

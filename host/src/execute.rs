@@ -1,13 +1,16 @@
 //! Running one unit of work through the chain, in a worker: a whole run, one event chunk of a
-//! run, or the merge of a run's chunks.
+//! run, the merge of one phase's chunks, or the commit of a merged run.
 //!
-//! For every unit the worker first takes its locks (see `locks`): a whole run or a merge holds
-//! the (run, phase) locks of every active phase exclusively; a chunk holds its own chunk locks
-//! and the run's locks shared, so chunks of one run proceed in parallel but never beside a whole
-//! run or a merge of that run in another launch. Then, phase by phase, `provenance::decide`
-//! says whether to run (or merge) it or to use its current result, and a record is written after
-//! the artifacts. A chunk whose whole run is already current does nothing. After a successful
-//! whole run or merge, the run's chunk files are removed.
+//! For every unit the worker first takes its locks (see `locks`): a whole run or a commit holds
+//! the (run, phase) locks of every active phase exclusively, a merge only its phase's; a chunk
+//! holds its own chunk locks and the run's locks shared, so chunks of one run proceed in
+//! parallel but never beside a whole run, a merge or a commit of that run in another launch.
+//! Then, phase by phase, `provenance::decide` says whether to run it or to use its current
+//! result, and a record is written after the artifacts. A chunk, merge or commit whose whole run
+//! is already current does nothing. A merge writes its phase's artifacts and leaves a
+//! `MergedRecord`; the commit turns those into whole-run records in chain order (each names its
+//! inputs by content, as an unsplit run's records do). After a successful whole run or commit,
+//! the run's chunk files are removed.
 
 use crate::chain::ChainPhase;
 use crate::locks;
@@ -103,7 +106,60 @@ fn holder(job: &Job) -> String {
     )
 }
 
-/// Takes the unit's locks for every active phase. `Err((phase, holder))` when another launch
+/// The active phases a unit writes: its phase for a merge, every active phase otherwise.
+fn unit_phases<'a>(
+    chain: &'a [ChainPhase],
+    part: &'a Part,
+) -> impl Iterator<Item = &'a ChainPhase> {
+    chain.iter().filter(move |c| {
+        c.spec.active && !matches!(part, Part::Merge { phase, .. } if *phase != c.name)
+    })
+}
+
+/// Removes the chunk folders of `run` (its artifacts are complete: the chunks of this launch's
+/// merges, or stale ones of an earlier launch, are no longer needed).
+fn remove_chunk_dirs(chain: &[ChainPhase], run: u32, label: &str) {
+    for c in chain.iter().filter(|c| c.spec.active) {
+        let dir = spyral_core::chunk::chunk_dir(&c.workspace.artifact_dir(), run);
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!("{label}: cannot remove {}: {e}", dir.display());
+            }
+        }
+        // The `.chunks` folder itself goes when no other run has chunks there.
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Why a phase call did not succeed: error kind, message, and whether an interrupt stopped it
+/// (a stop by the run's time limit is a failure, reported as a timeout).
+fn call_failure(
+    out: Result<PhaseResult, spyral_core::PhaseError>,
+    timed_out: bool,
+    interrupted: bool,
+    timeout: ErrorInfo,
+) -> (String, String, bool) {
+    let (kind, message, cancelled) = match out {
+        Ok(_) => (
+            "invalid result".to_string(),
+            "the phase returned an unsuccessful result".to_string(),
+            false,
+        ),
+        Err(e) => (
+            e.kind.to_string(),
+            e.message().to_string(),
+            e.kind == PhaseErrorKind::Cancelled,
+        ),
+    };
+    if cancelled && timed_out && !interrupted {
+        return (timeout.kind, timeout.message, false);
+    }
+    (kind, message, cancelled)
+}
+
+/// Takes the unit's locks for every phase it writes. `Err((phase, holder))` when another launch
 /// holds one of them (nothing is kept then).
 fn lock_unit(
     job: &Job,
@@ -113,7 +169,7 @@ fn lock_unit(
 ) -> Result<Result<Vec<locks::Lock>, (String, String)>, locks::LockError> {
     let me = holder(job);
     let mut held = Vec::new();
-    for c in chain.iter().filter(|c| c.spec.active) {
+    for c in unit_phases(chain, part) {
         let run_lock = locks::run_lock_path(&job.workspace, &c.name, run);
         let busy = |path: &std::path::Path| {
             let who = std::fs::read_to_string(path).unwrap_or_default();
@@ -183,6 +239,270 @@ fn chunk_parts(c: &ChainPhase, run: u32, ranges: &[[u64; 2]]) -> Result<Vec<Phas
             }
         })
         .collect()
+}
+
+/// What a merge unit needs from its worker and launch.
+struct UnitEnv<'a> {
+    job: &'a Job,
+    chain: &'a [ChainPhase],
+    run: u32,
+    label: &'a str,
+    outbox: &'a Outbox,
+    cancel: &'a AtomicBool,
+    deadline: Option<Instant>,
+}
+
+/// Merges the chunks of `phase` (events `ranges`) into its run artifacts and leaves a
+/// [`provenance::MergedRecord`] for the commit. Nothing to do when the whole run is current.
+fn merge_phase(
+    u: &UnitEnv<'_>,
+    trace: &PathBuf,
+    phase: &str,
+    ranges: &[[u64; 2]],
+    phase_done: &dyn Fn(PhaseRecord),
+) -> RunOutcome {
+    let (job, run, label) = (u.job, u.run, u.label);
+    let failed = |kind: &str, message: String| RunOutcome::Failed {
+        error: ErrorInfo {
+            phase: phase.to_string(),
+            kind: kind.to_string(),
+            message,
+        },
+    };
+    let Some((k, c)) = u
+        .chain
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name == phase && c.spec.active)
+    else {
+        return failed(
+            "invalid input",
+            format!("{phase} is not an active phase of the chain"),
+        );
+    };
+    if whole_run_current(job, u.chain, run, trace) {
+        tracing::info!("{label}: the whole run is up to date; nothing to merge in {phase}");
+        phase_done(record_of(
+            phase,
+            PhaseStatus::UpToDate,
+            None,
+            0.0,
+            0.0,
+            0,
+            None,
+        ));
+        return RunOutcome::Ok;
+    }
+    if u.cancel.load(Ordering::Relaxed) {
+        phase_done(record_of(
+            phase,
+            PhaseStatus::NotRun,
+            None,
+            0.0,
+            0.0,
+            0,
+            None,
+        ));
+        return RunOutcome::Interrupted {
+            phase: phase.to_string(),
+        };
+    }
+    let names: Vec<String> = u.chain.iter().map(|c| c.name.clone()).collect();
+    let ws = c.workspace();
+    let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+    u.outbox.send(&WorkerMsg::PhaseStarted {
+        run,
+        phase: c.name.clone(),
+    });
+    let started = epoch_seconds();
+    let sink = Sink {
+        outbox: u.outbox,
+        run,
+        cancel: u.cancel,
+        deadline: u.deadline,
+        last: Mutex::new(Instant::now()),
+        total: AtomicU64::new(0),
+        phase: &c.name,
+        earlier: &names[..k],
+    };
+    let ctx = RunContext::new(run, seed, &ws, &sink);
+    let (w0, c0) = (Instant::now(), cpu_seconds());
+    let span = tracing::info_span!("phase", name = %c.name, run);
+    let out = match chunk_parts(c, run, ranges) {
+        Ok(parts) => {
+            tracing::info!(
+                "calling {}.merge for run {run} ({} chunks)",
+                c.name,
+                parts.len()
+            );
+            span.in_scope(|| c.phase.merge(parts.as_slice().into(), &ctx).into_result())
+        }
+        Err(message) => Err(spyral_core::PhaseError::invalid_input(message)),
+    };
+    let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+    let items = sink.total.load(Ordering::Relaxed);
+    match out {
+        Ok(r) if r.successful => {
+            let merged = provenance::MergedRecord {
+                format: provenance::RECORD_FORMAT,
+                run,
+                launch: job.launch.clone(),
+                ranges: ranges.to_vec(),
+                outputs: provenance::outputs(&r, &job.traces),
+                metadata: serde_json::Value::Object(r.metadata_map()),
+                started,
+                finished: epoch_seconds(),
+            };
+            let path = provenance::merged_record_path(&ws.artifact_dir(), run);
+            if let Err(e) = provenance::write_at(&path, &merged) {
+                tracing::error!("{label}: cannot write {}: {e}", path.display());
+                phase_done(record_of(
+                    phase,
+                    PhaseStatus::Failed,
+                    Some(e.to_string()),
+                    wall,
+                    cpu,
+                    items,
+                    None,
+                ));
+                return failed("i/o error", format!("cannot write {}: {e}", path.display()));
+            }
+            tracing::info!("phase {} complete for {label} in {wall:.3} s", c.name);
+            phase_done(record_of(
+                phase,
+                PhaseStatus::Ok,
+                None,
+                wall,
+                cpu,
+                items,
+                Some(merged.metadata),
+            ));
+            RunOutcome::Ok
+        }
+        other => {
+            let timed_out = u.deadline.is_some_and(|d| Instant::now() >= d);
+            let timeout = ErrorInfo {
+                phase: phase.to_string(),
+                kind: "timeout".into(),
+                message: format!(
+                    "run {run} exceeded run_timeout ({} s) in phase {phase}",
+                    job.run_timeout_s.unwrap_or(0.0)
+                ),
+            };
+            let interrupted = u.cancel.load(Ordering::Relaxed);
+            let (kind, message, cancelled) = call_failure(other, timed_out, interrupted, timeout);
+            tracing::error!("{label}: phase {phase} failed: {kind}: {message}");
+            phase_done(record_of(
+                phase,
+                PhaseStatus::Failed,
+                Some(format!("{kind}: {message}")),
+                wall,
+                cpu,
+                items,
+                None,
+            ));
+            if cancelled {
+                RunOutcome::Interrupted {
+                    phase: phase.to_string(),
+                }
+            } else {
+                failed(&kind, message)
+            }
+        }
+    }
+}
+
+/// Writes the whole-run records of a merged run in chain order, from the merges of this launch
+/// (each record names its upstream artifacts by content, as an unsplit run's would), then
+/// removes the chunks. Nothing to write when the whole run is current.
+fn commit_run(
+    job: &Job,
+    chain: &[ChainPhase],
+    run: u32,
+    trace: &PathBuf,
+    ranges: &[[u64; 2]],
+    label: &str,
+    phase_done: &dyn Fn(PhaseRecord),
+) -> RunOutcome {
+    let failed = |phase: &str, kind: &str, message: String| {
+        tracing::error!("{label}: phase {phase} failed: {kind}: {message}");
+        RunOutcome::Failed {
+            error: ErrorInfo {
+                phase: phase.to_string(),
+                kind: kind.to_string(),
+                message,
+            },
+        }
+    };
+    if whole_run_current(job, chain, run, trace) {
+        tracing::info!("{label}: the whole run is up to date; nothing to commit");
+        remove_chunk_dirs(chain, run, label);
+        return RunOutcome::Ok;
+    }
+    let mut payload = PhaseResult::new(run).with_artifact("trace", trace);
+    for c in chain {
+        let ws = c.workspace();
+        if !c.spec.active {
+            match c.phase.construct_artifact(&payload, &ws).into_result() {
+                Ok(r) => payload = r,
+                Err(e) => {
+                    phase_done(record_of(
+                        &c.name,
+                        PhaseStatus::Failed,
+                        Some(e.to_string()),
+                        0.0,
+                        0.0,
+                        0,
+                        None,
+                    ));
+                    return failed(&c.name, &e.kind.to_string(), e.message().to_string());
+                }
+            }
+            continue;
+        }
+        let dir = ws.artifact_dir();
+        let path = provenance::merged_record_path(&dir, run);
+        let merged = match provenance::read_merged(&path) {
+            Some(m) if m.launch == job.launch && m.run == run && m.ranges == ranges => m,
+            _ => {
+                return failed(
+                    &c.name,
+                    "invalid input",
+                    format!(
+                        "the merge of this launch left no result for run {run} ({} is missing or from another launch)",
+                        path.display()
+                    ),
+                )
+            }
+        };
+        let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+        let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
+        let record = provenance::Record {
+            format: provenance::RECORD_FORMAT,
+            run,
+            hash: identity.hash(),
+            identity,
+            status: RecordStatus::Ok,
+            error: None,
+            outputs: merged.outputs,
+            launch: job.launch.clone(),
+            metadata: merged.metadata,
+            started: merged.started,
+            finished: merged.finished,
+        };
+        let record_path = provenance::record_path(&dir, run);
+        if let Err(e) = provenance::write_at(&record_path, &record) {
+            return failed(
+                &c.name,
+                "i/o error",
+                format!("cannot write {}: {e}", record_path.display()),
+            );
+        }
+        payload = provenance::result_of(&record);
+    }
+    tracing::info!("{label}: whole-run records written");
+    remove_chunk_dirs(chain, run, label);
+    RunOutcome::Ok
 }
 
 /// Runs `part` of `run` through the chain and reports it to the parent.
@@ -257,7 +577,7 @@ pub fn process_unit(
         }
     };
     // Holding the locks, the unit's temporary files are ours: any left are from a dead launch.
-    for c in chain.iter().filter(|c| c.spec.active) {
+    for c in unit_phases(chain, part) {
         let dir = c.workspace.artifact_dir();
         let n = match part {
             Part::Chunk { first, last, .. } => locks::remove_chunk_partials(
@@ -272,6 +592,34 @@ pub fn process_unit(
                 c.name
             );
         }
+    }
+    match part {
+        Part::Merge { phase, ranges } => {
+            let unit = UnitEnv {
+                job,
+                chain,
+                run,
+                label: &label,
+                outbox,
+                cancel,
+                deadline,
+            };
+            finish(merge_phase(&unit, &trace, phase, ranges, &phase_done));
+            return;
+        }
+        Part::Commit { ranges } => {
+            finish(commit_run(
+                job,
+                chain,
+                run,
+                &trace,
+                ranges,
+                &label,
+                &phase_done,
+            ));
+            return;
+        }
+        Part::Whole | Part::Chunk { .. } => {}
     }
     let chunk = part.chunk();
     if chunk.is_some() && whole_run_current(job, chain, run, &trace) {
@@ -429,26 +777,11 @@ pub fn process_unit(
         // Every event logged during the call (the plugin's own, through the bridge, included)
         // carries the phase and the run.
         let span = tracing::info_span!("phase", name = %c.name, run);
-        let out = match part {
-            Part::Merge { ranges } => match chunk_parts(c, run, ranges) {
-                Ok(parts) => {
-                    tracing::info!(
-                        "calling {}.merge for run {run} ({} chunks; {reason})",
-                        c.name,
-                        parts.len()
-                    );
-                    span.in_scope(|| c.phase.merge(parts.as_slice().into(), &ctx).into_result())
-                }
-                Err(message) => Err(spyral_core::PhaseError::invalid_input(message)),
-            },
-            _ => {
-                tracing::info!(
-                    "calling {}.run for {label} (seed {seed:#x}; {reason})",
-                    c.name
-                );
-                span.in_scope(|| c.phase.run(&payload, &ctx).into_result())
-            }
-        };
+        tracing::info!(
+            "calling {}.run for {label} (seed {seed:#x}; {reason})",
+            c.name
+        );
+        let out = span.in_scope(|| c.phase.run(&payload, &ctx).into_result());
         let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let items = sink.total.load(Ordering::Relaxed);
         let mut prov = provenance::Record {
@@ -481,23 +814,12 @@ pub fn process_unit(
                 payload = r;
             }
             other => {
-                let (mut kind, mut message, mut cancelled) = match other {
-                    Ok(_) => (
-                        "invalid result".to_string(),
-                        "the phase returned an unsuccessful result".to_string(),
-                        false,
-                    ),
-                    Err(e) => (
-                        e.kind.to_string(),
-                        e.message().to_string(),
-                        e.kind == PhaseErrorKind::Cancelled,
-                    ),
-                };
-                if cancelled && expired() && !cancel.load(Ordering::Relaxed) {
-                    // Stopped by the run's time limit, not by an interrupt: a failure.
-                    let t = timeout_error(&c.name);
-                    (kind, message, cancelled) = (t.kind, t.message, false);
-                }
+                let (kind, message, cancelled) = call_failure(
+                    other,
+                    expired(),
+                    cancel.load(Ordering::Relaxed),
+                    timeout_error(&c.name),
+                );
                 tracing::error!("{label}: phase {} failed: {kind}: {message}", c.name);
                 if !cancelled {
                     prov.status = RecordStatus::Failed;
@@ -535,20 +857,7 @@ pub fn process_unit(
         }
     }
     if failure.is_none() && chunk.is_none() {
-        // The run's artifacts are complete: chunk files (of this launch's merge, or stale ones
-        // of an earlier launch) are no longer needed.
-        for c in chain.iter().filter(|c| c.spec.active) {
-            let dir = spyral_core::chunk::chunk_dir(&c.workspace.artifact_dir(), run);
-            if dir.exists() {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!("{label}: cannot remove {}: {e}", dir.display());
-                }
-            }
-            // The `.chunks` folder itself goes when no other run has chunks there.
-            if let Some(parent) = dir.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
-        }
+        remove_chunk_dirs(chain, run, &label);
     }
     finish(failure.unwrap_or(RunOutcome::Ok));
 }

@@ -284,7 +284,12 @@ fn plan_work(
 
     // The units (whole runs, chunks and merges), the plan, and the dispatcher that follows
     // (and corrects) it.
-    let units = crate::dispatch::units_for(&collected.runs, &ranges, p.chunk_events);
+    let merged: Vec<String> = chain
+        .iter()
+        .filter(|c| c.active())
+        .map(|c| c.name().to_string())
+        .collect();
+    let units = crate::dispatch::units_for(&collected.runs, &ranges, p.chunk_events, &merged);
     let mut chunks_per_run: HashMap<u32, u32> = HashMap::new();
     for u in &units {
         if let Part::Chunk { count, .. } = u.part {
@@ -299,11 +304,11 @@ fn plan_work(
             p.chunk_events
         );
     }
-    // Plan over the units a worker can start with (merges wait for their chunks).
+    // Plan over the units a worker can start with (merges and commits wait for others).
     let mut startable: Vec<runs::Run> = units
         .iter()
         .enumerate()
-        .filter(|(_, u)| !matches!(u.part, Part::Merge { .. }))
+        .filter(|(_, u)| !matches!(u.part, Part::Merge { .. } | Part::Commit { .. }))
         .map(|(i, u)| runs::Run {
             run: i as u32,
             bytes: u.cost,

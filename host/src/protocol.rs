@@ -83,8 +83,18 @@ pub enum Part {
         /// Last event id (inclusive).
         last: u64,
     },
-    /// Merge the run's chunks (their event ranges, in order) into the run's artifacts.
+    /// Merge one phase's chunk artifacts (their event ranges, in order) into that phase's
+    /// artifacts of the run. The merges of a run's phases are independent units (they may run
+    /// at once on different workers); [`Part::Commit`] then records the run as current.
     Merge {
+        /// The phase whose chunks are merged.
+        phase: String,
+        /// The chunks' `[first, last]` event ranges.
+        ranges: Vec<[u64; 2]>,
+    },
+    /// After every phase's merge: write the run's whole-run provenance records in chain order
+    /// (each names its upstream by content, as an unsplit run's would) and remove the chunks.
+    Commit {
         /// The chunks' `[first, last]` event ranges.
         ranges: Vec<[u64; 2]>,
     },
@@ -123,7 +133,10 @@ impl std::fmt::Display for Part {
                 first,
                 last,
             } => write!(f, " chunk {}/{count} (events {first}..={last})", index + 1),
-            Part::Merge { ranges } => write!(f, " merge of {} chunks", ranges.len()),
+            // The phase is not in the label: log lines name it already (`phase P complete for
+            // run 3 merge of 8 chunks`), and the report parses them.
+            Part::Merge { ranges, .. } => write!(f, " merge of {} chunks", ranges.len()),
+            Part::Commit { ranges } => write!(f, " commit of {} merged chunks", ranges.len()),
         }
     }
 }
@@ -330,6 +343,7 @@ mod tests {
             WorkerMsg::PhaseFinished {
                 run: 5,
                 part: Part::Merge {
+                    phase: "Cluster".into(),
                     ranges: vec![[0, 99], [100, 199]],
                 },
                 record: PhaseRecord {
@@ -352,6 +366,14 @@ mod tests {
                     }),
                     part: Part::Whole,
                 },
+            },
+            WorkerMsg::RunFinished {
+                run: 5,
+                part: Part::Commit {
+                    ranges: vec![[0, 99], [100, 199]],
+                },
+                outcome: RunOutcome::Ok,
+                wall_s: 0.1,
             },
         ];
         for m in msgs {

@@ -391,13 +391,51 @@ pub fn chunk_record_path(artifact_dir: &Path, run: u32, first: u64, last: u64) -
         .join(format!("e{first}-{last}.json"))
 }
 
+/// What the merge of one phase's chunks leaves for the run's commit, which turns it into the
+/// whole-run [`Record`] once every upstream record exists (a record names its inputs by
+/// content, so it can only be written in chain order, while merges run at once).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergedRecord {
+    /// [`RECORD_FORMAT`].
+    pub format: u32,
+    /// Run number.
+    pub run: u32,
+    /// The launch whose merge wrote it (a commit uses only its own launch's merges).
+    pub launch: String,
+    /// The merged chunks' `[first, last]` event ranges.
+    pub ranges: Vec<[u64; 2]>,
+    /// The merged artifacts, by content.
+    pub outputs: Vec<FileId>,
+    /// The metadata the merge returned.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    /// Start time of the merge (seconds since the epoch).
+    pub started: f64,
+    /// End time.
+    pub finished: f64,
+}
+
+/// Where the merge of `run`'s chunks leaves its [`MergedRecord`]:
+/// `<artifact_dir>/.chunks/run_0001/.provenance/merged.json`.
+pub fn merged_record_path(artifact_dir: &Path, run: u32) -> PathBuf {
+    spyral_core::chunk::chunk_dir(artifact_dir, run)
+        .join(".provenance")
+        .join("merged.json")
+}
+
+/// Reads a [`MergedRecord`]; `None` when absent or unreadable.
+pub fn read_merged(path: &Path) -> Option<MergedRecord> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Writes a record through a temporary name.
 pub fn write(artifact_dir: &Path, record: &Record) -> std::io::Result<()> {
     write_at(&record_path(artifact_dir, record.run), record)
 }
 
-/// Writes a record at `path` through a temporary name.
-pub fn write_at(path: &Path, record: &Record) -> std::io::Result<()> {
+/// Writes a record ([`Record`] or [`MergedRecord`]) at `path` through a temporary name.
+pub fn write_at<T: Serialize>(path: &Path, record: &T) -> std::io::Result<()> {
     let path = path.to_path_buf();
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;

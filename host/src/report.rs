@@ -203,7 +203,7 @@ impl Ledger {
         }
     }
     /// (A part of) `run` ended in its worker. Returns the failure message when it failed. A
-    /// split run is ok once its merge is; a chunk that fails fails the run.
+    /// split run is ok once its commit is; a chunk or merge that fails fails the run.
     pub fn finished(
         &mut self,
         run: u32,
@@ -213,7 +213,7 @@ impl Ledger {
     ) -> Option<String> {
         let r = self.runs.get_mut(&run)?;
         r.wall_s += wall_s;
-        let final_part = !matches!(part, Part::Chunk { .. });
+        let final_part = matches!(part, Part::Whole | Part::Commit { .. });
         match outcome {
             RunOutcome::Ok => {
                 if final_part && r.status != RunStatus::Failed {
