@@ -15,10 +15,12 @@
 //! - An interrupt stops handing out work and asks every worker to stop (SIGTERM); a second one
 //!   kills them. With the abort policy, the first failure does the same.
 //! - A unit past the time limit plus a grace period gets its worker killed.
-//! - A run split into event chunks has one merge unit per phase, handed out (ahead of everything
-//!   queued) once every chunk finished well, so the merges of its phases run at once on
-//!   different workers; a commit unit follows once every merge finished well. A failed chunk or
-//!   merge fails the run: what depends on it never runs.
+//! - A run split into event chunks goes through the chain one unit per (chunk, phase): a
+//!   chunk's next phase is queued at the back when its previous phase ends well, so every chunk
+//!   passes a phase before any goes on. A phase's merge is queued at the front once every chunk
+//!   passed that phase, and overlaps the later phases of the chunks on other workers; the commit
+//!   is queued at the front once every merge ended well. A failed unit fails the run: what
+//!   depends on it never runs.
 
 use crate::protocol::Part;
 use std::collections::{HashMap, VecDeque};
@@ -41,11 +43,12 @@ pub struct Unit {
 }
 
 /// The units of a launch: each run whole, or, when its event range is known and longer than
-/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` near-equal chunks, one merge
-/// unit per phase of `merged` (the active phases, in chain order) and one commit unit. Chunk
-/// costs are the run's bytes prorated by events; a merge or a commit costs a fiftieth of the run.
-/// The split depends only on the run's events and `chunk_events`, so every launch (and worker
-/// count) splits a run the same way and finished chunks are reused.
+/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` near-equal chunks, each run
+/// through the phases of `merged` (the active phases, in chain order) one unit per phase, then
+/// one merge unit per phase and one commit unit. A chunk's cost is the run's bytes prorated by
+/// events, shared among its phases; a merge or a commit costs a fiftieth of the run. The split
+/// depends only on the run's events and `chunk_events`, so every launch (and worker count)
+/// splits a run the same way and finished chunks are reused.
 pub fn units_for(
     runs: &[crate::runs::Run],
     ranges: &HashMap<u32, [u64; 2]>,
@@ -57,7 +60,7 @@ pub fn units_for(
         let range = ranges
             .get(&r.run)
             .map(|&[a, b]| spyral_core::EventRange::new(a, b))
-            .filter(|e| chunk_events > 0 && e.len() > chunk_events);
+            .filter(|e| chunk_events > 0 && e.len() > chunk_events && !merged.is_empty());
         let Some(events) = range else {
             out.push(Unit {
                 run: r.run,
@@ -68,17 +71,21 @@ pub fn units_for(
         };
         let parts = events.split(events.len().div_ceil(chunk_events));
         let count = parts.len() as u32;
-        for (index, c) in parts.iter().enumerate() {
-            out.push(Unit {
-                run: r.run,
-                cost: (u128::from(r.bytes) * u128::from(c.len()) / u128::from(events.len())) as u64,
-                part: Part::Chunk {
-                    index: index as u32,
-                    count,
-                    first: c.first,
-                    last: c.last,
-                },
-            });
+        for phase in merged {
+            for (index, c) in parts.iter().enumerate() {
+                let bytes = u128::from(r.bytes) * u128::from(c.len()) / u128::from(events.len());
+                out.push(Unit {
+                    run: r.run,
+                    cost: ((bytes / merged.len() as u128) as u64).max(1),
+                    part: Part::Chunk {
+                        index: index as u32,
+                        count,
+                        first: c.first,
+                        last: c.last,
+                        phase: phase.clone(),
+                    },
+                });
+            }
         }
         let ranges: Vec<[u64; 2]> = parts.iter().map(|c| [c.first, c.last]).collect();
         for phase in merged {
@@ -100,20 +107,49 @@ pub fn units_for(
     out
 }
 
-/// What a unit waits for: a merge for its run's chunks, a commit for its run's merges.
-/// `of_run` lists each run's units.
-fn prerequisites(units: &[Unit], of_run: &HashMap<u32, Vec<UnitId>>, u: &Unit) -> Vec<UnitId> {
-    let want: fn(&Part) -> bool = match u.part {
-        Part::Merge { .. } => |p| matches!(p, Part::Chunk { .. }),
-        Part::Commit { .. } => |p| matches!(p, Part::Merge { .. }),
-        _ => return Vec::new(),
-    };
-    of_run
-        .get(&u.run)
-        .into_iter()
-        .flatten()
-        .copied()
-        .filter(|c| want(&units[c.0].part))
+/// What each unit waits for: a chunk's phase for the same chunk's previous phase (in the order
+/// of the run's merge units, which is chain order), a merge for its phase's chunks, a commit for
+/// its run's merges. Whole runs and first-phase chunks wait for nothing.
+pub fn prerequisites(units: &[Unit]) -> Vec<Vec<UnitId>> {
+    // Per run: phases in chain order, merge units, and chunk units by (index, phase).
+    let mut order: HashMap<u32, Vec<&str>> = HashMap::new();
+    let mut merges: HashMap<u32, Vec<UnitId>> = HashMap::new();
+    let mut chunk_of: HashMap<(u32, u32, &str), UnitId> = HashMap::new();
+    let mut chunks_of: HashMap<(u32, &str), Vec<UnitId>> = HashMap::new();
+    for (i, u) in units.iter().enumerate() {
+        match &u.part {
+            Part::Merge { phase, .. } => {
+                order.entry(u.run).or_default().push(phase);
+                merges.entry(u.run).or_default().push(UnitId(i));
+            }
+            Part::Chunk { index, phase, .. } => {
+                chunk_of.insert((u.run, *index, phase), UnitId(i));
+                chunks_of.entry((u.run, phase)).or_default().push(UnitId(i));
+            }
+            _ => {}
+        }
+    }
+    units
+        .iter()
+        .map(|u| match &u.part {
+            Part::Chunk { index, phase, .. } => {
+                let phases = order.get(&u.run).map(Vec::as_slice).unwrap_or_default();
+                match phases.iter().position(|p| p == phase) {
+                    Some(k) if k > 0 => chunk_of
+                        .get(&(u.run, *index, phases[k - 1]))
+                        .copied()
+                        .into_iter()
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
+            Part::Merge { phase, .. } => chunks_of
+                .get(&(u.run, phase.as_str()))
+                .cloned()
+                .unwrap_or_default(),
+            Part::Commit { .. } => merges.get(&u.run).cloned().unwrap_or_default(),
+            Part::Whole => Vec::new(),
+        })
         .collect()
 }
 
@@ -236,12 +272,8 @@ impl Dispatcher {
         let mut state = vec![UnitState::Pending; units.len()];
         let mut waiting_for = HashMap::new();
         let mut dependents: HashMap<UnitId, Vec<UnitId>> = HashMap::new();
-        let mut of_run: HashMap<u32, Vec<UnitId>> = HashMap::new();
-        for (i, u) in units.iter().enumerate() {
-            of_run.entry(u.run).or_default().push(UnitId(i));
-        }
-        for (i, u) in units.iter().enumerate() {
-            let needs = prerequisites(&units, &of_run, u);
+        for (i, needs) in prerequisites(&units).into_iter().enumerate() {
+            let u = &units[i];
             if needs.is_empty() && matches!(u.part, Part::Merge { .. } | Part::Commit { .. }) {
                 // Nothing to wait for (cannot happen with `units_for`): never handed out.
                 state[i] = UnitState::Dropped;
@@ -382,9 +414,8 @@ impl Dispatcher {
         slot.running = Some((unit, now));
     }
 
-    /// A unit ended: the units waiting for it whose last prerequisite it was are queued first
-    /// (in unit order, ahead of everything else); when it failed, they (and what waits for
-    /// them) will not run.
+    /// A unit ended: the units waiting for it whose last prerequisite it was are queued (see
+    /// below for where); when it failed, they (and what waits for them) will not run.
     fn unit_done(&mut self, unit: UnitId, failed: bool) {
         let mut ready = Vec::new();
         let mut failed_units = vec![(unit, failed)];
@@ -406,8 +437,18 @@ impl Dispatcher {
                 }
             }
         }
-        for d in ready.into_iter().rev() {
-            self.shared.push_front(d);
+        // Merges and commits (the run's serial tail) go first; a chunk's next phase goes last,
+        // so every chunk passes a phase before any goes on (that phase's merge starts early
+        // and overlaps the later phases of the chunks).
+        for d in ready.iter().rev() {
+            if !matches!(self.units[d.0].part, Part::Chunk { .. }) {
+                self.shared.push_front(*d);
+            }
+        }
+        for d in ready {
+            if matches!(self.units[d.0].part, Part::Chunk { .. }) {
+                self.shared.push_back(d);
+            }
         }
     }
 
@@ -745,7 +786,9 @@ mod tests {
         assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
     }
 
-    /// Run 7 in `chunks` chunks of 10 events, merges of phases A and B, and its commit.
+    /// Run 7 in `chunks` chunks of 10 events through phases A and B: units `0..chunks` are
+    /// the chunks through A, then the same chunks through B, then the merges of A and B, then
+    /// the commit.
     fn chunked(chunks: u32) -> Vec<Unit> {
         let runs = [crate::runs::Run {
             run: 7,
@@ -753,6 +796,13 @@ mod tests {
         }];
         let ranges: HashMap<u32, [u64; 2]> = [(7, [0, u64::from(chunks) * 10 - 1])].into();
         units_for(&runs, &ranges, 10, &["A".into(), "B".into()])
+    }
+
+    /// Requests work for `w`, starts what it gets and returns its index.
+    fn next(d: &mut Dispatcher, w: usize) -> Option<usize> {
+        let got = assigned(&d.request(w)).first().map(|&(_, u)| u)?;
+        d.started(w, UnitId(got), Instant::now());
+        Some(got)
     }
 
     #[test]
@@ -768,21 +818,34 @@ mod tests {
         let ranges: HashMap<u32, [u64; 2]> = [(1, [0, 2499]), (2, [0, 99])].into();
         let phases = ["A".to_string(), "B".to_string()];
         let u = units_for(&runs, &ranges, 1000, &phases);
-        // Run 1: 3 chunks, a merge per phase and a commit; run 2 short; run 3 of unknown events.
-        assert_eq!(u.len(), 8);
+        // Run 1: 3 chunks through 2 phases, a merge per phase and a commit; run 2 short; run 3
+        // of unknown events.
+        assert_eq!(u.len(), 11);
         let chunks: Vec<&Unit> = u
             .iter()
             .filter(|x| matches!(x.part, Part::Chunk { .. }))
             .collect();
-        assert_eq!(chunks.len(), 3);
-        assert_eq!(chunks.iter().map(|c| c.cost).sum::<u64>(), 999);
+        assert_eq!(chunks.len(), 6);
+        let cost: u64 = chunks.iter().map(|c| c.cost).sum();
+        assert!((990..=1000).contains(&cost), "{cost}");
         assert!(
-            matches!(&u[3].part, Part::Merge { phase, ranges } if phase == "A" && ranges.len() == 3 && ranges[2] == [1666, 2499])
+            matches!(&u[2].part, Part::Chunk { index: 2, phase, first: 1666, last: 2499, .. } if phase == "A")
         );
-        assert!(matches!(&u[4].part, Part::Merge { phase, .. } if phase == "B"));
-        assert!(matches!(&u[5].part, Part::Commit { ranges } if ranges.len() == 3));
-        assert_eq!(u[6].part, Part::Whole);
-        assert_eq!(u[7].part, Part::Whole);
+        assert!(matches!(&u[3].part, Part::Chunk { index: 0, phase, .. } if phase == "B"));
+        assert!(
+            matches!(&u[6].part, Part::Merge { phase, ranges } if phase == "A" && ranges.len() == 3 && ranges[2] == [1666, 2499])
+        );
+        assert!(matches!(&u[7].part, Part::Merge { phase, .. } if phase == "B"));
+        assert!(matches!(&u[8].part, Part::Commit { ranges } if ranges.len() == 3));
+        assert_eq!(u[9].part, Part::Whole);
+        assert_eq!(u[10].part, Part::Whole);
+        // What waits for what.
+        let pre = prerequisites(&u);
+        assert!(pre[0].is_empty() && pre[9].is_empty());
+        assert_eq!(pre[3], ids(&[0]));
+        assert_eq!(pre[6], ids(&[0, 1, 2]));
+        assert_eq!(pre[7], ids(&[3, 4, 5]));
+        assert_eq!(pre[8], ids(&[6, 7]));
         // chunk_events 0 never splits.
         assert!(units_for(&runs, &ranges, 0, &phases)
             .iter()
@@ -790,62 +853,50 @@ mod tests {
     }
 
     #[test]
-    fn merges_wait_for_every_chunk_then_go_first_at_once_and_the_commit_waits_for_them() {
-        let mut units = chunked(3);
-        units.push(Unit {
-            run: 8,
-            cost: 5,
-            part: Part::Whole,
-        });
-        // Units 0-2 are chunks, 3 and 4 the merges of A and B, 5 the commit; 6 is another run.
-        let mut d = Dispatcher::new(units, vec![vec![], vec![]], ids(&[0, 1, 2, 6]), false);
-        let t = Instant::now();
-        for u in 3..=5 {
+    fn chunks_pass_a_phase_before_going_on_merges_go_first_and_the_commit_waits_for_them() {
+        // 0, 1: chunks through A; 2, 3: through B; 4, 5: merges of A and B; 6: commit.
+        let mut d = Dispatcher::new(chunked(2), vec![vec![], vec![]], ids(&[0, 1]), false);
+        for u in 2..=6 {
             assert_eq!(d.state(UnitId(u)), UnitState::Waiting);
         }
-        assert_eq!(assigned(&d.request(0)), vec![(0, 0)]);
-        d.started(0, UnitId(0), t);
-        assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
-        d.started(1, UnitId(1), t);
+        assert_eq!(next(&mut d, 0), Some(0));
+        assert_eq!(next(&mut d, 1), Some(1));
         d.finished(0, UnitId(0), false);
-        assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
-        d.started(0, UnitId(2), t);
+        // Chunk 0 goes on to B; A's merge still waits for chunk 1.
+        assert_eq!(d.state(UnitId(4)), UnitState::Waiting);
+        assert_eq!(next(&mut d, 0), Some(2));
         d.finished(1, UnitId(1), false);
-        assert_eq!(d.state(UnitId(3)), UnitState::Waiting);
+        // Every chunk passed A: its merge goes before chunk 1's B, beside chunk 0's B.
+        assert_eq!(next(&mut d, 1), Some(4));
         d.finished(0, UnitId(2), false);
-        // All chunks done: both merges, in chain order, before run 8; one per worker.
-        assert_eq!(assigned(&d.request(1)), vec![(1, 3)]);
-        d.started(1, UnitId(3), t);
-        assert_eq!(assigned(&d.request(0)), vec![(0, 4)]);
-        d.started(0, UnitId(4), t);
-        d.finished(1, UnitId(3), false);
-        // One merge left: the commit waits; run 8 goes meanwhile.
-        assert_eq!(d.state(UnitId(5)), UnitState::Waiting);
-        assert_eq!(assigned(&d.request(1)), vec![(1, 6)]);
-        d.started(1, UnitId(6), t);
-        d.finished(0, UnitId(4), false);
-        assert_eq!(assigned(&d.request(0)), vec![(0, 5)]);
-        d.started(0, UnitId(5), t);
-        d.finished(0, UnitId(5), false);
+        assert_eq!(next(&mut d, 0), Some(3));
+        d.finished(0, UnitId(3), false);
+        assert_eq!(next(&mut d, 0), Some(5));
+        d.finished(1, UnitId(4), false);
+        // One merge left: the commit waits, the idle worker parks ...
+        assert_eq!(d.state(UnitId(6)), UnitState::Waiting);
+        assert_eq!(next(&mut d, 1), None);
+        // ... and is woken for the commit when the last merge ends.
+        assert_eq!(assigned(&d.finished(0, UnitId(5), false)), vec![(1, 6)]);
+        d.started(1, UnitId(6), Instant::now());
         d.finished(1, UnitId(6), false);
         assert_eq!(d.remaining(), 0);
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
     }
 
     #[test]
-    fn a_failed_chunk_drops_the_merges_and_the_commit() {
+    fn a_failed_chunk_drops_its_later_phases_the_merges_and_the_commit() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
-        let t = Instant::now();
-        d.request(0);
-        d.started(0, UnitId(0), t);
+        assert_eq!(next(&mut d, 0), Some(0));
         d.finished(0, UnitId(0), true);
-        for u in 2..=4 {
-            assert_eq!(d.state(UnitId(u)), UnitState::Dropped);
+        for u in [2, 4, 5, 6] {
+            assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
         }
-        d.request(0);
-        d.started(0, UnitId(1), t);
-        let a = d.finished(0, UnitId(1), false);
-        assert!(assigned(&a).is_empty());
+        // The other chunk still goes through the chain (its results stay for a later launch).
+        assert_eq!(next(&mut d, 0), Some(1));
+        d.finished(0, UnitId(1), false);
+        assert_eq!(next(&mut d, 0), Some(3));
+        assert!(assigned(&d.finished(0, UnitId(3), false)).is_empty());
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
         assert_eq!(d.remaining(), 0);
     }
@@ -853,40 +904,33 @@ mod tests {
     #[test]
     fn a_failed_merge_drops_the_commit_but_not_the_other_merge() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
-        let t = Instant::now();
-        for u in 0..2 {
-            d.request(0);
-            d.started(0, UnitId(u), t);
-            d.finished(0, UnitId(u), false);
+        let mut order = Vec::new();
+        while let Some(u) = next(&mut d, 0) {
+            order.push(u);
+            // The merge of A fails.
+            d.finished(0, UnitId(u), u == 4);
         }
-        assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
-        d.started(0, UnitId(2), t);
-        d.finished(0, UnitId(2), true);
-        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
-        assert_eq!(assigned(&d.request(0)), vec![(0, 3)]);
-        d.started(0, UnitId(3), t);
-        d.finished(0, UnitId(3), false);
-        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
-        assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
+        assert_eq!(order, vec![0, 1, 4, 2, 3, 5]);
+        assert_eq!(d.state(UnitId(5)), UnitState::Finished);
+        assert_eq!(d.state(UnitId(6)), UnitState::Dropped);
+        assert_eq!(d.remaining(), 0);
     }
 
     #[test]
     fn a_worker_dying_in_a_chunk_fails_the_run_and_an_interrupt_drops_waiting_merges() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![], vec![]], ids(&[0, 1]), false);
-        let t = Instant::now();
-        d.request(0);
-        d.started(0, UnitId(0), t);
+        assert_eq!(next(&mut d, 0), Some(0));
         let death = d.died(0);
         assert_eq!(death.running, Some(UnitId(0)));
-        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
-        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
+        for u in [2, 4, 5, 6] {
+            assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
+        }
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
-        d.request(0);
-        d.started(0, UnitId(0), t);
+        assert_eq!(next(&mut d, 0), Some(0));
         d.interrupt();
-        assert_eq!(d.state(UnitId(2)), UnitState::Dropped);
-        assert_eq!(d.state(UnitId(4)), UnitState::Dropped);
-        assert_eq!(d.state(UnitId(1)), UnitState::Dropped);
+        for u in 1..=6 {
+            assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
+        }
     }
 
     #[test]

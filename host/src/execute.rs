@@ -1,16 +1,17 @@
-//! Running one unit of work through the chain, in a worker: a whole run, one event chunk of a
-//! run, the merge of one phase's chunks, or the commit of a merged run.
+//! Running one unit of work in a worker: a whole run through the chain, one event chunk
+//! through one phase, the merge of one phase's chunks, or the commit of a merged run.
 //!
 //! For every unit the worker first takes its locks (see `locks`): a whole run or a commit holds
 //! the (run, phase) locks of every active phase exclusively, a merge only its phase's; a chunk
-//! holds its own chunk locks and the run's locks shared, so chunks of one run proceed in
+//! holds its chunk lock and its phase's run lock shared, so chunks of one run proceed in
 //! parallel but never beside a whole run, a merge or a commit of that run in another launch.
-//! Then, phase by phase, `provenance::decide` says whether to run it or to use its current
-//! result, and a record is written after the artifacts. A chunk, merge or commit whose whole run
-//! is already current does nothing. A merge writes its phase's artifacts and leaves a
-//! `MergedRecord`; the commit turns those into whole-run records in chain order (each names its
-//! inputs by content, as an unsplit run's records do). After a successful whole run or commit,
-//! the run's chunk files are removed.
+//! Then `provenance::decide` says whether to run each phase or to use its current result, and a
+//! record is written after the artifacts. A chunk unit takes its earlier phases' results from
+//! their chunk records (when one of them ran in this launch, the unit's phase reruns, as in a
+//! whole run). A chunk, merge or commit whose whole run is already current does nothing. A merge
+//! writes its phase's artifacts and leaves a `MergedRecord`; the commit turns those into
+//! whole-run records in chain order (each names its inputs by content, as an unsplit run's
+//! records do). After a successful whole run or commit, the run's chunk files are removed.
 
 use crate::chain::ChainPhase;
 use crate::locks;
@@ -106,13 +107,18 @@ fn holder(job: &Job) -> String {
     )
 }
 
-/// The active phases a unit writes: its phase for a merge, every active phase otherwise.
+/// The active phases a unit writes: its phase for a chunk or a merge, every active phase for a
+/// whole run or a commit.
 fn unit_phases<'a>(
     chain: &'a [ChainPhase],
     part: &'a Part,
 ) -> impl Iterator<Item = &'a ChainPhase> {
     chain.iter().filter(move |c| {
-        c.spec.active && !matches!(part, Part::Merge { phase, .. } if *phase != c.name)
+        c.spec.active
+            && match part {
+                Part::Chunk { phase, .. } | Part::Merge { phase, .. } => *phase == c.name,
+                Part::Whole | Part::Commit { .. } => true,
+            }
     })
 }
 
@@ -622,9 +628,28 @@ pub fn process_unit(
         Part::Whole | Part::Chunk { .. } => {}
     }
     let chunk = part.chunk();
+    // A chunk unit runs one phase of the chain: its earlier phases were run by earlier units of
+    // this chunk (their records give the payload), its later ones by later units.
+    let target: Option<usize> = match part {
+        Part::Chunk { phase, .. } => match chain.iter().position(|c| c.name == *phase) {
+            Some(t) => Some(t),
+            None => {
+                finish(RunOutcome::Failed {
+                    error: ErrorInfo {
+                        phase: phase.clone(),
+                        kind: "invalid input".into(),
+                        message: format!("{phase} is not a phase of the chain"),
+                    },
+                });
+                return;
+            }
+        },
+        _ => None,
+    };
+    let reported = |k: usize| target.is_none_or(|t| t == k);
     if chunk.is_some() && whole_run_current(job, chain, run, &trace) {
         tracing::info!("{label}: the whole run is up to date; nothing to do");
-        for c in chain {
+        for (_, c) in chain.iter().enumerate().filter(|(k, _)| reported(*k)) {
             let status = if c.spec.active {
                 PhaseStatus::UpToDate
             } else {
@@ -642,8 +667,14 @@ pub fn process_unit(
     let mut upstream: Option<String> = None;
     let names: Vec<String> = chain.iter().map(|c| c.name.clone()).collect();
     for (k, c) in chain.iter().enumerate() {
+        if target.is_some_and(|t| k > t) {
+            break;
+        }
         let ws = c.workspace();
         if failure.is_some() {
+            if !reported(k) {
+                continue;
+            }
             phase_done(record_of(
                 &c.name,
                 PhaseStatus::NotRun,
@@ -660,6 +691,7 @@ pub fn process_unit(
             upstream = None;
             tracing::debug!("calling {}.construct_artifact for {label}", c.name);
             match c.phase.construct_artifact(&payload, &ws).into_result() {
+                Ok(r) if !reported(k) => payload = r,
                 Ok(r) => {
                     payload = r;
                     phase_done(record_of(
@@ -690,6 +722,37 @@ pub fn process_unit(
                         0,
                         None,
                     ));
+                }
+            }
+            continue;
+        }
+        if let (false, Some(ch)) = (reported(k), chunk) {
+            // An earlier phase of this chunk: its result, as its own unit recorded it.
+            let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
+            let (first, last) = (ch.events.first, ch.events.last);
+            let identity =
+                Identity::of(c, &payload, job.seed_fixed.then_some(seed)).for_chunk(first, last);
+            let path = provenance::chunk_record_path(&ws.artifact_dir(), run, first, last);
+            match provenance::decide(&provenance::read(&path), &identity, false, None) {
+                Decision::UpToDate(rec) => {
+                    if rec.launch == job.launch {
+                        // It ran in this launch: its outputs are new.
+                        upstream = Some(c.name.clone());
+                    }
+                    payload = provenance::result_of(&rec);
+                }
+                Decision::Run(reason) => {
+                    tracing::error!("{label}: the result of {} is not current: {reason}", c.name);
+                    failure = Some(RunOutcome::Failed {
+                        error: ErrorInfo {
+                            phase: c.name.clone(),
+                            kind: "invalid input".into(),
+                            message: format!(
+                                "events {first}..={last}: the result of {} is not current ({reason})",
+                                c.name
+                            ),
+                        },
+                    });
                 }
             }
             continue;

@@ -304,11 +304,13 @@ fn plan_work(
             p.chunk_events
         );
     }
-    // Plan over the units a worker can start with (merges and commits wait for others).
+    // Plan over the units a worker can start with (a chunk's later phases, merges and commits
+    // wait for others).
+    let waits = crate::dispatch::prerequisites(&units);
     let mut startable: Vec<runs::Run> = units
         .iter()
         .enumerate()
-        .filter(|(_, u)| !matches!(u.part, Part::Merge { .. } | Part::Commit { .. }))
+        .filter(|(i, _)| waits[*i].is_empty())
         .map(|(i, u)| runs::Run {
             run: i as u32,
             bytes: u.cost,

@@ -72,7 +72,9 @@ pub enum Part {
     /// The whole run.
     #[default]
     Whole,
-    /// Events `first..=last`, chunk `index` of `count`.
+    /// Events `first..=last`, chunk `index` of `count`, through one phase: a split run's chunk
+    /// goes through the chain one phase per unit, so phases of different chunks, and merges of
+    /// finished phases, run at once on different workers.
     Chunk {
         /// Index in event order.
         index: u32,
@@ -82,6 +84,8 @@ pub enum Part {
         first: u64,
         /// Last event id (inclusive).
         last: u64,
+        /// The phase this unit runs (the chunk's earlier phases are done by then).
+        phase: String,
     },
     /// Merge one phase's chunk artifacts (their event ranges, in order) into that phase's
     /// artifacts of the run. The merges of a run's phases are independent units (they may run
@@ -113,6 +117,7 @@ impl Part {
                 count,
                 first,
                 last,
+                ..
             } => Some(spyral_core::Chunk {
                 index,
                 count,
@@ -132,6 +137,7 @@ impl std::fmt::Display for Part {
                 count,
                 first,
                 last,
+                ..
             } => write!(f, " chunk {}/{count} (events {first}..={last})", index + 1),
             // The phase is not in the label: log lines name it already (`phase P complete for
             // run 3 merge of 8 chunks`), and the report parses them.
@@ -333,6 +339,7 @@ mod tests {
                     count: 3,
                     first: 100,
                     last: 199,
+                    phase: "Cluster".into(),
                 },
                 outcome: RunOutcome::InAnotherLaunch {
                     phase: "Cluster".into(),
