@@ -74,6 +74,12 @@ impl RunSink for Sink<'_> {
     }
 }
 
+/// A phase record for the report of a phase that was not called (up to date, constructed, not
+/// run, or failed before the call): no time, no items, no metadata.
+fn no_call(phase: &str, status: PhaseStatus, error: Option<String>) -> PhaseRecord {
+    record_of(phase, status, error, 0.0, 0.0, 0, None)
+}
+
 /// A phase record for the report.
 pub fn record_of(
     phase: &str,
@@ -288,27 +294,11 @@ fn merge_phase(
     };
     if whole_run_current(job, u.chain, run, trace) {
         tracing::info!("{label}: the whole run is up to date; nothing to merge in {phase}");
-        phase_done(record_of(
-            phase,
-            PhaseStatus::UpToDate,
-            None,
-            0.0,
-            0.0,
-            0,
-            None,
-        ));
+        phase_done(no_call(phase, PhaseStatus::UpToDate, None));
         return RunOutcome::Ok;
     }
     if u.cancel.load(Ordering::Relaxed) {
-        phase_done(record_of(
-            phase,
-            PhaseStatus::NotRun,
-            None,
-            0.0,
-            0.0,
-            0,
-            None,
-        ));
+        phase_done(no_call(phase, PhaseStatus::NotRun, None));
         return RunOutcome::Interrupted {
             phase: phase.to_string(),
         };
@@ -452,15 +442,7 @@ fn commit_run(
             match c.phase.construct_artifact(&payload, &ws).into_result() {
                 Ok(r) => payload = r,
                 Err(e) => {
-                    phase_done(record_of(
-                        &c.name,
-                        PhaseStatus::Failed,
-                        Some(e.to_string()),
-                        0.0,
-                        0.0,
-                        0,
-                        None,
-                    ));
+                    phase_done(no_call(&c.name, PhaseStatus::Failed, Some(e.to_string())));
                     return failed(&c.name, &e.kind.to_string(), e.message().to_string());
                 }
             }
@@ -655,7 +637,7 @@ pub fn process_unit(
             } else {
                 PhaseStatus::Constructed
             };
-            phase_done(record_of(&c.name, status, None, 0.0, 0.0, 0, None));
+            phase_done(no_call(&c.name, status, None));
         }
         finish(RunOutcome::Ok);
         return;
@@ -675,15 +657,7 @@ pub fn process_unit(
             if !reported(k) {
                 continue;
             }
-            phase_done(record_of(
-                &c.name,
-                PhaseStatus::NotRun,
-                None,
-                0.0,
-                0.0,
-                0,
-                None,
-            ));
+            phase_done(no_call(&c.name, PhaseStatus::NotRun, None));
             continue;
         }
         if !c.spec.active {
@@ -694,15 +668,7 @@ pub fn process_unit(
                 Ok(r) if !reported(k) => payload = r,
                 Ok(r) => {
                     payload = r;
-                    phase_done(record_of(
-                        &c.name,
-                        PhaseStatus::Constructed,
-                        None,
-                        0.0,
-                        0.0,
-                        0,
-                        None,
-                    ));
+                    phase_done(no_call(&c.name, PhaseStatus::Constructed, None));
                 }
                 Err(e) => {
                     tracing::error!("{label}: {}.construct_artifact failed: {e}", c.name);
@@ -713,15 +679,7 @@ pub fn process_unit(
                             message: e.message().to_string(),
                         },
                     });
-                    phase_done(record_of(
-                        &c.name,
-                        PhaseStatus::Failed,
-                        Some(e.to_string()),
-                        0.0,
-                        0.0,
-                        0,
-                        None,
-                    ));
+                    phase_done(no_call(&c.name, PhaseStatus::Failed, Some(e.to_string())));
                 }
             }
             continue;
@@ -761,30 +719,14 @@ pub fn process_unit(
             failure = Some(RunOutcome::Failed {
                 error: timeout_error(&c.name),
             });
-            phase_done(record_of(
-                &c.name,
-                PhaseStatus::NotRun,
-                None,
-                0.0,
-                0.0,
-                0,
-                None,
-            ));
+            phase_done(no_call(&c.name, PhaseStatus::NotRun, None));
             continue;
         }
         if cancel.load(Ordering::Relaxed) {
             failure = Some(RunOutcome::Interrupted {
                 phase: c.name.clone(),
             });
-            phase_done(record_of(
-                &c.name,
-                PhaseStatus::NotRun,
-                None,
-                0.0,
-                0.0,
-                0,
-                None,
-            ));
+            phase_done(no_call(&c.name, PhaseStatus::NotRun, None));
             continue;
         }
         let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
@@ -803,15 +745,7 @@ pub fn process_unit(
             Decision::UpToDate(rec) => {
                 tracing::info!("{label}: phase {} is up to date; not running it", c.name);
                 payload = provenance::result_of(&rec);
-                phase_done(record_of(
-                    &c.name,
-                    PhaseStatus::UpToDate,
-                    None,
-                    0.0,
-                    0.0,
-                    0,
-                    None,
-                ));
+                phase_done(no_call(&c.name, PhaseStatus::UpToDate, None));
                 continue;
             }
             Decision::Run(reason) => reason,
