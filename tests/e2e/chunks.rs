@@ -109,17 +109,22 @@ fn a_killed_launch_redoes_only_unfinished_chunks() {
     let header = "runs: {min: 1, max: 1}\nworkers: 1\nseed: 5";
     let sb = sandbox(&runs);
     let p = sb.pipeline(header, &phases(40));
-    let child = sb.spawn(&[
+    let mut child = sb.spawn(&[
         "run",
         p.to_str().unwrap(),
         "--chunk-events",
         "10",
         "--no-display",
     ]);
-    // Wait until at least two chunks are recorded, then kill the parent and its workers.
-    let records = sb.ws().join("Lines2/.chunks/run_0001/.provenance");
+    // Wait until at least two chunks of the slow first phase are recorded (four of its six
+    // chunks are then still to do, and so are all of the second phase's), then kill the
+    // parent and its workers.
+    let records = sb.ws().join("Lines/.chunks/run_0001/.provenance");
     let t = std::time::Instant::now();
     loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the launch ended ({status}) before it could be killed");
+        }
         let n = std::fs::read_dir(&records)
             .map(|rd| {
                 rd.flatten()
