@@ -170,6 +170,18 @@ pub enum UnitState {
     Dropped,
 }
 
+/// How a unit ended, for the units that wait for it and for the abort policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitEnd {
+    /// Done: what waits for it may run.
+    Ok,
+    /// Failed (the abort policy stops the launch): what waits for it will not run.
+    Failed,
+    /// Not done, without failing: skipped (its trace file vanished), left to another launch
+    /// that holds its locks, or interrupted. What waits for it will not run.
+    NotDone,
+}
+
 /// How a worker is asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
@@ -452,14 +464,14 @@ impl Dispatcher {
         }
     }
 
-    /// Worker `w` finished `unit`; `failed` says whether it failed (for the abort policy).
-    pub fn finished(&mut self, w: usize, unit: UnitId, failed: bool) -> Vec<Action> {
+    /// Worker `w` finished `unit`, ending as `end`.
+    pub fn finished(&mut self, w: usize, unit: UnitId, end: UnitEnd) -> Vec<Action> {
         self.state[unit.0] = UnitState::Finished;
-        self.unit_done(unit, failed);
+        self.unit_done(unit, end != UnitEnd::Ok);
         let slot = &mut self.slots[w];
         slot.assigned = None;
         slot.running = None;
-        if failed && self.abort_on_failure && self.stopping == Stopping::No {
+        if end == UnitEnd::Failed && self.abort_on_failure && self.stopping == Stopping::No {
             return self.stop(Stopping::Aborted);
         }
         self.settle()
@@ -656,20 +668,20 @@ mod tests {
         d.started(0, UnitId(0), t);
         assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
         d.started(1, UnitId(1), t);
-        d.finished(1, UnitId(1), false);
+        d.finished(1, UnitId(1), UnitEnd::Ok);
         assert_eq!(assigned(&d.request(1)), vec![(1, 2)]);
         d.started(1, UnitId(2), t);
-        d.finished(1, UnitId(2), false);
+        d.finished(1, UnitId(2), UnitEnd::Ok);
         // Worker 0 is still busy with 0: worker 1 steals 3 from its queue.
         assert_eq!(assigned(&d.request(1)), vec![(1, 3)]);
         d.started(1, UnitId(3), t);
-        d.finished(1, UnitId(3), false);
+        d.finished(1, UnitId(3), UnitEnd::Ok);
         // Nothing left but 0 in hand: worker 1 parks, no release yet.
         assert!(d.request(1).is_empty());
         // The last unit finishes: the parked worker is released at once, the other when it
         // asks.
         assert_eq!(
-            d.finished(0, UnitId(0), false),
+            d.finished(0, UnitId(0), UnitEnd::Ok),
             vec![Action::Release { worker: 1 }]
         );
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
@@ -706,7 +718,7 @@ mod tests {
         assert_eq!(death.requeued, ids(&[1, 3]));
         assert_eq!(d.state(UnitId(1)), UnitState::Pending);
         // Worker 0 finishes and then gets the requeued units, in order, before its own.
-        d.finished(0, UnitId(0), false);
+        d.finished(0, UnitId(0), UnitEnd::Ok);
         assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
         d.started(0, UnitId(2), t);
         // Worker 0 dies while running 2: 2 failed, 1 and 3 need a replacement.
@@ -728,7 +740,7 @@ mod tests {
         // Worker 1 steals 1, starts nothing, then 0's worker dies with 0 running.
         assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
         d.started(1, UnitId(1), t);
-        d.finished(1, UnitId(1), false);
+        d.finished(1, UnitId(1), UnitEnd::Ok);
         assert!(d.request(1).is_empty()); // parked, 0 still running
         let death = d.died(0);
         assert_eq!(death.running, Some(UnitId(0)));
@@ -749,7 +761,7 @@ mod tests {
         d.started(0, UnitId(0), t);
         d.request(1);
         d.started(1, UnitId(2), t);
-        d.finished(1, UnitId(2), false);
+        d.finished(1, UnitId(2), UnitEnd::Ok);
         // Worker 1 would now steal unit 1 from worker 0's queue; the interrupt comes first.
         let a = d.interrupt();
         assert!(a.contains(&Action::Signal {
@@ -773,7 +785,7 @@ mod tests {
         let t = Instant::now();
         d.request(0);
         d.started(0, UnitId(0), t);
-        let a = d.finished(0, UnitId(0), true);
+        let a = d.finished(0, UnitId(0), UnitEnd::Failed);
         assert_eq!(
             a,
             vec![Action::Signal {
@@ -861,25 +873,28 @@ mod tests {
         }
         assert_eq!(next(&mut d, 0), Some(0));
         assert_eq!(next(&mut d, 1), Some(1));
-        d.finished(0, UnitId(0), false);
+        d.finished(0, UnitId(0), UnitEnd::Ok);
         // Chunk 0 goes on to B; A's merge still waits for chunk 1.
         assert_eq!(d.state(UnitId(4)), UnitState::Waiting);
         assert_eq!(next(&mut d, 0), Some(2));
-        d.finished(1, UnitId(1), false);
+        d.finished(1, UnitId(1), UnitEnd::Ok);
         // Every chunk passed A: its merge goes before chunk 1's B, beside chunk 0's B.
         assert_eq!(next(&mut d, 1), Some(4));
-        d.finished(0, UnitId(2), false);
+        d.finished(0, UnitId(2), UnitEnd::Ok);
         assert_eq!(next(&mut d, 0), Some(3));
-        d.finished(0, UnitId(3), false);
+        d.finished(0, UnitId(3), UnitEnd::Ok);
         assert_eq!(next(&mut d, 0), Some(5));
-        d.finished(1, UnitId(4), false);
+        d.finished(1, UnitId(4), UnitEnd::Ok);
         // One merge left: the commit waits, the idle worker parks ...
         assert_eq!(d.state(UnitId(6)), UnitState::Waiting);
         assert_eq!(next(&mut d, 1), None);
         // ... and is woken for the commit when the last merge ends.
-        assert_eq!(assigned(&d.finished(0, UnitId(5), false)), vec![(1, 6)]);
+        assert_eq!(
+            assigned(&d.finished(0, UnitId(5), UnitEnd::Ok)),
+            vec![(1, 6)]
+        );
         d.started(1, UnitId(6), Instant::now());
-        d.finished(1, UnitId(6), false);
+        d.finished(1, UnitId(6), UnitEnd::Ok);
         assert_eq!(d.remaining(), 0);
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
     }
@@ -888,17 +903,29 @@ mod tests {
     fn a_failed_chunk_drops_its_later_phases_the_merges_and_the_commit() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
         assert_eq!(next(&mut d, 0), Some(0));
-        d.finished(0, UnitId(0), true);
+        d.finished(0, UnitId(0), UnitEnd::Failed);
         for u in [2, 4, 5, 6] {
             assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
         }
         // The other chunk still goes through the chain (its results stay for a later launch).
         assert_eq!(next(&mut d, 0), Some(1));
-        d.finished(0, UnitId(1), false);
+        d.finished(0, UnitId(1), UnitEnd::Ok);
         assert_eq!(next(&mut d, 0), Some(3));
-        assert!(assigned(&d.finished(0, UnitId(3), false)).is_empty());
+        assert!(assigned(&d.finished(0, UnitId(3), UnitEnd::Ok)).is_empty());
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
         assert_eq!(d.remaining(), 0);
+    }
+
+    #[test]
+    fn a_chunk_left_to_another_launch_drops_what_waits_for_it_without_aborting() {
+        let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), true);
+        assert_eq!(next(&mut d, 0), Some(0));
+        d.finished(0, UnitId(0), UnitEnd::NotDone);
+        assert_eq!(d.stopping(), Stopping::No);
+        for u in [2, 4, 5, 6] {
+            assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
+        }
+        assert_eq!(next(&mut d, 0), Some(1));
     }
 
     #[test]
@@ -908,7 +935,11 @@ mod tests {
         while let Some(u) = next(&mut d, 0) {
             order.push(u);
             // The merge of A fails.
-            d.finished(0, UnitId(u), u == 4);
+            d.finished(
+                0,
+                UnitId(u),
+                if u == 4 { UnitEnd::Failed } else { UnitEnd::Ok },
+            );
         }
         assert_eq!(order, vec![0, 1, 4, 2, 3, 5]);
         assert_eq!(d.state(UnitId(5)), UnitState::Finished);

@@ -45,6 +45,9 @@ pub struct Flight {
     pub cost: u64,
     /// Active phases finished.
     pub phases_done: u32,
+    /// Whether the unit covers one phase (a chunk through one phase, or a merge) rather than
+    /// the chain.
+    pub one_phase: bool,
     /// Items done in the current phase.
     pub done: u64,
     /// Items of the current phase (0: unknown).
@@ -65,7 +68,8 @@ pub fn fraction(done_work: u64, total_work: u64, flights: &[Flight], phases: u32
             } else {
                 0.0
             };
-            let of_unit = ((f64::from(f.phases_done) + within) / phases).min(1.0);
+            let of = if f.one_phase { 1.0 } else { phases };
+            let of_unit = ((f64::from(f.phases_done) + within) / of).min(1.0);
             f.cost as f64 * of_unit
         })
         .sum();
@@ -82,9 +86,13 @@ pub fn eta(elapsed: Duration, fraction: f64) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(elapsed.as_secs_f64() * (1.0 - fraction) / fraction))
 }
 
-/// What a worker is doing, in at most `width` characters: `run 12 c2/4 | Cluster 2/4 | 340/1000`.
+/// What a worker is doing, in at most `width` characters: `run 12 | Cluster 2/4 | 340/1000`,
+/// or for a one-phase unit `run 12 chunk 2/4 (events 250..=499) | Cluster | 120/250`.
 pub fn worker_text(w: &WorkerProc, phases: u32, width: usize) -> String {
     let text = match (&w.current_run, &w.current_phase) {
+        (Some(r), Some(p)) if w.one_phase => {
+            format!("run {r}{} | {p} | {}/{}", w.current_part, w.done, w.total)
+        }
         (Some(r), Some(p)) => format!(
             "run {r}{} | {p} {}/{phases} | {}/{}",
             w.current_part,
@@ -279,10 +287,18 @@ mod tests {
         let f = Flight {
             cost: 40,
             phases_done: 1,
+            one_phase: false,
             done: 5,
             total: 10,
         };
         assert!((fraction(50, 100, &[f], 4) - 0.65).abs() < 1e-12);
+        // A unit of one phase (a chunk through one phase, a merge) half done: 40 * 0.5 = 20.
+        let one = Flight {
+            phases_done: 0,
+            one_phase: true,
+            ..f
+        };
+        assert!((fraction(50, 100, &[one], 4) - 0.7).abs() < 1e-12);
         // Unknown totals count only finished phases; nothing exceeds the unit.
         let g = Flight {
             total: 0,

@@ -145,6 +145,18 @@ fn remove_chunk_dirs(chain: &[ChainPhase], run: u32, label: &str) {
     }
 }
 
+/// The error of a run stopped by its time limit (`run_timeout`) in `phase`.
+fn timeout_error(job: &Job, run: u32, phase: &str) -> ErrorInfo {
+    ErrorInfo {
+        phase: phase.to_string(),
+        kind: "timeout".into(),
+        message: format!(
+            "run {run} exceeded run_timeout ({} s) in phase {phase}",
+            job.run_timeout_s.unwrap_or(0.0)
+        ),
+    }
+}
+
 /// Why a phase call did not succeed: error kind, message, and whether an interrupt stopped it
 /// (a stop by the run's time limit is a failure, reported as a timeout).
 fn call_failure(
@@ -377,14 +389,7 @@ fn merge_phase(
         }
         other => {
             let timed_out = u.deadline.is_some_and(|d| Instant::now() >= d);
-            let timeout = ErrorInfo {
-                phase: phase.to_string(),
-                kind: "timeout".into(),
-                message: format!(
-                    "run {run} exceeded run_timeout ({} s) in phase {phase}",
-                    job.run_timeout_s.unwrap_or(0.0)
-                ),
-            };
+            let timeout = timeout_error(job, run, phase);
             let interrupted = u.cancel.load(Ordering::Relaxed);
             let (kind, message, cancelled) = call_failure(other, timed_out, interrupted, timeout);
             tracing::error!("{label}: phase {phase} failed: {kind}: {message}");
@@ -507,14 +512,6 @@ pub fn process_unit(
         .run_timeout_s
         .map(|s| t0 + std::time::Duration::from_secs_f64(s));
     let expired = || deadline.is_some_and(|d| Instant::now() >= d);
-    let timeout_error = |phase: &str| ErrorInfo {
-        phase: phase.to_string(),
-        kind: "timeout".into(),
-        message: format!(
-            "run {run} exceeded run_timeout ({} s) in phase {phase}",
-            job.run_timeout_s.unwrap_or(0.0)
-        ),
-    };
     let label = format!("run {run}{part}");
     outbox.send(&WorkerMsg::RunStarted {
         run,
@@ -717,7 +714,7 @@ pub fn process_unit(
         }
         if expired() {
             failure = Some(RunOutcome::Failed {
-                error: timeout_error(&c.name),
+                error: timeout_error(job, run, &c.name),
             });
             phase_done(no_call(&c.name, PhaseStatus::NotRun, None));
             continue;
@@ -815,7 +812,7 @@ pub fn process_unit(
                     other,
                     expired(),
                     cancel.load(Ordering::Relaxed),
-                    timeout_error(&c.name),
+                    timeout_error(job, run, &c.name),
                 );
                 tracing::error!("{label}: phase {} failed: {kind}: {message}", c.name);
                 if !cancelled {

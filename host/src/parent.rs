@@ -17,7 +17,7 @@ pub use crate::launch::{
 };
 
 use crate::chain::PhaseView;
-use crate::dispatch::{Action, Death, Dispatcher, StopSignal, Stopping, UnitId};
+use crate::dispatch::{Action, Death, Dispatcher, StopSignal, Stopping, UnitEnd, UnitId};
 use crate::display::Display;
 use crate::launch::{no_runs, random_seed, remove_orphan_asset_partials, write_layout_reports};
 use crate::pipeline::{OnError, Pipeline, Schedule};
@@ -542,6 +542,7 @@ impl<'a> EventLoop<'a> {
                 let w = &mut self.workers[i];
                 w.current_run = Some(run);
                 w.current_part = part.to_string();
+                w.one_phase = matches!(part, Part::Chunk { .. } | Part::Merge { .. });
                 w.current_phase = None;
                 w.phases_done = 0;
                 w.done = 0;
@@ -622,6 +623,11 @@ impl<'a> EventLoop<'a> {
             tracing::warn!("{msg}");
             self.display.println(&msg);
         }
+        let end = match outcome {
+            crate::protocol::RunOutcome::Ok => UnitEnd::Ok,
+            crate::protocol::RunOutcome::Failed { .. } => UnitEnd::Failed,
+            _ => UnitEnd::NotDone,
+        };
         let failure = self.ledger.finished(run, &part, outcome, wall_s);
         if let Some(msg) = &failure {
             tracing::error!("run {run}{part} failed on worker {i}: {msg}");
@@ -632,7 +638,7 @@ impl<'a> EventLoop<'a> {
             .overall(self.ledger.finished_runs(), self.done_bytes, &self.workers);
         self.display.worker(&self.workers[i], &self.workers);
         let actions = match unit {
-            Some(u) => self.dispatcher.finished(i, u, failure.is_some()),
+            Some(u) => self.dispatcher.finished(i, u, end),
             None => Vec::new(),
         };
         if self.dispatcher.stopping() == Stopping::Aborted

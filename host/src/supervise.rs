@@ -52,7 +52,8 @@ pub struct WorkerProc {
     pub exit: WorkerExit,
     /// The run it is on.
     pub current_run: Option<u32>,
-    /// Which part of it (` chunk 2/4 (events ..)`, ` merge of 4 chunks`, or empty).
+    /// Which part of it (` chunk 2/4 (events ..)`, ` merge of 4 chunks`, ` commit of 4 merged
+    /// chunks`, or empty).
     pub current_part: String,
     /// The phase it is in.
     pub current_phase: Option<String>,
@@ -60,6 +61,8 @@ pub struct WorkerProc {
     pub unit_cost: u64,
     /// Active phases of the unit it has finished.
     pub phases_done: u32,
+    /// Whether the unit covers one phase (a chunk through one phase, or a merge).
+    pub one_phase: bool,
     /// Progress inside the phase.
     pub done: u64,
     /// Items of the phase.
@@ -109,6 +112,7 @@ impl WorkerProc {
         (self.alive && self.current_run.is_some()).then_some(crate::display::Flight {
             cost: self.unit_cost,
             phases_done: self.phases_done,
+            one_phase: self.one_phase,
             done: self.done,
             total: self.total,
         })
@@ -215,6 +219,7 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
         current_phase: None,
         unit_cost: 0,
         phases_done: 0,
+        one_phase: false,
         done: 0,
         total: 0,
         bar: None,
