@@ -21,6 +21,7 @@ use crate::dispatch::{Action, Death, Dispatcher, StopSignal, Stopping, UnitEnd, 
 use crate::display::Display;
 use crate::launch::{no_runs, random_seed, remove_orphan_asset_partials, write_layout_reports};
 use crate::pipeline::{OnError, Pipeline, Schedule};
+use crate::protocol::RunOutcome;
 use crate::protocol::{Job, Part, WorkerMsg};
 use crate::report::{
     summary_text, write_report, Ledger, Report, RunStatus, SegmentReport, SharedReport,
@@ -607,7 +608,7 @@ impl<'a> EventLoop<'a> {
         i: usize,
         run: u32,
         part: Part,
-        outcome: crate::protocol::RunOutcome,
+        outcome: RunOutcome,
         wall_s: f64,
     ) -> Vec<Action> {
         let unit = self.unit_of.get(&(run, part.clone())).copied();
@@ -616,7 +617,7 @@ impl<'a> EventLoop<'a> {
         w.current_run = None;
         w.current_phase = None;
         w.unit_cost = 0;
-        if let crate::protocol::RunOutcome::InAnotherLaunch { phase, holder } = &outcome {
+        if let RunOutcome::InAnotherLaunch { phase, holder } = &outcome {
             let msg = format!(
                 "run {run} is running in another launch ({holder}; phase {phase}); left to it"
             );
@@ -624,9 +625,11 @@ impl<'a> EventLoop<'a> {
             self.display.println(&msg);
         }
         let end = match outcome {
-            crate::protocol::RunOutcome::Ok => UnitEnd::Ok,
-            crate::protocol::RunOutcome::Failed { .. } => UnitEnd::Failed,
-            _ => UnitEnd::NotDone,
+            RunOutcome::Ok => UnitEnd::Ok,
+            RunOutcome::Failed { .. } => UnitEnd::Failed,
+            RunOutcome::Interrupted { .. }
+            | RunOutcome::Skipped { .. }
+            | RunOutcome::InAnotherLaunch { .. } => UnitEnd::NotDone,
         };
         let failure = self.ledger.finished(run, &part, outcome, wall_s);
         if let Some(msg) = &failure {
