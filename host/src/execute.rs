@@ -15,7 +15,9 @@
 
 use crate::chain::ChainPhase;
 use crate::locks;
-use crate::protocol::{ErrorInfo, Job, Part, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg};
+use crate::protocol::{
+    ErrorInfo, FailureKind, Job, Part, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg,
+};
 use crate::provenance::{self, Decision, Identity, RecordRead, RecordStatus};
 use crate::worker::{cpu_seconds, epoch_seconds, peak_rss_kib, Outbox};
 use abi_stable::std_types::{RStr, RString, RVec};
@@ -149,7 +151,7 @@ fn remove_chunk_dirs(chain: &[ChainPhase], run: u32, label: &str) {
 fn timeout_error(job: &Job, run: u32, phase: &str) -> ErrorInfo {
     ErrorInfo {
         phase: phase.to_string(),
-        kind: "timeout".into(),
+        kind: FailureKind::Timeout,
         message: format!(
             "run {run} exceeded run_timeout ({} s) in phase {phase}",
             job.run_timeout_s.unwrap_or(0.0)
@@ -164,15 +166,15 @@ fn call_failure(
     timed_out: bool,
     interrupted: bool,
     timeout: ErrorInfo,
-) -> (String, String, bool) {
+) -> (FailureKind, String, bool) {
     let (kind, message, cancelled) = match out {
         Ok(_) => (
-            "invalid result".to_string(),
+            FailureKind::InvalidResult,
             "the phase returned an unsuccessful result".to_string(),
             false,
         ),
         Err(e) => (
-            e.kind.to_string(),
+            e.kind.into(),
             e.message().to_string(),
             e.kind == PhaseErrorKind::Cancelled,
         ),
@@ -286,10 +288,10 @@ fn merge_phase(
     phase_done: &dyn Fn(PhaseRecord),
 ) -> RunOutcome {
     let (job, run, label) = (u.job, u.run, u.label);
-    let failed = |kind: &str, message: String| RunOutcome::Failed {
+    let failed = |kind: FailureKind, message: String| RunOutcome::Failed {
         error: ErrorInfo {
             phase: phase.to_string(),
-            kind: kind.to_string(),
+            kind,
             message,
         },
     };
@@ -300,7 +302,7 @@ fn merge_phase(
         .find(|(_, c)| c.name == phase && c.spec.active)
     else {
         return failed(
-            "invalid input",
+            FailureKind::InvalidInput,
             format!("{phase} is not an active phase of the chain"),
         );
     };
@@ -373,7 +375,10 @@ fn merge_phase(
                     items,
                     None,
                 ));
-                return failed("i/o error", format!("cannot write {}: {e}", path.display()));
+                return failed(
+                    FailureKind::Io,
+                    format!("cannot write {}: {e}", path.display()),
+                );
             }
             tracing::info!("phase {} complete for {label} in {wall:.3} s", c.name);
             phase_done(record_of(
@@ -407,7 +412,7 @@ fn merge_phase(
                     phase: phase.to_string(),
                 }
             } else {
-                failed(&kind, message)
+                failed(kind, message)
             }
         }
     }
@@ -425,12 +430,12 @@ fn commit_run(
     label: &str,
     phase_done: &dyn Fn(PhaseRecord),
 ) -> RunOutcome {
-    let failed = |phase: &str, kind: &str, message: String| {
+    let failed = |phase: &str, kind: FailureKind, message: String| {
         tracing::error!("{label}: phase {phase} failed: {kind}: {message}");
         RunOutcome::Failed {
             error: ErrorInfo {
                 phase: phase.to_string(),
-                kind: kind.to_string(),
+                kind,
                 message,
             },
         }
@@ -448,7 +453,7 @@ fn commit_run(
                 Ok(r) => payload = r,
                 Err(e) => {
                     phase_done(no_call(&c.name, PhaseStatus::Failed, Some(e.to_string())));
-                    return failed(&c.name, &e.kind.to_string(), e.message().to_string());
+                    return failed(&c.name, e.kind.into(), e.message().to_string());
                 }
             }
             continue;
@@ -460,7 +465,7 @@ fn commit_run(
             _ => {
                 return failed(
                     &c.name,
-                    "invalid input",
+                    FailureKind::InvalidInput,
                     format!(
                         "the merge of this launch left no result for run {run} ({} is missing or from another launch)",
                         path.display()
@@ -487,7 +492,7 @@ fn commit_run(
         if let Err(e) = provenance::write_at(&record_path, &record) {
             return failed(
                 &c.name,
-                "i/o error",
+                FailureKind::Io,
                 format!("cannot write {}: {e}", record_path.display()),
             );
         }
@@ -554,7 +559,7 @@ pub fn process_unit(
             finish(RunOutcome::Failed {
                 error: ErrorInfo {
                     phase: "(locking)".into(),
-                    kind: "i/o error".into(),
+                    kind: FailureKind::Io,
                     message: e.to_string(),
                 },
             });
@@ -616,7 +621,7 @@ pub fn process_unit(
                 finish(RunOutcome::Failed {
                     error: ErrorInfo {
                         phase: phase.clone(),
-                        kind: "invalid input".into(),
+                        kind: FailureKind::InvalidInput,
                         message: format!("{phase} is not a phase of the chain"),
                     },
                 });
@@ -672,7 +677,7 @@ pub fn process_unit(
                     failure = Some(RunOutcome::Failed {
                         error: ErrorInfo {
                             phase: c.name.clone(),
-                            kind: e.kind.to_string(),
+                            kind: e.kind.into(),
                             message: e.message().to_string(),
                         },
                     });
@@ -701,7 +706,7 @@ pub fn process_unit(
                     failure = Some(RunOutcome::Failed {
                         error: ErrorInfo {
                             phase: c.name.clone(),
-                            kind: "invalid input".into(),
+                            kind: FailureKind::InvalidInput,
                             message: format!(
                                 "events {first}..={last}: the result of {} is not current ({reason})",
                                 c.name

@@ -7,6 +7,8 @@
 use crate::chain::ResolvedPhase;
 use crate::provenance::RunReason;
 use serde::{Deserialize, Serialize};
+use spyral_core::PhaseErrorKind;
+use std::fmt;
 use std::path::PathBuf;
 
 /// A shared segment as the worker must map it.
@@ -173,13 +175,63 @@ pub enum PhaseStatus {
     UpToDate,
 }
 
+/// Why a run failed: the kind of a phase's own error, or what the host saw around the call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The phase's configuration is invalid.
+    Config,
+    /// The input of the run is missing, malformed or not current.
+    InvalidInput,
+    /// Reading or writing a file failed (in the phase or in the host).
+    Io,
+    /// A bug or an unexpected state inside the phase.
+    Internal,
+    /// The phase panicked.
+    Panic,
+    /// The phase stopped on request.
+    Cancelled,
+    /// The run exceeded `run_timeout`.
+    Timeout,
+    /// The phase returned a result that did not say it succeeded.
+    InvalidResult,
+}
+
+impl From<PhaseErrorKind> for FailureKind {
+    fn from(kind: PhaseErrorKind) -> Self {
+        match kind {
+            PhaseErrorKind::Config => FailureKind::Config,
+            PhaseErrorKind::InvalidInput => FailureKind::InvalidInput,
+            PhaseErrorKind::Io => FailureKind::Io,
+            PhaseErrorKind::Internal => FailureKind::Internal,
+            PhaseErrorKind::Panic => FailureKind::Panic,
+            PhaseErrorKind::Cancelled => FailureKind::Cancelled,
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Config => PhaseErrorKind::Config.fmt(f),
+            FailureKind::InvalidInput => PhaseErrorKind::InvalidInput.fmt(f),
+            FailureKind::Io => PhaseErrorKind::Io.fmt(f),
+            FailureKind::Internal => PhaseErrorKind::Internal.fmt(f),
+            FailureKind::Panic => PhaseErrorKind::Panic.fmt(f),
+            FailureKind::Cancelled => PhaseErrorKind::Cancelled.fmt(f),
+            FailureKind::Timeout => f.write_str("timeout"),
+            FailureKind::InvalidResult => f.write_str("invalid result"),
+        }
+    }
+}
+
 /// A phase error as reported.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorInfo {
     /// Phase name.
     pub phase: String,
-    /// Error kind (`panic`, `i/o error`, ...).
-    pub kind: String,
+    /// What kind of failure it was.
+    pub kind: FailureKind,
     /// Message.
     pub message: String,
 }
@@ -315,6 +367,20 @@ pub enum WorkerMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_kind_travels_as_a_word_and_reads_as_the_phase_error_does() {
+        let e = ErrorInfo {
+            phase: "Cluster".into(),
+            kind: PhaseErrorKind::InvalidInput.into(),
+            message: "no point cloud".into(),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains("\"kind\":\"invalid-input\""), "{text}");
+        assert_eq!(serde_json::from_str::<ErrorInfo>(&text).unwrap(), e);
+        assert_eq!(e.kind.to_string(), PhaseErrorKind::InvalidInput.to_string());
+        assert_eq!(FailureKind::Timeout.to_string(), "timeout");
+    }
 
     #[test]
     fn messages_round_trip_as_json_lines() {
