@@ -10,6 +10,8 @@
 //!   clusters, the Estimation and InterpSolver tables) in Spyral's layouts;
 //! - [`inputs`]: [`PhaseInputs`], earlier phases' artifacts by phase name from a `RunContext`
 //!   (`ctx.clouds("Pointcloud")?`);
+//! - [`physics`]: nuclear masses (AME2020), gas targets, stopping powers and energy-loss tables,
+//!   physical constants (what Spyral's phases take from spyral-utils);
 //! - [`rng`]: a ready random generator per event, built from the run's seed;
 //! - [`schemas`]: the result schemas of the default phases (artifact names and layouts);
 //! - re-exports of [`hdf5`], [`ndarray`] and [`parquet`] at the versions the host uses, so a
@@ -18,6 +20,7 @@
 pub mod artifacts;
 pub mod attpc;
 pub mod inputs;
+pub mod physics;
 pub mod rng;
 pub mod schemas;
 pub mod table;

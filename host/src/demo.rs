@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spyral_data::attpc::detector::PadParameters;
 use spyral_data::attpc::padmap::PadMap;
 use spyral_data::attpc::traces::TraceFormat;
-use spyral_phases::sim::{simulate_run, RunSpec, SimConfig};
+use spyral_sim::{simulate_run, RunSpec, SimConfig};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -15,7 +15,7 @@
 //! - [`logs`]: per-launch log folders and log files;
 //! - [`status`]: `spyral status`, the per-run, per-phase state table;
 //! - [`scaffold`]: `spyral new-phase`;
-//! - [`demo`]: `spyral simulate` and `spyral demo` (through `spyral-phases`' simulator).
+//! - [`demo`]: `spyral simulate` and `spyral demo` (through the simulator, `spyral-sim`).
 
 pub mod chain;
 pub mod demo;

@@ -187,7 +187,7 @@ enum Cmd {
         /// Pad map CSVs: GEOMETRY [TIME] SCALE (default: the built-in pad plane).
         #[arg(long, num_args = 2..=3)]
         pad_map: Vec<PathBuf>,
-        /// Simulator configuration (YAML): beam, reaction, gas, noise... (see `spyral_phases::sim::SimConfig`).
+        /// Simulator configuration (YAML): beam, reaction, gas, noise... (see `spyral_sim::SimConfig`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Threads (default: all cores).

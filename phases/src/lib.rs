@@ -1,11 +1,11 @@
 //! # spyral-phases: the default AT-TPC phases
 //!
-//! Their data access (trace formats, pad plane, detector parameters, artifact readers and
-//! writers, parquet tables, schemas) is `spyral-data`, the crate plugins use too.
+//! The phases and the algorithms only they use. Their data access (trace formats, pad plane,
+//! detector parameters, artifact readers and writers, parquet tables, schemas) and the physics
+//! they share with the simulator (nuclear masses, gas targets, stopping powers) are
+//! `spyral-data`, the crate plugins use too; the run simulator is `spyral-sim`.
 //!
 //! - [`signal`]: trace signal processing (baseline removal, scipy-compatible peak finding);
-//! - [`physics`]: nuclear masses, gas targets, stopping powers (shared by simulator and solver);
-//! - [`sim`]: the run simulator used by demos, tests and benchmarks;
 //! - [`chunking`]: what the phases share to process runs in event chunks and merge them;
 //! - [`garfield`]: the optional Garfield electron-drift correction used by Pointcloud;
 //! - the phases: [`pointcloud`], [`cluster`], [`estimation`], [`solver`].
@@ -19,10 +19,8 @@ pub mod estimation;
 pub mod fit;
 pub mod garfield;
 pub mod numpy_sort;
-pub mod physics;
 pub mod pointcloud;
 pub mod signal;
-pub mod sim;
 pub mod solver;
 
 spyral_core::export_plugin! {

@@ -9,7 +9,7 @@ use spyral_data::attpc::detector::DetectorParameters;
 use spyral_data::attpc::padmap::PadMap;
 use spyral_phases::garfield::{self, Corrector, GarfieldError, GRID_SHAPE};
 use spyral_phases::pointcloud::{CloudBuilder, PointcloudConfig, PointcloudPhase};
-use spyral_phases::sim::{SimConfig, Simulator};
+use spyral_sim::{SimConfig, Simulator};
 use std::path::{Path, PathBuf};
 
 /// Drift speed of the synthetic files, mm/ns.

@@ -7,7 +7,7 @@
 
 use ndarray::Array2;
 use serde_json::Value;
-use spyral_phases::physics::Nucleus;
+use spyral_data::physics::Nucleus;
 use spyral_phases::solver::distance::DistanceMode;
 use spyral_phases::solver::interp::MeshGrid;
 use spyral_phases::solver::optim::lbfgsb::{self, Iterate, LbfgsbOptions};

@@ -8,7 +8,7 @@
 //! longest track), not for a different energy loss.
 
 use serde_json::Value;
-use spyral_phases::physics::{GasTarget, Nucleus};
+use spyral_data::physics::{GasTarget, Nucleus};
 use spyral_phases::solver::mesh::{self, MeshParameters};
 use std::path::Path;
 
@@ -48,7 +48,7 @@ fn default_mesh_reproduces_spyrals_generator() {
     };
     assert_eq!(
         mesh::energy_loss_source(&p.particle, &p.gas),
-        spyral_phases::physics::catima_table::source()
+        spyral_data::physics::catima_table::source()
     );
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("mesh.npy");

@@ -4,7 +4,7 @@
 
 use spyral_data::attpc::padmap::PadMap;
 use spyral_phases::pointcloud::{CloudBuilder, PointcloudConfig};
-use spyral_phases::sim::{SimConfig, Simulator};
+use spyral_sim::{SimConfig, Simulator};
 
 fn distance_to_segment(p: [f64; 3], a: [f64; 3], b: [f64; 3]) -> f64 {
     let ab = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];

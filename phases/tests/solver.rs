@@ -20,11 +20,11 @@ use spyral_core::{
     context::NullSink, ElementType, Phase, PhaseError, PhaseFactory, PhaseResult, RunContext,
     SharedAllocator, SharedSegment, Workspace,
 };
+use spyral_data::physics::{GasTarget, Nucleus};
 use spyral_data::schemas::{
     ESTIMATION_FLOAT_COLUMNS, ESTIMATION_INT_COLUMNS, SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS,
 };
 use spyral_data::table::Table;
-use spyral_phases::physics::{GasTarget, Nucleus};
 use spyral_phases::solver::interp::{CachedInterpolator, MeshGrid};
 use spyral_phases::solver::mesh::{self, MeshParameters, StopReason, TrackModel};
 use spyral_phases::solver::ode::Dopri5;

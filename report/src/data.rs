@@ -8,8 +8,8 @@
 
 use spyral_data::artifacts::estimation::read_estimation;
 use spyral_data::table::{Column, Table};
-use spyral_phases::sim::read_truth;
 use spyral_phases::solver::ParticleId;
+use spyral_sim::read_truth;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derives phases/src/physics/catima_stopping.csv, the stopping-power table of the trajectory mesh.
+"""Derives data/src/physics/catima_stopping.csv, the stopping-power table of the trajectory mesh.
 
 Python Spyral 1.1.2 computes the energy loss of its trajectory mesh with catima (through pycatima,
 called by spyral-utils' GasTarget.get_dedx: `catima.dedx(Projectile(m_u, Z, T), material)` with
@@ -36,7 +36,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-OUT = os.path.join(REPO, "phases", "src", "physics", "catima_stopping.csv")
+OUT = os.path.join(REPO, "data", "src", "physics", "catima_stopping.csv")
 
 PROJECTILES = [(1, 1), (1, 2), (1, 3), (2, 3), (2, 4)]
 TARGETS = [(1, 1), (1, 2), (2, 4), (6, 12), (7, 14), (8, 16), (9, 19), (10, 20), (16, 32),

@@ -31,7 +31,7 @@ pub enum FitError {
     NotIncreasing {
         /// Index of the offending pair's first element.
         index: usize,
-        /// x[index].
+        /// `x[index]`.
         prev: f64,
         /// x[index + 1].
         next: f64,

@@ -35,10 +35,10 @@ use super::optim::{
     least_squares_lm, lmfit_default_max_nfev, lmfit_lbfgsb, LmOptions, LmfitOptions, LmfitParam,
     OptimError,
 };
-use crate::physics::constants::BRHO_FACTOR;
-use crate::physics::Nucleus;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
+use spyral_data::physics::constants::BRHO_FACTOR;
+use spyral_data::physics::Nucleus;
 use std::f64::consts::{FRAC_PI_2, TAU};
 
 /// Spyral's "no uncertainty available" value.

@@ -6,9 +6,9 @@
 //!
 //! Equations of motion (state `[x, y, z, γβx, γβy, γβz]`): the Lorentz force of B ẑ and E ẑ plus
 //! a continuous energy-loss force `−dE/dx · û` from an [`EnergyLossTable`] built on catima's
-//! stopping powers ([`crate::physics::catima_table`], what Spyral uses through spyral-utils) when
+//! stopping powers ([`spyral_data::physics::catima_table`], what Spyral uses through spyral-utils) when
 //! the table covers the particle and every isotope of the gas, else on our own stopping model
-//! ([`crate::physics::stopping`]); see [`energy_loss_table`]. As in Spyral the mesh uses
+//! ([`spyral_data::physics::stopping`]); see [`energy_loss_table`]. As in Spyral the mesh uses
 //! `B := −B` and `E := −E`. A track ends when its remaining range is below 1 mm, when
 //! |z| reaches 0.9995 m, or when ρ reaches 0.3315 m: Spyral's event functions are
 //! `round(z − 1, 3)`, `round(z + 1, 3)` and `round(ρ − 0.332, 3)`, which reach zero (and stop its
@@ -37,11 +37,13 @@
 
 use super::npy;
 use super::ode::{locate_root, Control, DenseStep, Dopri5, OdeError, OdeSystem};
-use crate::physics::catima_table::{self, CatimaStopping};
-use crate::physics::constants::{ELEMENTARY_CHARGE_C, MEV_TO_JOULE, MEV_TO_KG, SPEED_OF_LIGHT_M_S};
-use crate::physics::{element_symbol, EnergyLossTable, GasTarget, Nucleus, PhysicsError};
 use serde_json::{json, Value};
 use spyral_core::PartialFile;
+use spyral_data::physics::catima_table::{self, CatimaStopping};
+use spyral_data::physics::constants::{
+    ELEMENTARY_CHARGE_C, MEV_TO_JOULE, MEV_TO_KG, SPEED_OF_LIGHT_M_S,
+};
+use spyral_data::physics::{element_symbol, EnergyLossTable, GasTarget, Nucleus, PhysicsError};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;

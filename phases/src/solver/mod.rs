@@ -53,9 +53,9 @@ pub use mesh::{MeshAsset, MeshParameters};
 pub use pid::ParticleId;
 
 use crate::chunking;
-use crate::physics::{EnergyLossTable, GasTarget};
 use spyral_core::prelude::*;
 use spyral_data::artifacts::estimation::{read_estimation, ClusterFile, ID_COLUMNS};
+use spyral_data::physics::{EnergyLossTable, GasTarget};
 use spyral_data::schemas::{SOLVER_FLOAT_COLUMNS, SOLVER_INT_COLUMNS};
 use spyral_data::table::Table;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,8 @@
 //! The gate's axes are Estimation columns: `dEdx` (x) and `brho` (y) unless **both** `xaxis`
 //! and `yaxis` are given, as in Spyral.
 
-use crate::physics::Nucleus;
 use serde_json::Value;
+use spyral_data::physics::Nucleus;
 use std::path::{Path, PathBuf};
 
 /// Why a PID file could not be used.

@@ -35,11 +35,11 @@ use std::sync::Arc;
 
 use ndarray::Array2;
 
-use crate::physics::{EnergyLossTable, GasTarget, Nucleus, PhysicsError};
+use spyral_data::physics::{EnergyLossTable, GasTarget, Nucleus, PhysicsError};
 
 pub use config::{
-    BeamConfig, DetectorConfig, ElectronicsConfig, FribConfig, GasSpec, ProductConfig,
-    ProductsConfig, ReactionConfig, SimConfig, TransportConfig, TwoBodyConfig,
+    BeamConfig, ElectronicsConfig, FribConfig, GasSpec, ProductConfig, ProductsConfig,
+    ReactionConfig, SimConfig, TransportConfig, TwoBodyConfig,
 };
 pub use electronics::{GetResponse, GET_COLUMNS, GET_SAMPLES};
 pub use frib::{FribData, FRIB_CHANNELS, FRIB_SAMPLES, TRIGGER_IC_DOWNSCALE, TRIGGER_MESH};
@@ -351,7 +351,7 @@ impl<P: PadLookup> Simulator<P> {
 
     /// Drift velocity in mm/µs.
     pub fn drift_velocity_mm_per_us(&self) -> f64 {
-        self.config.detector.drift_velocity_mm_per_us()
+        self.config.detector.drift_velocity()
     }
 
     /// Re-tracks a product from its truth record (same physics as the event, no ionisation).
@@ -551,7 +551,7 @@ impl<P: PadLookup> Simulator<P> {
         let det = &self.config.detector;
         let tr = &self.config.transport;
         let length = det.detector_length;
-        let tb_per_mm = det.get_frequency / det.drift_velocity_mm_per_us();
+        let tb_per_mm = det.get_frequency / det.drift_velocity();
         let tb_per_ns = det.get_frequency * 1e-3;
         let shift = if tr.align_peak_to_calibration {
             self.response.peak_offset_tb

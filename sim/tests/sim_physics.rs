@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use ndarray::Array2;
-use spyral_phases::physics::{mass_excess_kev, EnergyLossTable, GasTarget, Nucleus, PhysicsError};
-use spyral_phases::sim::{
+use spyral_data::physics::{mass_excess_kev, EnergyLossTable, GasTarget, Nucleus, PhysicsError};
+use spyral_sim::{
     read_truth, write_truth, GasSpec, GridPadLookup, PadLookup, ProductConfig, ProductsConfig,
     ReactionConfig, SimConfig, SimError, Simulator, StopReason, GET_COLUMNS,
 };
@@ -349,7 +349,7 @@ fn noise_free_event_follows_the_truth_helix() {
             (
                 pads.pad_center(*pad).unwrap(),
                 q,
-                det.z_of_time_bucket(imax as f64),
+                det.z_from_tb(imax as f64),
             )
         })
         .collect();
@@ -423,7 +423,7 @@ fn time_buckets_follow_the_drift_geometry() {
     // before the drift field can push it off that plane): every peak sits at the calibrated bucket.
     let sim = Simulator::new(quiet_config(90.0, 20.0, 400.0), GridPadLookup::attpc_like()).unwrap();
     let det = sim.config().detector.clone();
-    let expected_tb = det.time_bucket_of_z(400.0);
+    let expected_tb = det.tb_from_z(400.0);
     assert!((expected_tb - (560.0 - 400.0 / 1000.0 * 550.0)).abs() < 1e-9);
     assert!((sim.drift_velocity_mm_per_us() - 1000.0 / 88.0).abs() < 1e-9);
     let ev = sim.simulate_event(3);
@@ -441,7 +441,7 @@ fn time_buckets_follow_the_drift_geometry() {
         tsum += vmax * imax as f64;
     }
     let mean_tb = tsum / wsum;
-    let mean_z = det.z_of_time_bucket(mean_tb);
+    let mean_z = det.z_from_tb(mean_tb);
     println!(
         "perpendicular track at z = 400 mm: {} traces, amplitude-weighted peak bucket {mean_tb:.2} (expected {expected_tb:.2}), z = {mean_z:.2} mm",
         tr.len()
@@ -459,7 +459,7 @@ fn time_buckets_follow_the_drift_geometry() {
             .iter()
             .enumerate()
             .fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-        assert!((imax as f64 - det.time_bucket_of_z(900.0)).abs() <= 1.5);
+        assert!((imax as f64 - det.tb_from_z(900.0)).abs() <= 1.5);
     }
 }
 

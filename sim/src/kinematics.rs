@@ -1,7 +1,7 @@
 //! Reaction kinematics at the vertex: relativistic two-body kinematics for a beam moving along +z, and
 //! direction helpers.
 
-use crate::physics::Nucleus;
+use spyral_data::physics::Nucleus;
 
 /// An emitted particle: species (with its excited mass), kinetic energy and unit direction.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 
 use super::config::ElectronicsConfig;
 use super::rng::SimRng;
-use crate::physics::constants::ELEMENTARY_CHARGE_C;
+use spyral_data::physics::constants::ELEMENTARY_CHARGE_C;
 
 /// Number of GET time buckets per trace.
 pub const GET_SAMPLES: usize = 512;

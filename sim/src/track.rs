@@ -3,10 +3,10 @@
 //! step is adapted to the remaining range and the radius of curvature. The output is a list of
 //! straight segments with the energy deposited along each, which the transport turns into electrons.
 
-use crate::physics::constants::{
+use spyral_data::physics::constants::{
     BRHO_FACTOR, ELEMENTARY_CHARGE_C, MEV_TO_JOULE, MEV_TO_KG, SPEED_OF_LIGHT_M_S,
 };
-use crate::physics::{EnergyLossTable, Nucleus};
+use spyral_data::physics::{EnergyLossTable, Nucleus};
 
 /// Fields, volume and step control for [`track_particle`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -273,7 +273,7 @@ pub fn track_particle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::physics::GasTarget;
+    use spyral_data::physics::GasTarget;
 
     fn params() -> TrackParams {
         TrackParams {

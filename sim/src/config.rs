@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use spyral_data::attpc::DetectorParameters;
 
 use super::SimError;
 
@@ -19,8 +20,13 @@ pub struct SimConfig {
     pub seed: u64,
     /// Number of events in a simulated run (used by the caller that loops over events). Default 160.
     pub events: u64,
-    /// Detector geometry and fields (the same names as Spyral's DetectorParameters).
-    pub detector: DetectorConfig,
+    /// Detector geometry and fields: the phases' own [`DetectorParameters`], so one YAML anchor
+    /// serves both. The simulated field follows Spyral's mesh convention (its equations of
+    /// motion use −B along z): positive ions circle counter-clockwise seen from +z, which is what
+    /// Estimation's azimuthal angle assumes; a negative `magnetic_field` reverses the sense. The
+    /// drift field points along −z (electrons drift to the pad plane at z = L). The simulator
+    /// does not use `beam_region_radius` or the Garfield fields.
+    pub detector: DetectorParameters,
     /// The gas: a Spyral gas-target JSON object, or a path to such a file. Default D₂ at 300 Torr.
     pub gas: GasSpec,
     /// The beam.
@@ -40,7 +46,7 @@ impl Default for SimConfig {
         Self {
             seed: 1,
             events: 160,
-            detector: DetectorConfig::default(),
+            detector: DetectorParameters::default(),
             gas: GasSpec::default(),
             beam: BeamConfig::default(),
             reaction: ReactionConfig::default(),
@@ -48,73 +54,6 @@ impl Default for SimConfig {
             electronics: ElectronicsConfig::default(),
             frib: FribConfig::default(),
         }
-    }
-}
-
-/// Detector parameters. The field names match Spyral's DetectorParameters so that one YAML anchor
-/// can be shared; `beam_region_radius`, `garfield_file_path` and `do_garfield_correction` are
-/// accepted for that reason and not used by the simulator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DetectorConfig {
-    /// Magnetic field magnitude in T (default 2.85). The simulated field follows Spyral's mesh
-    /// convention (spec §3.4.1 uses −B along z): positive ions circle counter-clockwise seen from +z,
-    /// which is what EstimationPhase's azimuthal angle (+π/2 from the centre direction) assumes.
-    /// A negative value reverses the sense of rotation.
-    pub magnetic_field: f64,
-    /// Drift field magnitude in V/m (default 45000). The field points along −z (electrons drift to
-    /// the pad plane at z = L), as in the mesh convention.
-    pub electric_field: f64,
-    /// Active length L in mm (default 1000). The window is at z = 0, the micromegas at z = L.
-    pub detector_length: f64,
-    /// Beam-region radius in mm (accepted, unused; default 25).
-    pub beam_region_radius: f64,
-    /// Time bucket of the micromegas edge (z = L), default 10.
-    pub micromegas_time_bucket: f64,
-    /// Time bucket of the window edge (z = 0), default 560.
-    pub window_time_bucket: f64,
-    /// GET sampling frequency in MHz, default 6.25.
-    pub get_frequency: f64,
-    /// Accepted, unused.
-    pub garfield_file_path: Option<String>,
-    /// Accepted, unused.
-    pub do_garfield_correction: bool,
-}
-
-impl Default for DetectorConfig {
-    fn default() -> Self {
-        Self {
-            magnetic_field: 2.85,
-            electric_field: 45_000.0,
-            detector_length: 1000.0,
-            beam_region_radius: 25.0,
-            micromegas_time_bucket: 10.0,
-            window_time_bucket: 560.0,
-            get_frequency: 6.25,
-            garfield_file_path: None,
-            do_garfield_correction: false,
-        }
-    }
-}
-
-impl DetectorConfig {
-    /// Drift velocity in mm/µs: L / ((window − micromegas) / f).
-    pub fn drift_velocity_mm_per_us(&self) -> f64 {
-        self.detector_length
-            / ((self.window_time_bucket - self.micromegas_time_bucket) / self.get_frequency)
-    }
-
-    /// Time bucket at which electrons from height z (mm) arrive: the inverse of Spyral's calibration
-    /// z = (window − tb)/(window − micromegas)·L.
-    pub fn time_bucket_of_z(&self, z_mm: f64) -> f64 {
-        self.window_time_bucket
-            - z_mm / self.detector_length * (self.window_time_bucket - self.micromegas_time_bucket)
-    }
-
-    /// Spyral's calibration: z (mm) of a time bucket.
-    pub fn z_of_time_bucket(&self, tb: f64) -> f64 {
-        (self.window_time_bucket - tb) / (self.window_time_bucket - self.micromegas_time_bucket)
-            * self.detector_length
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`catima_table`]: catima's stopping powers of light ions, tabulated, for the trajectory mesh;
 //! - [`constants`]: the physical constants they share.
 //!
-//! These building blocks are shared by the run simulator and the trajectory-mesh solver.
+//! These building blocks are shared by the run simulator (`spyral-sim`), the trajectory-mesh
+//! solver of the default phases and any plugin that needs kinematics or energy loss.
 
 pub mod catima_table;
 pub mod constants;
