@@ -516,7 +516,6 @@ pub fn process_unit(
     let deadline = job
         .run_timeout_s
         .map(|s| t0 + std::time::Duration::from_secs_f64(s));
-    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
     let label = format!("run {run}{part}");
     outbox.send(&WorkerMsg::RunStarted {
         run,
@@ -545,25 +544,54 @@ pub fn process_unit(
         });
         return;
     }
+    let unit = UnitEnv {
+        job,
+        chain,
+        run,
+        label: &label,
+        outbox,
+        cancel,
+        deadline,
+    };
+    // The unit's locks are released before the parent hears that it ended: the next unit of
+    // this run (a merge after its chunks, say) may start at once in another worker.
+    finish(locked_unit(&unit, part, &trace, &phase_done));
+}
+
+/// Runs `part` of a run holding its locks (taken here, released on return) and says how it ended.
+fn locked_unit(
+    u: &UnitEnv<'_>,
+    part: &Part,
+    trace: &PathBuf,
+    phase_done: &dyn Fn(PhaseRecord),
+) -> RunOutcome {
+    let UnitEnv {
+        job,
+        chain,
+        run,
+        label,
+        outbox,
+        cancel,
+        deadline,
+    } = *u;
+    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
     let _locks = match lock_unit(job, chain, run, part) {
         Ok(Ok(held)) => held,
         Ok(Err((phase, holder))) => {
             tracing::warn!(
                 "{label}: phase {phase} is running in another launch ({holder}); going on"
             );
-            finish(RunOutcome::InAnotherLaunch { phase, holder });
-            return;
+            return RunOutcome::InAnotherLaunch { phase, holder };
         }
         Err(e) => {
             tracing::error!("{label}: {e}");
-            finish(RunOutcome::Failed {
+            return RunOutcome::Failed {
                 error: ErrorInfo {
                     phase: "(locking)".into(),
                     kind: FailureKind::Io,
                     message: e.to_string(),
                 },
-            });
-            return;
+            };
         }
     };
     // Holding the locks, the unit's temporary files are ours: any left are from a dead launch.
@@ -585,29 +613,10 @@ pub fn process_unit(
     }
     match part {
         Part::Merge { phase, ranges } => {
-            let unit = UnitEnv {
-                job,
-                chain,
-                run,
-                label: &label,
-                outbox,
-                cancel,
-                deadline,
-            };
-            finish(merge_phase(&unit, &trace, phase, ranges, &phase_done));
-            return;
+            return merge_phase(u, trace, phase, ranges, phase_done);
         }
         Part::Commit { ranges } => {
-            finish(commit_run(
-                job,
-                chain,
-                run,
-                &trace,
-                ranges,
-                &label,
-                &phase_done,
-            ));
-            return;
+            return commit_run(job, chain, run, trace, ranges, label, phase_done);
         }
         Part::Whole | Part::Chunk { .. } => {}
     }
@@ -618,20 +627,19 @@ pub fn process_unit(
         Part::Chunk { phase, .. } => match chain.iter().position(|c| c.name == *phase) {
             Some(t) => Some(t),
             None => {
-                finish(RunOutcome::Failed {
+                return RunOutcome::Failed {
                     error: ErrorInfo {
                         phase: phase.clone(),
                         kind: FailureKind::InvalidInput,
                         message: format!("{phase} is not a phase of the chain"),
                     },
-                });
-                return;
+                };
             }
         },
         _ => None,
     };
     let reported = |k: usize| target.is_none_or(|t| t == k);
-    if chunk.is_some() && whole_run_current(job, chain, run, &trace) {
+    if chunk.is_some() && whole_run_current(job, chain, run, trace) {
         tracing::info!("{label}: the whole run is up to date; nothing to do");
         for (_, c) in chain.iter().enumerate().filter(|(k, _)| reported(*k)) {
             let status = if c.spec.active {
@@ -641,10 +649,9 @@ pub fn process_unit(
             };
             phase_done(no_call(&c.name, status, None));
         }
-        finish(RunOutcome::Ok);
-        return;
+        return RunOutcome::Ok;
     }
-    let mut payload = PhaseResult::new(run).with_artifact("trace", &trace);
+    let mut payload = PhaseResult::new(run).with_artifact("trace", trace);
     let mut failure: Option<RunOutcome> = None;
     // The last active phase of this unit that ran (its outputs are new): every later active
     // phase reruns too, the rule `spyral status` predicts with.
@@ -856,7 +863,7 @@ pub fn process_unit(
         }
     }
     if failure.is_none() && chunk.is_none() {
-        remove_chunk_dirs(chain, run, &label);
+        remove_chunk_dirs(chain, run, label);
     }
-    finish(failure.unwrap_or(RunOutcome::Ok));
+    failure.unwrap_or(RunOutcome::Ok)
 }

@@ -2,7 +2,7 @@
 //! worker processes, then merged into the run's artifacts, byte-identical to an unsplit run;
 //! a killed launch redoes only the unfinished chunks; a failed chunk fails its run only.
 
-use spyral_e2e::{file_bytes, run_record, Sandbox};
+use spyral_e2e::{file_bytes, run_record, tree, Sandbox};
 use std::time::Duration;
 
 const LINES: &str = "  - kind: lines\n    config: {event_bytes: 100, sleep_ms_per_event: SLEEP}\n  - kind: lines\n    name: Lines2\n";
@@ -38,7 +38,13 @@ fn split_runs_give_the_bytes_of_unsplit_runs() {
             "{dir}"
         );
         // Chunk files are gone once merged.
-        assert!(!split.ws().join(dir).join(".chunks").exists());
+        let chunks = split.ws().join(dir).join(".chunks");
+        assert!(
+            !chunks.exists(),
+            "{dir}: {:?}\n{}",
+            tree(&chunks),
+            split.logs()
+        );
     }
     let rep = split.report();
     // 50 events in chunks of about 12: 5 chunks; 30 events: 3; 4 events: whole.

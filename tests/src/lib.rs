@@ -181,6 +181,22 @@ impl Sandbox {
     pub fn latest_log(&self) -> PathBuf {
         std::fs::canonicalize(self.ws().join("log/latest")).expect("log/latest")
     }
+    /// The newest launch's logs (every `*.txt` of its log folder, each under a header line):
+    /// what a failed assertion about the launch's effects prints.
+    pub fn logs(&self) -> String {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.latest_log())
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                format!("== {}\n{text}", p.display())
+            })
+            .collect()
+    }
     /// The newest launch's report.
     pub fn report(&self) -> serde_json::Value {
         let text =
@@ -303,6 +319,34 @@ pub fn file_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
+}
+
+/// Every path under `dir` (folders end with `/`), relative to it and sorted: what a failed
+/// assertion about left-over files prints.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            if path.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(root, &path, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }
 
 /// `Shmem` of /proc/meminfo in KiB.
