@@ -459,11 +459,8 @@ impl ParentAllocator {
         for (info, fd, map) in self.pending {
             map.flush().ok();
             drop(map);
-            rustix::fs::fcntl_add_seals(
-                &fd,
-                SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-            )
-            .map_err(|e| PhaseError::io(format!("cannot seal segment `{}`: {e}", info.name)))?;
+            seal_read_only(&fd)
+                .map_err(|e| PhaseError::io(format!("cannot seal segment `{}`: {e}", info.name)))?;
             out.push(Segment {
                 info,
                 fd,
@@ -514,6 +511,25 @@ impl SegmentAllocator for ParentAllocator {
 }
 
 /// The byte length of `shape` elements of `element` (an error when it overflows).
+/// Seals a memfd against writing, shrinking and growing. The kernel refuses the write seal
+/// (`EBUSY`) while any page still has a transient extra reference (pages in a per-CPU LRU batch,
+/// a memory monitor's scan) and waits only about 80 ms for them itself; on a loaded machine that
+/// is not always enough, so a busy refusal is retried for up to about 2.5 s.
+fn seal_read_only(fd: &OwnedFd) -> rustix::io::Result<()> {
+    let seals = SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+    let mut wait = std::time::Duration::from_millis(10);
+    for _ in 0..8 {
+        match rustix::fs::fcntl_add_seals(fd, seals) {
+            Err(rustix::io::Errno::BUSY) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    rustix::fs::fcntl_add_seals(fd, seals)
+}
+
 fn segment_len(name: &str, element: ElementType, shape: &[u64]) -> Result<u64, PhaseError> {
     shape
         .iter()
@@ -648,6 +664,39 @@ fn attach_file(
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn sealing_waits_out_a_busy_memfd_and_gives_up_on_a_mapping_that_stays() {
+        let fd = rustix::fs::memfd_create("busy", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let file = File::from(fd.try_clone().unwrap());
+        // SAFETY: a private memfd of this test, mapped once, nothing else resizes it.
+        #[allow(unsafe_code)]
+        let mut map = unsafe { MmapMut::map_mut(&file) }.unwrap();
+        map[0] = 1;
+        // A writable mapping makes the kernel refuse the write seal (EBUSY), as a transient page
+        // reference does; it goes away while the sealer waits.
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+            drop(map);
+        });
+        seal_read_only(&fd).unwrap();
+        holder.join().unwrap();
+        assert!(rustix::fs::fcntl_get_seals(&fd)
+            .unwrap()
+            .contains(SealFlags::WRITE));
+
+        // A mapping that never goes away: a busy error after the retries, not a hang.
+        let fd = rustix::fs::memfd_create("kept", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let file = File::from(fd.try_clone().unwrap());
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        let _kept = unsafe { MmapMut::map_mut(&file) }.unwrap();
+        assert_eq!(seal_read_only(&fd), Err(rustix::io::Errno::BUSY));
+    }
 
     #[test]
     fn allocate_fill_seal_attach() {
