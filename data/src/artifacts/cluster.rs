@@ -153,30 +153,13 @@ pub struct ClusterArtifact {
 impl ClusterArtifact {
     /// Opens `path` and lists its events.
     pub fn open(path: &Path) -> Result<Self, PhaseError> {
-        let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", path.display()));
-        let file = hdf5::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-        let root = file
-            .group("cluster")
-            .map_err(|e| bad(format!("no `cluster` group: {e}")))?;
-        let bound = |name: &str| -> Result<i64, PhaseError> {
-            h5util::attr_i64(&root, name)
-                .map_err(|e| bad(format!("/cluster: {e}")))?
-                .ok_or_else(|| bad(format!("/cluster has no `{name}` attribute")))
-        };
-        let range = (bound("min_event")?, bound("max_event")?);
-        let mut ids: Vec<i64> = root
-            .member_names()
-            .map_err(|e| bad(format!("/cluster: cannot list: {e}")))?
-            .iter()
-            .filter_map(|n| n.strip_prefix("event_").and_then(|i| i.parse().ok()))
-            .collect();
-        ids.sort_unstable();
+        let g = super::EventGroup::open(path, "cluster", "event_")?;
         Ok(ClusterArtifact {
-            path: path.to_path_buf(),
-            root,
-            _file: file,
-            range,
-            ids,
+            path: g.path,
+            root: g.group,
+            _file: g.file,
+            range: g.range,
+            ids: g.ids,
         })
     }
 

@@ -136,30 +136,13 @@ pub struct CloudFile {
 impl CloudFile {
     /// Opens `path` and lists its events.
     pub fn open(path: &Path) -> Result<Self, PhaseError> {
-        let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", path.display()));
-        let file = hdf5::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-        let group = file
-            .group("cloud")
-            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
-        let bound = |name: &str| -> Result<i64, PhaseError> {
-            h5util::attr_i64(&group, name)
-                .map_err(|e| bad(format!("/cloud: {e}")))?
-                .ok_or_else(|| bad(format!("/cloud has no `{name}` attribute")))
-        };
-        let range = (bound("min_event")?, bound("max_event")?);
-        let mut ids: Vec<u64> = group
-            .member_names()
-            .map_err(|e| bad(format!("/cloud: cannot list: {e}")))?
-            .iter()
-            .filter_map(|n| n.strip_prefix("cloud_").and_then(|i| i.parse().ok()))
-            .collect();
-        ids.sort_unstable();
+        let g = super::EventGroup::open(path, "cloud", "cloud_")?;
         Ok(CloudFile {
-            path: path.to_path_buf(),
-            group,
-            _file: file,
-            range,
-            ids,
+            path: g.path,
+            group: g.group,
+            _file: g.file,
+            range: g.range,
+            ids: g.ids,
         })
     }
 
