@@ -197,10 +197,7 @@ fn lock_unit(
     let mut held = Vec::new();
     for c in unit_phases(chain, part) {
         let run_lock = locks::run_lock_path(&job.workspace, &c.name, run);
-        let busy = |path: &std::path::Path| {
-            let who = std::fs::read_to_string(path).unwrap_or_default();
-            Ok(Err((c.name.clone(), who.trim().to_string())))
-        };
+        let busy = |path: &std::path::Path| Ok(Err((c.name.clone(), locks::holder_text(path))));
         match part {
             Part::Chunk { first, last, .. } => {
                 match locks::try_lock_shared(&run_lock)? {

@@ -32,8 +32,31 @@ pub struct LockError {
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct Lock {
-    _file: std::fs::File,
+    file: std::fs::File,
     path: PathBuf,
+    /// Held exclusively with the holder's name written in: cleared on release, so a name in a
+    /// lock file is always its current holder's (a killed holder's name stays, but then the
+    /// lock is free and nobody asks).
+    stamped: bool,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.stamped {
+            let _ = self.file.set_len(0);
+        }
+    }
+}
+
+/// What a process that cannot take a lock says about who holds it: the name its exclusive
+/// holder wrote, or, when there is none yet (held shared by another launch's chunk workers, or
+/// taken a moment ago), a description of that.
+pub fn holder_text(path: &Path) -> String {
+    let who = std::fs::read_to_string(path).unwrap_or_default();
+    match who.trim() {
+        "" => "another launch (held shared by its chunk workers, or just taken)".to_string(),
+        name => name.to_string(),
+    }
 }
 
 impl Lock {
@@ -97,8 +120,9 @@ pub fn try_lock(path: &Path, holder: &str) -> Result<Option<Lock>, LockError> {
         Ok(()) => {
             stamp(&mut file, holder);
             Ok(Some(Lock {
-                _file: file,
+                file,
                 path: path.to_path_buf(),
+                stamped: true,
             }))
         }
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -116,8 +140,9 @@ pub fn try_lock_shared(path: &Path) -> Result<Option<Lock>, LockError> {
     let file = open(path)?;
     match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
         Ok(()) => Ok(Some(Lock {
-            _file: file,
+            file,
             path: path.to_path_buf(),
+            stamped: false,
         })),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(LockError {
@@ -133,8 +158,7 @@ pub fn lock(path: &Path, holder: &str, waiting: impl FnOnce(&str)) -> Result<Loc
     if let Some(l) = try_lock(path, holder)? {
         return Ok(l);
     }
-    let who = std::fs::read_to_string(path).unwrap_or_default();
-    waiting(who.trim());
+    waiting(&holder_text(path));
     let mut file = open(path)?;
     loop {
         match rustix::fs::flock(&file, FlockOperation::LockExclusive) {
@@ -150,8 +174,9 @@ pub fn lock(path: &Path, holder: &str, waiting: impl FnOnce(&str)) -> Result<Loc
     }
     stamp(&mut file, holder);
     Ok(Lock {
-        _file: file,
+        file,
         path: path.to_path_buf(),
+        stamped: true,
     })
 }
 
@@ -161,12 +186,7 @@ pub fn holder(path: &Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
         Ok(()) => None,
-        Err(_) => Some(
-            std::fs::read_to_string(path)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        ),
+        Err(_) => Some(holder_text(path)),
     }
 }
 
@@ -309,6 +329,8 @@ mod tests {
         assert_eq!(holder(&p).as_deref(), Some("pid 1"));
         drop(a);
         assert_eq!(holder(&p), None);
+        // The released lock names nobody: a later refusal never names a former holder.
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "");
         assert!(try_lock(&p, "pid 2").unwrap().is_some());
     }
 
@@ -319,6 +341,11 @@ mod tests {
         let a = try_lock_shared(&p).unwrap().expect("free");
         let b = try_lock_shared(&p).unwrap().expect("shared twice");
         assert!(try_lock(&p, "x").unwrap().is_none());
+        assert!(
+            holder_text(&p).contains("held shared"),
+            "{}",
+            holder_text(&p)
+        );
         drop((a, b));
         let x = try_lock(&p, "x").unwrap().expect("free again");
         assert!(try_lock_shared(&p).unwrap().is_none());
