@@ -304,7 +304,8 @@ struct RunArgs {
     #[arg(long)]
     run_timeout: Option<spyral_host::pipeline::RunTimeout>,
     /// Split runs with more events than this into chunks of about this many events, processed
-    /// in parallel and merged; 0 never splits (overrides the file; default 1000).
+    /// in parallel and merged; 0 never splits; one worker splits none (overrides the file;
+    /// default 1000).
     #[arg(long)]
     chunk_events: Option<u64>,
     /// Draw no progress bars; print a progress line every few seconds instead.

@@ -261,7 +261,7 @@ fn plan_work(
     let splittable = p.chunk_events > 0
         && chain.first().is_some_and(|c| c.active())
         && chain.iter().filter(|c| c.active()).all(|c| c.splittable);
-    let ranges: HashMap<u32, [u64; 2]> = match (&made, splittable) {
+    let mut ranges: HashMap<u32, [u64; 2]> = match (&made, splittable) {
         (Ok(_), true) => {
             let runs: Vec<u32> = collected.runs.iter().map(|r| r.run).collect();
             host.events(&runs)
@@ -272,6 +272,27 @@ fn plan_work(
         }
         _ => HashMap::new(),
     };
+    // One worker gains nothing from splitting a run (the same bytes, plus the merges): runs
+    // stay whole, except those an earlier launch left chunks of, which are reused.
+    if p.workers <= 1 {
+        let has_chunks = |run: u32| {
+            chain
+                .iter()
+                .filter(|c| c.active())
+                .any(|c| spyral_core::chunk::chunk_dir(&p.workspace.join(c.name()), run).exists())
+        };
+        let whole = ranges
+            .iter()
+            .filter(|&(&run, r)| r[1] - r[0] >= p.chunk_events && !has_chunks(run))
+            .count();
+        ranges.retain(|&run, _| has_chunks(run));
+        if whole > 0 {
+            tracing::info!(
+                "one worker: {whole} run(s) longer than {} events processed whole, not in chunks",
+                p.chunk_events
+            );
+        }
+    }
     sig_state.child.store(0, Ordering::SeqCst);
     host.finish();
     if sig_state.interrupted.load(Ordering::SeqCst) {

@@ -284,7 +284,8 @@ pub struct Pipeline {
     /// Longest time one run may take (all its phases); None: no limit.
     pub run_timeout: Option<RunTimeout>,
     /// Runs with more events than this are split into event chunks of about this many events,
-    /// processed by any workers and merged (when every active phase can); 0: never split.
+    /// processed by any workers and merged (when every active phase can); 0: never split. A
+    /// launch with one worker splits no run (it finishes chunks an earlier launch left).
     pub chunk_events: u64,
     /// The phases in chain order.
     pub phases: Vec<PhaseSpec>,

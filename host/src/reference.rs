@@ -412,7 +412,7 @@ pub fn pipeline_schema(kinds: &[KindView]) -> Value {
                 "default": null,
                 "description": "Longest time one run may take (all its phases): seconds, or text with a unit (`90s`, `45m`, `2h`); null: no limit."
             },
-            "chunk_events": {"type": "integer", "minimum": 0, "default": 1000, "description": "Runs with more events are split into chunks of about this many events (when every active phase can be split); 0: never split."},
+            "chunk_events": {"type": "integer", "minimum": 0, "default": 1000, "description": "Runs with more events are split into chunks of about this many events (when every active phase can be split and the launch has more than one worker); 0: never split."},
             "anchors": {"description": "Ignored: a place for YAML anchors (`&detector`) that phases refer to (`*detector`)."},
             "phases": {"type": "array", "items": {"$ref": "#/definitions/phase"}, "description": "The phases in chain order."}
         },

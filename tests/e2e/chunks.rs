@@ -112,7 +112,7 @@ fn the_chunks_of_one_run_go_to_every_worker() {
 #[test]
 fn a_killed_launch_redoes_only_unfinished_chunks() {
     let runs = [(1, 6000)];
-    let header = "runs: {min: 1, max: 1}\nworkers: 1\nseed: 5";
+    let header = "runs: {min: 1, max: 1}\nworkers: 2\nseed: 5";
     let sb = sandbox(&runs);
     let p = sb.pipeline(header, &phases(40));
     let mut child = sb.spawn(&[
@@ -157,15 +157,19 @@ fn a_killed_launch_redoes_only_unfinished_chunks() {
     {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Resumed by one worker, which splits no new run but finishes the chunks it finds.
     let out = sb.spyral(&[
         "run",
         p.to_str().unwrap(),
         "--chunk-events",
         "10",
+        "--workers",
+        "1",
         "--no-display",
     ]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let rep = sb.report();
+    assert_eq!(run_record(&rep, 1)["chunks"], 6, "{rep:#}");
     let records = run_record(&rep, 1)["phases"].as_array().unwrap().clone();
     let reused = records
         .iter()
@@ -181,6 +185,35 @@ fn a_killed_launch_redoes_only_unfinished_chunks() {
         assert_eq!(
             file_bytes(&sb.ws().join(dir)),
             file_bytes(&reference.ws().join(dir)),
+            "{dir}"
+        );
+    }
+}
+
+#[test]
+fn one_worker_keeps_runs_whole() {
+    let runs = [(1, 5000)];
+    let sb = sandbox(&runs);
+    let p = sb.pipeline("runs: {min: 1, max: 1}\nworkers: 1\nseed: 11", &phases(0));
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--chunk-events", "12"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let rep = sb.report();
+    assert_eq!(
+        run_record(&rep, 1)["chunks"],
+        serde_json::Value::Null,
+        "{rep:#}"
+    );
+    assert!(!sb.ws().join("Lines/.chunks").exists());
+    // The same bytes as two workers splitting it.
+    let split = sandbox(&runs);
+    let p = split.pipeline("runs: {min: 1, max: 1}\nworkers: 2\nseed: 11", &phases(0));
+    let out = split.spyral(&["run", p.to_str().unwrap(), "--chunk-events", "12"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(run_record(&split.report(), 1)["chunks"], 5);
+    for dir in ["Lines", "Lines2"] {
+        assert_eq!(
+            file_bytes(&sb.ws().join(dir)),
+            file_bytes(&split.ws().join(dir)),
             "{dir}"
         );
     }
