@@ -200,17 +200,17 @@ fn lock_unit(
         let busy = |path: &std::path::Path| Ok(Err((c.name.clone(), locks::holder_text(path))));
         match part {
             Part::Chunk { first, last, .. } => {
-                match locks::try_lock_shared(&run_lock)? {
+                match locks::insist(|| locks::try_lock_shared(&run_lock))? {
                     Some(l) => held.push(l),
                     None => return busy(&run_lock),
                 }
                 let path = locks::chunk_lock_path(&job.workspace, &c.name, run, *first, *last);
-                match locks::try_lock(&path, &me)? {
+                match locks::insist(|| locks::try_lock(&path, &me))? {
                     Some(l) => held.push(l),
                     None => return busy(&path),
                 }
             }
-            _ => match locks::try_lock(&run_lock, &me)? {
+            _ => match locks::insist(|| locks::try_lock(&run_lock, &me))? {
                 Some(l) => held.push(l),
                 None => return busy(&run_lock),
             },

@@ -133,6 +133,22 @@ pub fn try_lock(path: &Path, holder: &str) -> Result<Option<Lock>, LockError> {
     }
 }
 
+/// Tries `attempt` (a `try_lock...`) again for a few tens of milliseconds while the lock is busy:
+/// `spyral status` holds a run's lock shared for an instant to see whether a launch is on it,
+/// and a unit must not take that probe for another launch. A launch holds its locks for as
+/// long as its units run, so a lock still busy after the last try is really held.
+pub fn insist<T>(
+    mut attempt: impl FnMut() -> Result<Option<T>, LockError>,
+) -> Result<Option<T>, LockError> {
+    for wait_ms in [1, 4, 10, 25] {
+        if let Some(lock) = attempt()? {
+            return Ok(Some(lock));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+    }
+    attempt()
+}
+
 /// Takes the lock at `path` shared (several holders; none while someone holds it exclusively),
 /// if it can be had now. Chunk workers hold their run's lock this way, so a launch processing
 /// the whole run (exclusive) and launches processing chunks exclude each other.
@@ -332,6 +348,25 @@ mod tests {
         // The released lock names nobody: a later refusal never names a former holder.
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "");
         assert!(try_lock(&p, "pid 2").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_unit_insists_past_a_momentary_probe_but_not_past_a_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = run_lock_path(dir.path(), "P", 4);
+        // A probe (as `spyral status` takes) that lets go after 5 ms.
+        let probe = try_lock_shared(&p).unwrap().expect("free");
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            drop(probe);
+        });
+        let got = insist(|| try_lock(&p, "unit")).unwrap();
+        releaser.join().unwrap();
+        assert!(got.is_some(), "a 5 ms probe was taken for another launch");
+        drop(got);
+        // A holder that stays: still refused.
+        let _held = try_lock(&p, "other launch").unwrap().expect("free");
+        assert!(insist(|| try_lock_shared(&p)).unwrap().is_none());
     }
 
     #[test]
