@@ -354,15 +354,21 @@ mod tests {
     fn a_unit_insists_past_a_momentary_probe_but_not_past_a_holder() {
         let dir = tempfile::tempdir().unwrap();
         let p = run_lock_path(dir.path(), "P", 4);
-        // A probe (as `spyral status` takes) that lets go after 5 ms.
-        let probe = try_lock_shared(&p).unwrap().expect("free");
-        let releaser = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            drop(probe);
-        });
-        let got = insist(|| try_lock(&p, "unit")).unwrap();
-        releaser.join().unwrap();
-        assert!(got.is_some(), "a 5 ms probe was taken for another launch");
+        // A probe (as `spyral status` takes) that lets go right after the first attempt.
+        let mut probe = Some(try_lock_shared(&p).unwrap().expect("free"));
+        let mut attempts = 0;
+        let got = insist(|| {
+            attempts += 1;
+            let r = try_lock(&p, "unit");
+            probe = None;
+            r
+        })
+        .unwrap();
+        assert!(
+            got.is_some(),
+            "a momentary probe was taken for another launch"
+        );
+        assert_eq!(attempts, 2);
         drop(got);
         // A holder that stays: still refused.
         let _held = try_lock(&p, "other launch").unwrap().expect("free");
