@@ -9,7 +9,10 @@ use std::fmt;
 
 /// What went wrong, in broad classes the host treats differently in reports.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum PhaseErrorKind {
     /// The phase's configuration is invalid (unknown field, wrong type, bad value).
     Config,

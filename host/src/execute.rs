@@ -151,7 +151,7 @@ fn remove_chunk_dirs(chain: &[ChainPhase], run: u32, label: &str) {
 fn timeout_error(job: &Job, run: u32, phase: &str) -> ErrorInfo {
     ErrorInfo {
         phase: phase.to_string(),
-        kind: FailureKind::Timeout,
+        kind: FailureKind::TIMEOUT,
         message: format!(
             "run {run} exceeded run_timeout ({} s) in phase {phase}",
             job.run_timeout_s.unwrap_or(0.0)
@@ -169,7 +169,7 @@ fn call_failure(
 ) -> (FailureKind, String, bool) {
     let (kind, message, cancelled) = match out {
         Ok(_) => (
-            FailureKind::InvalidResult,
+            FailureKind::INVALID_RESULT,
             "the phase returned an unsuccessful result".to_string(),
             false,
         ),
@@ -299,7 +299,7 @@ fn merge_phase(
         .find(|(_, c)| c.name == phase && c.spec.active)
     else {
         return failed(
-            FailureKind::InvalidInput,
+            PhaseErrorKind::InvalidInput.into(),
             format!("{phase} is not an active phase of the chain"),
         );
     };
@@ -373,7 +373,7 @@ fn merge_phase(
                     None,
                 ));
                 return failed(
-                    FailureKind::Io,
+                    PhaseErrorKind::Io.into(),
                     format!("cannot write {}: {e}", path.display()),
                 );
             }
@@ -462,7 +462,7 @@ fn commit_run(
             _ => {
                 return failed(
                     &c.name,
-                    FailureKind::InvalidInput,
+                    PhaseErrorKind::InvalidInput.into(),
                     format!(
                         "the merge of this launch left no result for run {run} ({} is missing or from another launch)",
                         path.display()
@@ -489,7 +489,7 @@ fn commit_run(
         if let Err(e) = provenance::write_at(&record_path, &record) {
             return failed(
                 &c.name,
-                FailureKind::Io,
+                PhaseErrorKind::Io.into(),
                 format!("cannot write {}: {e}", record_path.display()),
             );
         }
@@ -585,7 +585,7 @@ fn locked_unit(
             return RunOutcome::Failed {
                 error: ErrorInfo {
                     phase: "(locking)".into(),
-                    kind: FailureKind::Io,
+                    kind: PhaseErrorKind::Io.into(),
                     message: e.to_string(),
                 },
             };
@@ -627,7 +627,7 @@ fn locked_unit(
                 return RunOutcome::Failed {
                     error: ErrorInfo {
                         phase: phase.clone(),
-                        kind: FailureKind::InvalidInput,
+                        kind: PhaseErrorKind::InvalidInput.into(),
                         message: format!("{phase} is not a phase of the chain"),
                     },
                 };
@@ -710,7 +710,7 @@ fn locked_unit(
                     failure = Some(RunOutcome::Failed {
                         error: ErrorInfo {
                             phase: c.name.clone(),
-                            kind: FailureKind::InvalidInput,
+                            kind: PhaseErrorKind::InvalidInput.into(),
                             message: format!(
                                 "events {first}..={last}: the result of {} is not current ({reason})",
                                 c.name

@@ -176,51 +176,45 @@ pub enum PhaseStatus {
 }
 
 /// Why a run failed: the kind of a phase's own error, or what the host saw around the call.
+/// Travels as one word (`invalid-input`, `timeout`, ...).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum FailureKind {
+    /// An error the phase returned (or the host's own of the same class, e.g. `Io`).
+    Phase(PhaseErrorKind),
+    /// Something only the host sees.
+    Host(HostFailure),
+}
+
+/// The failures a phase cannot report about itself.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// The phase's configuration is invalid.
-    Config,
-    /// The input of the run is missing, malformed or not current.
-    InvalidInput,
-    /// Reading or writing a file failed (in the phase or in the host).
-    Io,
-    /// A bug or an unexpected state inside the phase.
-    Internal,
-    /// The phase panicked.
-    Panic,
-    /// The phase stopped on request.
-    Cancelled,
+pub enum HostFailure {
     /// The run exceeded `run_timeout`.
     Timeout,
     /// The phase returned a result that did not say it succeeded.
     InvalidResult,
 }
 
+impl FailureKind {
+    /// The run exceeded `run_timeout`.
+    pub const TIMEOUT: FailureKind = FailureKind::Host(HostFailure::Timeout);
+    /// The phase returned a result that did not say it succeeded.
+    pub const INVALID_RESULT: FailureKind = FailureKind::Host(HostFailure::InvalidResult);
+}
+
 impl From<PhaseErrorKind> for FailureKind {
     fn from(kind: PhaseErrorKind) -> Self {
-        match kind {
-            PhaseErrorKind::Config => FailureKind::Config,
-            PhaseErrorKind::InvalidInput => FailureKind::InvalidInput,
-            PhaseErrorKind::Io => FailureKind::Io,
-            PhaseErrorKind::Internal => FailureKind::Internal,
-            PhaseErrorKind::Panic => FailureKind::Panic,
-            PhaseErrorKind::Cancelled => FailureKind::Cancelled,
-        }
+        FailureKind::Phase(kind)
     }
 }
 
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FailureKind::Config => PhaseErrorKind::Config.fmt(f),
-            FailureKind::InvalidInput => PhaseErrorKind::InvalidInput.fmt(f),
-            FailureKind::Io => PhaseErrorKind::Io.fmt(f),
-            FailureKind::Internal => PhaseErrorKind::Internal.fmt(f),
-            FailureKind::Panic => PhaseErrorKind::Panic.fmt(f),
-            FailureKind::Cancelled => PhaseErrorKind::Cancelled.fmt(f),
-            FailureKind::Timeout => f.write_str("timeout"),
-            FailureKind::InvalidResult => f.write_str("invalid result"),
+            FailureKind::Phase(kind) => kind.fmt(f),
+            FailureKind::Host(HostFailure::Timeout) => f.write_str("timeout"),
+            FailureKind::Host(HostFailure::InvalidResult) => f.write_str("invalid result"),
         }
     }
 }
@@ -379,7 +373,13 @@ mod tests {
         assert!(text.contains("\"kind\":\"invalid-input\""), "{text}");
         assert_eq!(serde_json::from_str::<ErrorInfo>(&text).unwrap(), e);
         assert_eq!(e.kind.to_string(), PhaseErrorKind::InvalidInput.to_string());
-        assert_eq!(FailureKind::Timeout.to_string(), "timeout");
+        assert_eq!(FailureKind::TIMEOUT.to_string(), "timeout");
+        let t = serde_json::to_string(&FailureKind::TIMEOUT).unwrap();
+        assert_eq!(t, "\"timeout\"");
+        assert_eq!(
+            serde_json::from_str::<FailureKind>(&t).unwrap(),
+            FailureKind::TIMEOUT
+        );
     }
 
     #[test]
