@@ -194,6 +194,14 @@ fn lock_unit(
     part: &Part,
 ) -> Result<Result<Vec<locks::Lock>, (String, String)>, locks::LockError> {
     let me = holder(job);
+    // A run another launch is processing in chunks is left to it, even between its units
+    // (when its workers hold none of the run's locks).
+    if matches!(part, Part::Whole) {
+        let marker = locks::split_run_path(&job.workspace, run);
+        if let (Some(h), Some(c)) = (locks::holder(&marker), unit_phases(chain, part).next()) {
+            return Ok(Err((c.name.clone(), h)));
+        }
+    }
     let mut held = Vec::new();
     for c in unit_phases(chain, part) {
         let run_lock = locks::run_lock_path(&job.workspace, &c.name, run);

@@ -10,6 +10,10 @@
 //! - **asset locks**, `<workspace>/.spyral/locks/<Phase>/assets.lock`: held around a phase's
 //!   `create_assets` and `create_shared_data`; a second launch waits for the first and then
 //!   reuses the assets it built.
+//! - **split-run markers**, `<workspace>/.spyral/locks/.split/run_0001.lock`: the parent of a
+//!   launch holds one while it has a run in progress as event chunks (its chunk workers hold the
+//!   run's locks only shared, and only while a unit runs), so that `spyral status` can say the run
+//!   is running. They coordinate nothing: the (run, phase) and chunk locks do.
 //!
 //! The lock files themselves stay (empty but for the holder's pid); only the kernel lock on them
 //! means anything.
@@ -83,6 +87,14 @@ pub fn chunk_lock_path(workspace: &Path, phase: &str, run: u32, first: u64, last
     locks_dir(workspace)
         .join(phase)
         .join(format!("{}.e{first}-{last}.lock", run_stem(run)))
+}
+
+/// The marker a launch's parent holds while it processes `run` in event chunks (a folder name
+/// starting with `.` is never a phase's: such names are refused).
+pub fn split_run_path(workspace: &Path, run: u32) -> PathBuf {
+    locks_dir(workspace)
+        .join(".split")
+        .join(format!("{}.lock", run_stem(run)))
 }
 
 /// The lock of a phase's assets.

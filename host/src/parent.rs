@@ -435,6 +435,11 @@ struct EventLoop<'a> {
     /// Cost of the units finished so far (progress).
     done_bytes: u64,
     interrupted: bool,
+    /// The split-run markers of the runs in progress as chunks (`spyral status` sees them; None
+    /// when another launch holds the run's).
+    split_markers: HashMap<u32, Option<crate::locks::Lock>>,
+    /// Who holds this launch's locks.
+    holder: &'a str,
 }
 
 impl<'a> EventLoop<'a> {
@@ -482,11 +487,37 @@ impl<'a> EventLoop<'a> {
             display,
             done_bytes: 0,
             interrupted: false,
+            split_markers: HashMap::new(),
+            holder: &o.holder,
         }
     }
 
     /// One event in, the dispatcher's actions out.
     fn handle(&mut self, ev: Event) -> Vec<Action> {
+        let actions = self.handle_event(ev);
+        // A split run's marker goes when the run has ended (committed, failed or stopped).
+        let ledger = &self.ledger;
+        self.split_markers
+            .retain(|&run, _| ledger.status(run) == Some(RunStatus::Started));
+        actions
+    }
+
+    /// Takes the split-run marker of `run` when a part of it starts (tried once per run; a
+    /// marker held by another launch splitting the same run is left to it).
+    fn mark_split(&mut self, run: u32, part: &Part) {
+        if matches!(part, Part::Whole) || self.split_markers.contains_key(&run) {
+            return;
+        }
+        let path = crate::locks::split_run_path(&self.p.workspace, run);
+        let lock = crate::locks::insist(|| crate::locks::try_lock(&path, self.holder))
+            .unwrap_or_else(|e| {
+                tracing::warn!("run {run}: {e} (`spyral status` will not show it running)");
+                None
+            });
+        self.split_markers.insert(run, lock);
+    }
+
+    fn handle_event(&mut self, ev: Event) -> Vec<Action> {
         match ev {
             Event::Tick => self.on_tick(),
             Event::Signal(sig) => self.on_signal(sig),
@@ -561,6 +592,7 @@ impl<'a> EventLoop<'a> {
                 self.dispatcher.request(i)
             }
             WorkerMsg::RunStarted { run, part } => {
+                self.mark_split(run, &part);
                 let w = &mut self.workers[i];
                 w.current_run = Some(run);
                 w.current_part = part.to_string();

@@ -277,6 +277,10 @@ impl Ledger {
             r.error = Some(why);
         }
     }
+    /// Where `run` stands (None for a run not of this launch).
+    pub fn status(&self, run: u32) -> Option<RunStatus> {
+        self.runs.get(&run).map(|r| r.status)
+    }
     /// How many runs are in `status`.
     pub fn count(&self, status: RunStatus) -> usize {
         self.runs.values().filter(|r| r.status == status).count()

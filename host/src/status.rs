@@ -74,6 +74,9 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
         PhaseResult::new(run).with_artifact("trace", crate::runs::trace_file(&p.traces, run));
     let mut upstream: Option<String> = None;
     let mut cells = Vec::new();
+    // A launch processing the run in event chunks holds its split-run marker throughout; its
+    // chunk workers hold the run's locks only shared, and only while a unit runs.
+    let split = crate::locks::holder(&crate::locks::split_run_path(&p.workspace, run));
     for c in chain {
         let ws = c.workspace();
         let constructed = c.phase.construct_artifact(&payload, &ws).into_result();
@@ -94,7 +97,7 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
             continue;
         }
         let lock = crate::locks::run_lock_path(&p.workspace, &c.name, run);
-        if let Some(holder) = crate::locks::holder(&lock) {
+        if let Some(holder) = crate::locks::holder(&lock).or_else(|| split.clone()) {
             cells.push(Cell {
                 phase: c.name.clone(),
                 state: State::Running { holder },

@@ -254,3 +254,63 @@ fn a_failed_chunk_fails_its_run_only() {
         15
     );
 }
+
+#[test]
+fn a_run_in_progress_as_chunks_shows_as_running_and_another_launch_leaves_it() {
+    let sb = sandbox(&[(1, 12000)]);
+    let p = sb.pipeline("runs: {min: 1, max: 1}\nworkers: 2\nseed: 13", &phases(30));
+    let p = p.to_str().unwrap();
+    let mut child = sb.spawn(&["run", p, "--chunk-events", "10", "--no-display"]);
+    // From the first finished chunk on (units come and go; between two of them no worker holds
+    // the run's locks), `status` says the run is running, in every phase.
+    let records = sb.ws().join("Lines/.chunks/run_0001/.provenance");
+    let t = std::time::Instant::now();
+    while std::fs::read_dir(&records).map_or(0, |rd| rd.count()) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "no chunk finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut polls = 0;
+    let mut late_launch = None;
+    while child.try_wait().unwrap().is_none() && polls < 8 {
+        let out = sb.spyral(&["status", p, "--json"]);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let cells = rows[0]["phases"].as_array().unwrap();
+        // Committed (the parent is still writing its report): the run is simply current.
+        if cells.iter().all(|c| c["state"] == "current") {
+            break;
+        }
+        for cell in cells {
+            assert_eq!(cell["state"], "running", "{rows:#}");
+            assert!(
+                cell["holder"].as_str().unwrap().contains("pid "),
+                "{rows:#}"
+            );
+        }
+        polls += 1;
+        // A second launch (one worker: it would process the run whole) leaves the run to the
+        // first, even between the first's units.
+        if late_launch.is_none() {
+            late_launch = Some(sb.spyral(&["run", p, "--workers", "1", "--no-display"]));
+        }
+    }
+    assert!(polls > 0, "the launch ended before status could look");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let late = late_launch.unwrap();
+    assert_eq!(late.code, Some(0), "{}", late.all());
+    assert!(
+        late.all().contains("running in another launch"),
+        "{}",
+        late.all()
+    );
+    // Done: current everywhere, and the split run's marker is gone with its launch.
+    let out = sb.spyral(&["status", p, "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    for cell in rows[0]["phases"].as_array().unwrap() {
+        assert_eq!(cell["state"], "current", "{rows:#}");
+    }
+}
