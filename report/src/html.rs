@@ -52,7 +52,7 @@ fn header(d: &PageData) -> String {
                 if s.interrupted { " (interrupted)" } else { "" },
                 w,
                 fmt_opt(s.workers),
-                esc(s.schedule.as_deref().unwrap_or("?")),
+                esc(s.schedule.map_or("?", |x| x.name())),
                 fmt_opt(s.seed)
             ),
         );

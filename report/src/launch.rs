@@ -16,6 +16,30 @@ use std::path::{Path, PathBuf};
 /// At most this many bytes of a log are read (its end).
 const LOG_READ_LIMIT: u64 = 32 << 20;
 
+/// How a launch handed runs to its workers (`report.json`'s `schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Spyral's snake deal by size, decided before the start.
+    Snake,
+    /// Workers pull the next-largest unit when free.
+    Dynamic,
+    /// A schedule this version does not know (a newer host's report still reads).
+    #[serde(other)]
+    Other,
+}
+
+impl Schedule {
+    /// The name `report.json` and the pipeline file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Snake => "snake",
+            Schedule::Dynamic => "dynamic",
+            Schedule::Other => "other",
+        }
+    }
+}
+
 /// `report.json` of a launch.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -28,8 +52,8 @@ pub struct LaunchReport {
     pub seed: Option<u64>,
     /// Workers started first.
     pub workers: Option<usize>,
-    /// Schedule name.
-    pub schedule: Option<String>,
+    /// How runs were handed to workers.
+    pub schedule: Option<Schedule>,
     /// Wall seconds of the launch.
     pub wall_s: f64,
     /// Whether an interrupt stopped it.
@@ -681,6 +705,18 @@ pub fn worker_tail(logs: &Logs, worker: usize, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_read_by_name_and_unknown_ones_still_read() {
+        let read = |text: &str| serde_json::from_str::<LaunchReport>(text).unwrap().schedule;
+        assert_eq!(read(r#"{"schedule": "snake"}"#), Some(Schedule::Snake));
+        assert_eq!(read(r#"{"schedule": "dynamic"}"#), Some(Schedule::Dynamic));
+        assert_eq!(
+            read(r#"{"schedule": "round-robin"}"#),
+            Some(Schedule::Other)
+        );
+        assert_eq!(read("{}"), None);
+    }
 
     fn log(worker: usize, text: &str) -> WorkerLog {
         WorkerLog {

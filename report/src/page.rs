@@ -64,7 +64,7 @@ pub struct Summary {
     /// Workers.
     pub workers: Option<usize>,
     /// Schedule.
-    pub schedule: Option<String>,
+    pub schedule: Option<crate::launch::Schedule>,
     /// Seed.
     pub seed: Option<u64>,
     /// Runs ok, failed, skipped, not run.
@@ -740,7 +740,7 @@ pub(crate) fn build(input: &ReportInput) -> Result<Built, ReportError> {
         traces: input.traces.as_ref().map(|p| p.display().to_string()),
         wall_s: report.as_ref().map(|r| r.wall_s),
         workers: rep.workers,
-        schedule: rep.schedule.clone(),
+        schedule: rep.schedule,
         seed: rep.seed,
         runs_ok: rep.runs_ok,
         runs_failed: rep.runs_failed,
