@@ -153,19 +153,34 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // CPU seconds of the run's phases (every thread of every unit; merges alone), from the
+    // launch's report.
+    let cpu = |rep: &serde_json::Value, merges_only: bool| -> f64 {
+        run_record(rep, 1)["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ph| !merges_only || ph["part"]["part"] == "merge")
+            .map(|ph| ph["cpu_s"].as_f64().unwrap_or(0.0))
+            .sum()
+    };
     let (mut ones, mut twos) = (Vec::new(), Vec::new());
+    let (mut cpu_ones, mut cpu_twos, mut cpu_merges) = (Vec::new(), Vec::new(), Vec::new());
     let mut whole = None;
     for _ in 0..3 {
         ones.push(launch("1"));
-        assert_eq!(
-            run_record(&sb.report(), 1)["chunks"],
-            serde_json::Value::Null
-        );
+        let rep = sb.report();
+        assert_eq!(run_record(&rep, 1)["chunks"], serde_json::Value::Null);
+        cpu_ones.push(cpu(&rep, false));
         whole.get_or_insert_with(artifacts);
         twos.push(launch("2"));
-        assert_eq!(run_record(&sb.report(), 1)["chunks"], 8);
+        let rep = sb.report();
+        assert_eq!(run_record(&rep, 1)["chunks"], 8);
+        cpu_twos.push(cpu(&rep, false));
+        cpu_merges.push(cpu(&rep, true));
     }
     let (t1, t2) = (median(ones), median(twos));
+    let (c1, c2, cm) = (median(cpu_ones), median(cpu_twos), median(cpu_merges));
     let rep = sb.report();
     let merge_s: f64 = rep["runs"][0]["phases"]
         .as_array()
@@ -174,6 +189,18 @@ fn main() {
         .filter(|ph| ph["part"]["part"] == "merge")
         .map(|ph| ph["wall_s"].as_f64().unwrap_or(0.0))
         .sum();
+    // Two cores cannot finish sooner than half the CPU seconds: the 1-worker run already uses
+    // more than one core (Pointcloud reads the next events on a thread of its own).
+    let _ = writeln!(
+        table,
+        "| one run of 2000 events | CPU s of the run's phases (all threads): 1 worker whole / 2 workers split, chunks and merges / merges alone | {c1:.2} / {c2:.2} / {cm:.2} | |"
+    );
+    let _ = writeln!(
+        table,
+        "| one run of 2000 events | speed-up bound on 2 cores, 1-worker s / (CPU s / 2): as split / with free merges (1-worker CPU) | {:.2} / {:.2} | |",
+        t1 / (c2 / 2.0),
+        t1 / (c1 / 2.0)
+    );
     let identical = whole == Some(artifacts());
     let _ = writeln!(
         table,
