@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every trace reader (legacy, merger-1.0, merger-2.0, harmonizer-0.1) and the pipeline
 # parser for a bounded time with the `spyral-fuzz` harness (tests/fuzz), and fails if any target
-# reports a finding (a panic, a crash, a case over its time bound, a peak resident memory over
+# reports a finding (a panic, a crash, a case over its time bound, a rise of resident memory over
 # its bound, an error that does not name the file). Every finding is printed with its target and
 # case seed; `target/debug/spyral-fuzz --target T --replay SEED` reproduces it in one process.
 #

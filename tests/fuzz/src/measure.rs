@@ -20,6 +20,11 @@ fn status_kib(field: &str) -> Option<u64> {
     })
 }
 
+/// The resident set size now, in KiB.
+pub fn resident_kib() -> Option<u64> {
+    status_kib("VmRSS")
+}
+
 /// The peak resident set size since the last [`reset_peak`], in KiB.
 pub fn peak_kib() -> Option<u64> {
     status_kib("VmHWM")

@@ -293,7 +293,12 @@ fn mutate_tree(rng: &mut Pcg64, tree: &mut Value) -> String {
         },
         6 => match node {
             Value::Array(a) if !a.is_empty() => {
-                let times = *[2usize, 100, 5000].choose(rng).unwrap_or(&2);
+                // At most about a million copied nodes: the case stays a hostile file for the
+                // parser (whose size cap it meets) rather than gigabytes in the generator.
+                let asked = *[2usize, 100, 5000].choose(rng).unwrap_or(&2);
+                let times = asked
+                    .min((1 << 20) / node_count(&a[0], 1 << 20).max(1))
+                    .max(1);
                 let first = a[0].clone();
                 a.extend(std::iter::repeat_n(first, times));
                 format!("{at}: first element repeated {times} times")
@@ -353,6 +358,9 @@ fn emit_block(v: &Value, indent: usize, out: &mut String) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
+                if out.len() > TEXT_CAP {
+                    return;
+                }
                 out.push_str(&format!("{pad}{}:", quoted(k)));
                 match c {
                     Value::Object(cm) if !cm.is_empty() => {
@@ -369,6 +377,9 @@ fn emit_block(v: &Value, indent: usize, out: &mut String) {
         }
         Value::Array(a) if !a.is_empty() => {
             for c in a {
+                if out.len() > TEXT_CAP {
+                    return;
+                }
                 out.push_str(&format!("{pad}-"));
                 match c {
                     Value::Object(_) | Value::Array(_) if !is_empty(c) => {
@@ -381,6 +392,23 @@ fn emit_block(v: &Value, indent: usize, out: &mut String) {
         }
         _ => out.push_str(&format!("{pad}{}\n", scalar(v))),
     }
+}
+
+/// The number of values in `v` (itself included), counting stops past `limit`.
+fn node_count(v: &Value, limit: usize) -> usize {
+    let mut n = 1;
+    let children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Array(a) => Box::new(a.iter()),
+        Value::Object(m) => Box::new(m.values()),
+        _ => Box::new(std::iter::empty()),
+    };
+    for c in children {
+        if n > limit {
+            break;
+        }
+        n += node_count(c, limit - n);
+    }
+    n
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -598,5 +626,21 @@ fn mutate_text(rng: &mut Pcg64, text: &mut String) -> String {
             text.insert_str(pos, &garbage);
             format!("garbage {garbage:?} at {pos}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_counts_stop_past_the_limit() {
+        let leaf = Value::from(1);
+        let list = Value::Array(vec![leaf.clone(); 10]);
+        assert_eq!(node_count(&leaf, 100), 1);
+        assert_eq!(node_count(&list, 100), 11);
+        let big = Value::Array(vec![list; 1000]);
+        assert_eq!(node_count(&big, usize::MAX), 11_001);
+        assert!(node_count(&big, 50) <= 62);
     }
 }
