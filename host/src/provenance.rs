@@ -391,6 +391,21 @@ pub fn chunk_record_path(artifact_dir: &Path, run: u32, first: u64, last: u64) -
         .join(format!("e{first}-{last}.json"))
 }
 
+/// How many chunk records (`e<first>-<last>.json`) an earlier launch left for `run` under
+/// `artifact_dir`: chunk results the next launch reuses where its chunks and their identity match.
+pub fn chunk_records(artifact_dir: &Path, run: u32) -> usize {
+    let dir = spyral_core::chunk::chunk_dir(artifact_dir, run).join(".provenance");
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with('e') && name.ends_with(".json")
+            })
+            .count()
+    })
+}
+
 /// What the merge of one phase's chunks leaves for the run's commit, which turns it into the
 /// whole-run [`Record`] once every upstream record exists (a record names its inputs by
 /// content, so it can only be written in chain order, while merges run at once).

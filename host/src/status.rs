@@ -53,6 +53,14 @@ pub struct Cell {
     /// Its state.
     #[serde(flatten)]
     pub state: State,
+    /// Chunk results an interrupted split launch left for a (run, phase) that is to run: the
+    /// next launch reuses those whose chunk and identity match.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_chunks: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One run's row.
@@ -89,6 +97,7 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
             cells.push(Cell {
                 phase: c.name.clone(),
                 state: State::Inactive { exists },
+                kept_chunks: 0,
             });
             upstream = None;
             if let Ok(r) = constructed {
@@ -101,6 +110,7 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
             cells.push(Cell {
                 phase: c.name.clone(),
                 state: State::Running { holder },
+                kept_chunks: 0,
             });
             upstream = Some(c.name.clone());
             payload = constructed.unwrap_or_else(|_| PhaseResult::invalid(run));
@@ -127,9 +137,14 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
                 }
             }
         };
+        let kept_chunks = match state {
+            State::Current => 0,
+            _ => provenance::chunk_records(&ws.artifact_dir(), run),
+        };
         cells.push(Cell {
             phase: c.name.clone(),
             state,
+            kept_chunks,
         });
     }
     Row { run, phases: cells }
@@ -174,6 +189,12 @@ pub fn render(rows: &[Row], names: &[&str]) -> String {
                 }
                 .to_string(),
             };
+            if cell.kept_chunks > 0 {
+                notes.push(format!(
+                    "run {} {}: {} chunk result(s) of an interrupted launch kept (reused where the chunks match)",
+                    r.run, cell.phase, cell.kept_chunks
+                ));
+            }
             let _ = write!(s, "  {:<w$}", text, w = *w);
         }
         s.push('\n');

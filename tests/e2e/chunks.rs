@@ -157,6 +157,21 @@ fn a_killed_launch_redoes_only_unfinished_chunks() {
     {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // `status` says the chunk results are kept (the run is still to do).
+    let out = sb.spyral(&["status", p.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let lines = &rows[0]["phases"][0];
+    assert_eq!(lines["phase"], "Lines", "{rows:#}");
+    assert_ne!(lines["state"], "current", "{rows:#}");
+    assert!(lines["kept_chunks"].as_u64().unwrap_or(0) >= 2, "{rows:#}");
+    let out = sb.spyral(&["status", p.to_str().unwrap()]);
+    assert!(
+        out.stdout
+            .contains("chunk result(s) of an interrupted launch kept"),
+        "{}",
+        out.all()
+    );
     // Resumed by one worker, which splits no new run but finishes the chunks it finds.
     let out = sb.spyral(&[
         "run",
@@ -257,7 +272,7 @@ fn a_failed_chunk_fails_its_run_only() {
 
 #[test]
 fn a_run_in_progress_as_chunks_shows_as_running_and_another_launch_leaves_it() {
-    let sb = sandbox(&[(1, 12000)]);
+    let sb = sandbox(&[(1, 20000)]);
     let p = sb.pipeline("runs: {min: 1, max: 1}\nworkers: 2\nseed: 13", &phases(30));
     let p = p.to_str().unwrap();
     let mut child = sb.spawn(&["run", p, "--chunk-events", "10", "--no-display"]);
