@@ -57,6 +57,16 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Output {
     /// stdout and stderr together, for assertions.
     pub fn all(&self) -> String {
@@ -159,11 +169,7 @@ impl Sandbox {
             .stdin(Stdio::null())
             .output()
             .expect("run spyral");
-        Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Output::from(out)
     }
     /// Starts `spyral ARGS` in the sandbox without waiting (stdout and stderr piped).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
