@@ -13,7 +13,8 @@
 //! - **split-run markers**, `<workspace>/.spyral/locks/.split/run_0001.lock`: the parent of a
 //!   launch holds one while it has a run in progress as event chunks (its chunk workers hold the
 //!   run's locks only shared, and only while a unit runs), so that `spyral status` can say the run
-//!   is running. They coordinate nothing: the (run, phase) and chunk locks do.
+//!   is running and another launch does not take the run whole between its units. Chunks, merges
+//!   and commits are still coordinated by the (run, phase) and chunk locks alone.
 //!
 //! The lock files themselves stay (empty but for the holder's pid); only the kernel lock on them
 //! means anything.
