@@ -19,6 +19,7 @@
 
 pub mod artifacts;
 pub mod attpc;
+mod h5fast;
 pub mod inputs;
 pub mod physics;
 pub mod rng;

@@ -10,6 +10,7 @@
 //! [`ClusterWriter`] writes it, [`ClusterArtifact`] reads events back exactly as written.
 
 use crate::attpc::h5util::{self, AttrNumber};
+use crate::h5fast;
 use ndarray::Array2;
 use spyral_core::{PartialFile, PhaseError};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,7 @@ pub struct ClusterEventRecord {
 pub struct ClusterWriter {
     // Field order matters: the HDF5 objects close before the partial file is cleaned up.
     root: hdf5::Group,
+    make: h5fast::Maker,
     file: hdf5::File,
     out: PartialFile,
     dest: PathBuf,
@@ -94,8 +96,10 @@ impl ClusterWriter {
         let root = h5util::create_group(&file, "cluster").map_err(|e| err("cluster", e))?;
         h5util::write_attr(&root, "min_event", &min_event).map_err(|e| err("min_event", e))?;
         h5util::write_attr(&root, "max_event", &max_event).map_err(|e| err("max_event", e))?;
+        let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
         Ok(ClusterWriter {
             root,
+            make,
             file,
             out,
             dest: dest.to_path_buf(),
@@ -105,21 +109,24 @@ impl ClusterWriter {
     /// Writes one event.
     pub fn write(&self, r: &ClusterEventRecord) -> Result<(), PhaseError> {
         let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
+        let make = &self.make;
         let ev_name = format!("event_{}", r.id);
-        let ev = h5util::create_group(&self.root, &ev_name).map_err(|e| err(&ev_name, e))?;
-        h5util::write_attr(&ev, "nclusters", &(r.clusters.len() as i64))
+        let ev = make
+            .group(&self.root, &ev_name)
+            .map_err(|e| err(&ev_name, e))?;
+        make.attr(&ev, "nclusters", r.clusters.len() as i64)
             .map_err(|e| err("nclusters", e))?;
         for (attr, value) in EVENT_ATTRS.iter().zip(r.attrs) {
-            write_number(&ev, attr, value).map_err(|e| err(attr, e))?;
+            make.number(&ev, attr, value).map_err(|e| err(attr, e))?;
         }
         for (k, c) in r.clusters.iter().enumerate() {
             let cname = format!("cluster_{k}");
-            let g = h5util::create_group(&ev, &cname).map_err(|e| err(&cname, e))?;
-            h5util::write_attr(&g, "label", &c.label).map_err(|e| err("label", e))?;
-            h5util::write_attr(&g, "direction", &c.direction).map_err(|e| err("direction", e))?;
-            h5util::dataset_builder(&g)
-                .with_data(&c.cloud)
-                .create("cloud")
+            let g = make.group(&ev, &cname).map_err(|e| err(&cname, e))?;
+            make.attr(&g, "label", c.label)
+                .map_err(|e| err("label", e))?;
+            make.attr(&g, "direction", c.direction)
+                .map_err(|e| err("direction", e))?;
+            make.dataset(&g, "cloud", &c.cloud)
                 .map_err(|e| err(&format!("{ev_name}/{cname}/cloud"), e))?;
         }
         Ok(())
@@ -129,11 +136,12 @@ impl ClusterWriter {
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
         let ClusterWriter {
             root,
+            make,
             file,
             out,
             dest,
         } = self;
-        drop(root);
+        drop((root, make));
         file.close().map_err(|e| h5_error(&dest, "close", e))?;
         out.commit()
     }
@@ -169,30 +177,26 @@ impl ClusterArtifact {
         let bad = |what: String| {
             PhaseError::invalid_input(format!("{}: /cluster/{name}: {what}", self.path.display()))
         };
-        let ev = self
-            .root
-            .group(&name)
-            .map_err(|e| bad(format!("cannot open: {e}")))?;
+        let ev =
+            h5fast::open_group(&self.root, &name).map_err(|e| bad(format!("cannot open: {e}")))?;
         // The attributes are read as [`ClusterWriter`] writes them, by name: no listing, no
         // conversion (the event attributes keep their integer or float type).
-        let int = |loc: &hdf5::Location, n: &str| -> Result<i64, PhaseError> {
-            loc.attr(n)
-                .and_then(|a| a.read_scalar::<i64>())
-                .map_err(|e| bad(format!("attribute `{n}`: {e}")))
+        let int = |loc: &h5fast::Id, n: &str| -> Result<i64, PhaseError> {
+            h5fast::read_attr::<i64>(loc, n).map_err(|e| bad(format!("attribute `{n}`: {e}")))
         };
         let n = int(&ev, "nclusters")?;
         let mut attrs = [AttrNumber::Signed(0); 6];
         for (v, name) in attrs.iter_mut().zip(EVENT_ATTRS) {
-            *v = read_number(&ev, name).map_err(|e| bad(format!("attribute `{name}`: {e}")))?;
+            *v = h5fast::read_number(&ev, name)
+                .map_err(|e| bad(format!("attribute `{name}`: {e}")))?;
         }
-        let mut clusters = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        // `nclusters` comes from the file: it sizes nothing before the clusters are read.
+        let mut clusters = Vec::new();
         for k in 0..n.max(0) {
-            let g = ev
-                .group(&format!("cluster_{k}"))
+            let g = h5fast::open_group(&ev, &format!("cluster_{k}"))
                 .map_err(|e| bad(format!("cluster_{k}: {e}")))?;
-            let cloud = g
-                .dataset("cloud")
-                .and_then(|d| d.read_2d::<f64>())
+            let cloud = h5fast::open_dataset(&g, "cloud")
+                .and_then(|d| h5fast::read_2d(&d))
                 .map_err(|e| bad(format!("cluster_{k}/cloud: {e}")))?;
             clusters.push(ClusterRecord {
                 label: int(&g, "label")?,

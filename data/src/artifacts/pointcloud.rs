@@ -8,6 +8,7 @@
 //! reads it back event by event.
 
 use crate::attpc::h5util;
+use crate::h5fast;
 use ndarray::Array2;
 use spyral_core::{PartialFile, PhaseError};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,7 @@ pub struct CloudRecord {
 pub struct CloudWriter {
     // Field order matters: the HDF5 objects close before the partial file is cleaned up.
     group: hdf5::Group,
+    make: h5fast::Maker,
     file: hdf5::File,
     out: PartialFile,
     dest: PathBuf,
@@ -80,8 +82,10 @@ impl CloudWriter {
         let group = h5util::create_group(&file, "cloud").map_err(|e| err("cloud", e))?;
         h5util::write_attr(&group, "min_event", &min_event).map_err(|e| err("min_event", e))?;
         h5util::write_attr(&group, "max_event", &max_event).map_err(|e| err("max_event", e))?;
+        let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
         Ok(CloudWriter {
             group,
+            make,
             file,
             out,
             dest: dest.to_path_buf(),
@@ -92,14 +96,16 @@ impl CloudWriter {
     pub fn write(&self, r: &CloudRecord) -> Result<(), PhaseError> {
         let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
         let name = format!("cloud_{}", r.id);
-        let ds = h5util::dataset_builder(&self.group)
-            .with_data(&r.cloud)
-            .create(name.as_str())
+        let make = &self.make;
+        let ds = make
+            .dataset(&self.group, &name, &r.cloud)
             .map_err(|e| err(&name, e))?;
-        h5util::write_attr(&ds, "orig_run", &r.orig_run).map_err(|e| err("orig_run", e))?;
-        h5util::write_attr(&ds, "orig_event", &r.orig_event).map_err(|e| err("orig_event", e))?;
-        for (k, v) in IC_ATTRS.iter().zip(&r.ic) {
-            h5util::write_attr(&ds, k, v).map_err(|e| err(k, e))?;
+        make.attr(&ds, "orig_run", r.orig_run)
+            .map_err(|e| err("orig_run", e))?;
+        make.attr(&ds, "orig_event", r.orig_event)
+            .map_err(|e| err("orig_event", e))?;
+        for (k, &v) in IC_ATTRS.iter().zip(&r.ic) {
+            make.attr(&ds, k, v).map_err(|e| err(k, e))?;
         }
         Ok(())
     }
@@ -108,11 +114,12 @@ impl CloudWriter {
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
         let CloudWriter {
             group,
+            make,
             file,
             out,
             dest,
         } = self;
-        drop(group);
+        drop((group, make));
         file.close().map_err(|e| h5_error(&dest, "close", e))?;
         out.commit()
     }
@@ -157,25 +164,17 @@ impl CloudFile {
         let bad = |what: String| {
             PhaseError::invalid_input(format!("{}: /cloud/{name}: {what}", self.path.display()))
         };
-        let ds = self
-            .group
-            .dataset(&name)
+        let ds = h5fast::open_dataset(&self.group, &name)
             .map_err(|e| bad(format!("cannot open: {e}")))?;
-        let cloud = ds
-            .read_2d::<f64>()
-            .map_err(|e| bad(format!("cannot read: {e}")))?;
+        let cloud = h5fast::read_2d(&ds).map_err(|e| bad(format!("cannot read: {e}")))?;
         // The attributes are read as this module writes them (i64 and f64), by name: no
-        // listing, no conversion.
+        // listing.
         let int = |n: &str| -> Result<i64, PhaseError> {
-            ds.attr(n)
-                .and_then(|a| a.read_scalar::<i64>())
-                .map_err(|e| bad(format!("attribute `{n}`: {e}")))
+            h5fast::read_attr::<i64>(&ds, n).map_err(|e| bad(format!("attribute `{n}`: {e}")))
         };
         let mut ic = [0.0; 4];
         for (v, n) in ic.iter_mut().zip(IC_ATTRS) {
-            *v = ds
-                .attr(n)
-                .and_then(|a| a.read_scalar::<f64>())
+            *v = h5fast::read_attr::<f64>(&ds, n)
                 .map_err(|e| bad(format!("attribute `{n}`: {e}")))?;
         }
         Ok(CloudRecord {

@@ -1,0 +1,517 @@
+//! The fast path for the many small HDF5 objects of the default artifacts (groups, scalar
+//! attributes, small 2-D float64 datasets), used by the point-cloud and cluster writers and
+//! readers.
+//!
+//! Through hdf5-metno every scalar attribute is about a dozen library calls: a datatype, a
+//! dataspace and a property list created and closed, and every handle's type checked again when
+//! it is dropped. A Cluster artifact of 2000 events holds some 20 000 attributes and 10 000
+//! groups and datasets, and those extra calls were half the time of writing it and of merging
+//! chunks. Here the scalar dataspace and the property lists are made once per [`Maker`], and an
+//! attribute is one create, one write and one close. The objects are the ones hdf5-metno makes
+//! (the same property lists and in-file types), so files keep their exact bytes (a test
+//! compares).
+//!
+//! This module is the only place in spyral-data that calls libhdf5 directly (`unsafe` FFI).
+//! Every call runs under hdf5-metno's library lock (`hdf5::sync::sync`), as hdf5-metno's own calls
+//! do, every identifier it opens is owned by one [`Id`] that releases it once, and every
+//! buffer handed to the library is sized from the dataspace the library reports.
+
+use crate::attpc::h5util::AttrNumber;
+use hdf5_sys::h5a::{H5Acreate2, H5Aget_space, H5Aget_type, H5Aopen, H5Aread, H5Awrite};
+use hdf5_sys::h5d::{H5D_fill_time_t, H5Dcreate2, H5Dget_space, H5Dopen2, H5Dread, H5Dwrite};
+use hdf5_sys::h5g::{H5Gcreate2, H5Gopen2};
+use hdf5_sys::h5i::{hid_t, H5Idec_ref};
+use hdf5_sys::h5p::{
+    H5Pcreate, H5Pset_char_encoding, H5Pset_chunk, H5Pset_fill_time, H5Pset_obj_track_times,
+    H5P_CLS_ATTRIBUTE_CREATE, H5P_CLS_DATASET_CREATE, H5P_CLS_GROUP_CREATE, H5P_DEFAULT,
+};
+use hdf5_sys::h5s::{
+    H5S_class_t, H5Screate, H5Screate_simple, H5Sget_simple_extent_dims,
+    H5Sget_simple_extent_ndims, H5Sget_simple_extent_npoints, H5S_ALL,
+};
+use hdf5_sys::h5t::{
+    H5T_class_t, H5T_cset_t, H5T_sign_t, H5Tget_class, H5Tget_sign, H5T_NATIVE_DOUBLE,
+    H5T_NATIVE_INT64, H5T_NATIVE_UINT64,
+};
+use ndarray::Array2;
+use std::ffi::{c_void, CString};
+
+/// The most elements a 2-D dataset read here may claim (2^28 float64, 2 GiB): a point cloud or
+/// a cluster is at most a few hundred thousand values, and a corrupt header must not make the
+/// reader allocate without bound.
+pub const MAX_READ_ELEMENTS: usize = 1 << 28;
+
+/// A library return value that is negative on failure (identifiers, statuses, counts).
+trait Status: Copy {
+    fn failed(self) -> bool;
+}
+impl Status for i64 {
+    fn failed(self) -> bool {
+        self < 0
+    }
+}
+impl Status for i32 {
+    fn failed(self) -> bool {
+        self < 0
+    }
+}
+
+/// Runs `f` under hdf5-metno's library lock and turns a negative identifier or status into the
+/// library's error (its message stack, read under the same lock).
+fn call<T: Status>(f: impl FnOnce() -> T) -> hdf5::Result<T> {
+    hdf5::sync::sync(|| {
+        let v = f();
+        if v.failed() {
+            Err(hdf5::Error::query().unwrap_or_else(|e| e))
+        } else {
+            Ok(v)
+        }
+    })
+}
+
+/// An HDF5 identifier opened here, released (closed) when dropped.
+#[derive(Debug)]
+pub struct Id(hid_t);
+
+impl Id {
+    /// Takes ownership of `id` from a call that returned it, or the library's error.
+    fn own(f: impl FnOnce() -> hid_t) -> hdf5::Result<Id> {
+        call(f).map(Id)
+    }
+}
+
+impl Drop for Id {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is an identifier this `Id` owns (a successful open or create); it is
+        // released exactly once, here, under the library lock.
+        #[allow(unsafe_code)]
+        hdf5::sync::sync(|| unsafe {
+            H5Idec_ref(self.0);
+        });
+    }
+}
+
+/// Anything standing for an open HDF5 location: an hdf5-metno object or an [`Id`].
+pub trait Loc {
+    /// The location's identifier, valid while `self` lives.
+    fn hid(&self) -> hid_t;
+}
+
+impl Loc for Id {
+    fn hid(&self) -> hid_t {
+        self.0
+    }
+}
+
+impl Loc for hdf5::Location {
+    fn hid(&self) -> hid_t {
+        self.id()
+    }
+}
+
+impl Loc for hdf5::Group {
+    fn hid(&self) -> hid_t {
+        self.id()
+    }
+}
+
+/// A scalar type stored and read with its native in-memory type.
+pub trait Scalar: Copy + Default {
+    /// The native HDF5 type of `Self`.
+    fn native() -> hid_t;
+}
+
+macro_rules! scalar {
+    ($t:ty, $h:ident) => {
+        impl Scalar for $t {
+            fn native() -> hid_t {
+                // One of the library's predefined types (hdf5-sys opens the library first).
+                *$h
+            }
+        }
+    };
+}
+scalar!(i64, H5T_NATIVE_INT64);
+scalar!(u64, H5T_NATIVE_UINT64);
+scalar!(f64, H5T_NATIVE_DOUBLE);
+
+fn cname(name: &str) -> hdf5::Result<CString> {
+    CString::new(name).map_err(|_| hdf5::Error::from(format!("name {name:?} holds a NUL byte")))
+}
+
+/// Makes groups, scalar attributes and 2-D float64 datasets, with the property lists made once:
+/// no modification times (files are byte-reproducible), UTF-8 attribute names (hdf5-metno's
+/// default), and an empty dataset chunked by `[1, 1]` with fill values written at allocation,
+/// as hdf5-metno stores one.
+#[derive(Debug)]
+pub struct Maker {
+    scalar: Id,
+    acpl: Id,
+    gcpl: Id,
+    dcpl: Id,
+    dcpl_empty: Id,
+}
+
+impl Maker {
+    /// Creates the shared dataspace and property lists.
+    pub fn new() -> hdf5::Result<Maker> {
+        // SAFETY: plain library calls on identifiers created here; each result is checked (a
+        // negative identifier is an error) before it is used.
+        #[allow(unsafe_code)]
+        unsafe {
+            let scalar = Id::own(|| H5Screate(H5S_class_t::H5S_SCALAR))?;
+            let acpl = Id::own(|| H5Pcreate(*H5P_CLS_ATTRIBUTE_CREATE))?;
+            call(|| H5Pset_char_encoding(acpl.0, H5T_cset_t::H5T_CSET_UTF8))?;
+            let gcpl = Id::own(|| H5Pcreate(*H5P_CLS_GROUP_CREATE))?;
+            call(|| H5Pset_obj_track_times(gcpl.0, 0))?;
+            let dcpl = Id::own(|| H5Pcreate(*H5P_CLS_DATASET_CREATE))?;
+            call(|| H5Pset_obj_track_times(dcpl.0, 0))?;
+            let dcpl_empty = Id::own(|| H5Pcreate(*H5P_CLS_DATASET_CREATE))?;
+            call(|| H5Pset_obj_track_times(dcpl_empty.0, 0))?;
+            let unit = [1u64; 2];
+            call(|| H5Pset_chunk(dcpl_empty.0, 2, unit.as_ptr()))?;
+            call(|| H5Pset_fill_time(dcpl_empty.0, H5D_fill_time_t::H5D_FILL_TIME_ALLOC))?;
+            Ok(Maker {
+                scalar,
+                acpl,
+                gcpl,
+                dcpl,
+                dcpl_empty,
+            })
+        }
+    }
+
+    /// Creates group `name` in `parent`.
+    pub fn group(&self, parent: &impl Loc, name: &str) -> hdf5::Result<Id> {
+        let c = cname(name)?;
+        // SAFETY: `parent` is open while borrowed, `c` is a NUL-terminated string alive for the
+        // call, the property lists are owned by `self`.
+        #[allow(unsafe_code)]
+        Id::own(|| unsafe {
+            H5Gcreate2(
+                parent.hid(),
+                c.as_ptr(),
+                H5P_DEFAULT,
+                self.gcpl.0,
+                H5P_DEFAULT,
+            )
+        })
+    }
+
+    /// Writes the scalar attribute `name` of `loc`.
+    pub fn attr<T: Scalar>(&self, loc: &impl Loc, name: &str, value: T) -> hdf5::Result<()> {
+        let c = cname(name)?;
+        // SAFETY: `loc` is open while borrowed; the attribute is created with the scalar
+        // dataspace (one element) and written from `value`, one element of the type passed.
+        #[allow(unsafe_code)]
+        unsafe {
+            let a = Id::own(|| {
+                H5Acreate2(
+                    loc.hid(),
+                    c.as_ptr(),
+                    T::native(),
+                    self.scalar.0,
+                    self.acpl.0,
+                    H5P_DEFAULT,
+                )
+            })?;
+            call(|| H5Awrite(a.0, T::native(), (&value as *const T).cast::<c_void>()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `value` as an attribute keeping its integer or float type.
+    pub fn number(&self, loc: &impl Loc, name: &str, value: AttrNumber) -> hdf5::Result<()> {
+        match value {
+            AttrNumber::Signed(x) => self.attr(loc, name, x),
+            AttrNumber::Unsigned(x) => self.attr(loc, name, x),
+            AttrNumber::Float(x) => self.attr(loc, name, x),
+        }
+    }
+
+    /// Creates dataset `name` in `parent` holding `data` (float64, contiguous, its shape).
+    pub fn dataset(&self, parent: &impl Loc, name: &str, data: &Array2<f64>) -> hdf5::Result<Id> {
+        let c = cname(name)?;
+        let standard;
+        let values: &[f64] = match data.as_slice() {
+            Some(s) => s,
+            None => {
+                standard = data.as_standard_layout().into_owned();
+                standard.as_slice().unwrap_or_default()
+            }
+        };
+        let dims = [data.nrows() as u64, data.ncols() as u64];
+        let dcpl = if values.is_empty() {
+            &self.dcpl_empty
+        } else {
+            &self.dcpl
+        };
+        // SAFETY: `dims` has the 2 entries the rank says; `values` holds exactly rows x cols
+        // float64 in row-major order (standard layout), which is what `H5S_ALL` over that
+        // dataspace reads from memory; `parent` is open while borrowed.
+        #[allow(unsafe_code)]
+        unsafe {
+            let space = Id::own(|| H5Screate_simple(2, dims.as_ptr(), std::ptr::null()))?;
+            let ds = Id::own(|| {
+                H5Dcreate2(
+                    parent.hid(),
+                    c.as_ptr(),
+                    *H5T_NATIVE_DOUBLE,
+                    space.0,
+                    H5P_DEFAULT,
+                    dcpl.0,
+                    H5P_DEFAULT,
+                )
+            })?;
+            if !values.is_empty() {
+                call(|| {
+                    H5Dwrite(
+                        ds.0,
+                        *H5T_NATIVE_DOUBLE,
+                        H5S_ALL,
+                        H5S_ALL,
+                        H5P_DEFAULT,
+                        values.as_ptr().cast::<c_void>(),
+                    )
+                })?;
+            }
+            Ok(ds)
+        }
+    }
+}
+
+/// Opens group `name` of `parent`.
+pub fn open_group(parent: &impl Loc, name: &str) -> hdf5::Result<Id> {
+    let c = cname(name)?;
+    // SAFETY: `parent` is open while borrowed; `c` is alive for the call.
+    #[allow(unsafe_code)]
+    Id::own(|| unsafe { H5Gopen2(parent.hid(), c.as_ptr(), H5P_DEFAULT) })
+}
+
+/// Opens dataset `name` of `parent`.
+pub fn open_dataset(parent: &impl Loc, name: &str) -> hdf5::Result<Id> {
+    let c = cname(name)?;
+    // SAFETY: as in `open_group`.
+    #[allow(unsafe_code)]
+    Id::own(|| unsafe { H5Dopen2(parent.hid(), c.as_ptr(), H5P_DEFAULT) })
+}
+
+/// Opens attribute `name` of `loc` and checks that it holds exactly one value.
+fn open_scalar_attr(loc: &impl Loc, name: &str) -> hdf5::Result<Id> {
+    let c = cname(name)?;
+    // SAFETY: `loc` is open while borrowed; the identifiers are owned by `Id`s.
+    #[allow(unsafe_code)]
+    unsafe {
+        let a = Id::own(|| H5Aopen(loc.hid(), c.as_ptr(), H5P_DEFAULT))?;
+        let space = Id::own(|| H5Aget_space(a.0))?;
+        let n = call(|| H5Sget_simple_extent_npoints(space.0))?;
+        if n != 1 {
+            return Err(format!("attribute '{name}' holds {n} values, not one").into());
+        }
+        Ok(a)
+    }
+}
+
+/// Reads the one-value attribute `name` of `loc` as `T` (the library converts between numeric
+/// types as hdf5-metno's reads do).
+pub fn read_attr<T: Scalar>(loc: &impl Loc, name: &str) -> hdf5::Result<T> {
+    let a = open_scalar_attr(loc, name)?;
+    let mut v = T::default();
+    // SAFETY: the attribute holds one element (checked), read into one `T` of the type passed.
+    #[allow(unsafe_code)]
+    call(|| unsafe { H5Aread(a.0, T::native(), (&mut v as *mut T).cast::<c_void>()) })?;
+    Ok(v)
+}
+
+/// Reads the one-value attribute `name` of `loc` keeping its kind: signed, unsigned or float.
+pub fn read_number(loc: &impl Loc, name: &str) -> hdf5::Result<AttrNumber> {
+    let a = open_scalar_attr(loc, name)?;
+    // SAFETY: type queries on an open attribute; the type identifier is owned by an `Id`;
+    // the read is one element (checked) into one value of the type passed.
+    #[allow(unsafe_code)]
+    unsafe {
+        let ty = Id::own(|| H5Aget_type(a.0))?;
+        let class = hdf5::sync::sync(|| H5Tget_class(ty.0));
+        let read = |mem: hid_t, out: *mut c_void| call(|| H5Aread(a.0, mem, out));
+        Ok(match class {
+            H5T_class_t::H5T_INTEGER => {
+                if hdf5::sync::sync(|| H5Tget_sign(ty.0)) == H5T_sign_t::H5T_SGN_NONE {
+                    let mut v = 0u64;
+                    read(u64::native(), (&mut v as *mut u64).cast())?;
+                    AttrNumber::Unsigned(v)
+                } else {
+                    let mut v = 0i64;
+                    read(i64::native(), (&mut v as *mut i64).cast())?;
+                    AttrNumber::Signed(v)
+                }
+            }
+            H5T_class_t::H5T_FLOAT => {
+                let mut v = 0f64;
+                read(f64::native(), (&mut v as *mut f64).cast())?;
+                AttrNumber::Float(v)
+            }
+            _ => return Err(format!("attribute '{name}' is not a number").into()),
+        })
+    }
+}
+
+/// Reads the 2-D dataset `ds` as float64 (converted by the library from any numeric type),
+/// refusing a claimed shape over [`MAX_READ_ELEMENTS`] elements.
+pub fn read_2d(ds: &Id) -> hdf5::Result<Array2<f64>> {
+    // SAFETY: the dataspace is queried for its rank before its dimensions are copied into a
+    // 2-entry array; the buffer is allocated for exactly rows x cols float64, which is what
+    // `H5S_ALL` over that dataspace writes into memory of the native double type.
+    #[allow(unsafe_code)]
+    unsafe {
+        let space = Id::own(|| H5Dget_space(ds.0))?;
+        let rank = call(|| H5Sget_simple_extent_ndims(space.0))?;
+        if rank != 2 {
+            return Err(format!("the dataset has {rank} dimensions, not 2").into());
+        }
+        let mut dims = [0u64; 2];
+        call(|| H5Sget_simple_extent_dims(space.0, dims.as_mut_ptr(), std::ptr::null_mut()))?;
+        let (rows, cols) = (
+            usize::try_from(dims[0]).unwrap_or(usize::MAX),
+            usize::try_from(dims[1]).unwrap_or(usize::MAX),
+        );
+        let n = rows
+            .checked_mul(cols)
+            .filter(|&n| n <= MAX_READ_ELEMENTS)
+            .ok_or_else(|| {
+                hdf5::Error::from(format!(
+                    "the dataset claims shape [{rows}, {cols}], more than the \
+                     {MAX_READ_ELEMENTS} elements a reader accepts (a corrupt header?)"
+                ))
+            })?;
+        let mut values = vec![0f64; n];
+        if n > 0 {
+            call(|| {
+                H5Dread(
+                    ds.0,
+                    *H5T_NATIVE_DOUBLE,
+                    H5S_ALL,
+                    H5S_ALL,
+                    H5P_DEFAULT,
+                    values.as_mut_ptr().cast::<c_void>(),
+                )
+            })?;
+        }
+        Array2::from_shape_vec((rows, cols), values)
+            .map_err(|e| hdf5::Error::from(format!("the dataset's shape: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attpc::h5util;
+    use ndarray::{array, Array2, ShapeBuilder};
+
+    fn file(path: &std::path::Path) -> hdf5::File {
+        hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(path)
+            .unwrap()
+    }
+
+    /// The same objects through hdf5-metno and through the fast path give the same bytes: a
+    /// group, attributes of every kind, a dataset with rows, an empty one, one from a
+    /// column-major array.
+    #[test]
+    fn the_fast_path_writes_the_bytes_hdf5_metno_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        let empty = Array2::<f64>::zeros((0, 8));
+        let mut fortran = Array2::<f64>::zeros((3, 2).f());
+        fortran.assign(&array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+
+        let slow = dir.path().join("slow.h5");
+        {
+            let f = file(&slow);
+            let g = h5util::create_group(&f, "event_7").unwrap();
+            h5util::write_attr(&g, "signed", &-3i64).unwrap();
+            h5util::write_attr(&g, "unsigned", &5u64).unwrap();
+            h5util::write_attr(&g, "float", &0.25f64).unwrap();
+            for (name, data) in [("rows", &rows), ("empty", &empty), ("fortran", &fortran)] {
+                let ds = h5util::dataset_builder(&g)
+                    .with_data(&data.as_standard_layout())
+                    .create(name)
+                    .unwrap();
+                h5util::write_attr(&ds, "label", &1i64).unwrap();
+            }
+        }
+        let fast = dir.path().join("fast.h5");
+        {
+            let f = file(&fast);
+            let make = Maker::new().unwrap();
+            let g = make.group(&*f, "event_7").unwrap();
+            make.number(&g, "signed", AttrNumber::Signed(-3)).unwrap();
+            make.number(&g, "unsigned", AttrNumber::Unsigned(5))
+                .unwrap();
+            make.number(&g, "float", AttrNumber::Float(0.25)).unwrap();
+            for (name, data) in [("rows", &rows), ("empty", &empty), ("fortran", &fortran)] {
+                let ds = make.dataset(&g, name, data).unwrap();
+                make.attr(&ds, "label", 1i64).unwrap();
+            }
+        }
+        assert_eq!(std::fs::read(&slow).unwrap(), std::fs::read(&fast).unwrap());
+
+        // And it reads back what it wrote, keeping each attribute's kind.
+        let f = hdf5::File::open(&fast).unwrap();
+        let g = open_group(&*f, "event_7").unwrap();
+        assert_eq!(read_number(&g, "signed").unwrap(), AttrNumber::Signed(-3));
+        assert_eq!(
+            read_number(&g, "unsigned").unwrap(),
+            AttrNumber::Unsigned(5)
+        );
+        assert_eq!(read_number(&g, "float").unwrap(), AttrNumber::Float(0.25));
+        assert_eq!(read_attr::<f64>(&g, "signed").unwrap(), -3.0);
+        for (name, data) in [("rows", &rows), ("empty", &empty), ("fortran", &fortran)] {
+            let ds = open_dataset(&g, name).unwrap();
+            assert_eq!(&read_2d(&ds).unwrap(), data, "{name}");
+            assert_eq!(read_attr::<i64>(&ds, "label").unwrap(), 1);
+        }
+    }
+
+    /// Missing objects, wrong shapes and a header claiming a huge dataset are errors with the
+    /// library's or our message, never a panic or an unbounded allocation.
+    #[test]
+    fn bad_objects_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.h5");
+        {
+            let f = file(&path);
+            f.new_attr::<i64>()
+                .shape(3)
+                .create("three")
+                .unwrap()
+                .write(&[1i64, 2, 3])
+                .unwrap();
+            h5util::write_string_attr(&f, "text", "x").unwrap();
+            f.new_dataset::<f64>().shape(4).create("flat").unwrap();
+            // 2^29 elements claimed, nothing stored (allocated late, never written).
+            f.new_dataset::<f64>()
+                .shape((1 << 20, 1 << 9))
+                .create("huge")
+                .unwrap();
+        }
+        let f = hdf5::File::open(&path).unwrap();
+        let root: &hdf5::Location = &f;
+        assert!(open_group(root, "nothing").is_err());
+        assert!(open_dataset(root, "nothing").is_err());
+        assert!(read_attr::<i64>(root, "nothing").is_err());
+        let three = read_attr::<i64>(root, "three").unwrap_err().to_string();
+        assert!(three.contains("holds 3 values"), "{three}");
+        let text = read_number(root, "text").unwrap_err().to_string();
+        assert!(text.contains("not a number"), "{text}");
+        let flat = read_2d(&open_dataset(root, "flat").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(flat.contains("1 dimensions"), "{flat}");
+        let huge = read_2d(&open_dataset(root, "huge").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(huge.contains("claims shape [1048576, 512]"), "{huge}");
+        assert!(Maker::new().unwrap().group(root, "a\0b").is_err());
+    }
+}
