@@ -17,7 +17,7 @@
 //! buffer handed to the library is sized from the dataspace the library reports.
 
 use crate::attpc::h5util::AttrNumber;
-use hdf5_sys::h5a::{H5Acreate2, H5Aget_space, H5Aget_type, H5Aopen, H5Aread, H5Awrite};
+use hdf5_sys::h5a::{H5Acreate2, H5Aexists, H5Aget_space, H5Aget_type, H5Aopen, H5Aread, H5Awrite};
 use hdf5_sys::h5d::{H5D_fill_time_t, H5Dcreate2, H5Dget_space, H5Dopen2, H5Dread, H5Dwrite};
 use hdf5_sys::h5g::{H5Gcreate2, H5Gopen2};
 use hdf5_sys::h5i::{hid_t, H5Idec_ref};
@@ -355,6 +355,34 @@ pub fn read_number(loc: &impl Loc, name: &str) -> hdf5::Result<AttrNumber> {
     }
 }
 
+/// What [`quick_number`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quick {
+    /// No attribute of that name.
+    Absent,
+    /// One integer or float value, as stored.
+    Number(AttrNumber),
+    /// Anything else (several values, a string, a library error): the caller's tolerant path
+    /// looks again and says what is wrong.
+    Other,
+}
+
+/// A quick read of the one-value numeric attribute `name` of `loc` (scalar or one-element
+/// array, any integer or float type), for readers that accept whatever a producer wrote and
+/// read it often (the trace reader, the clustering's cloud attributes).
+pub fn quick_number(loc: &impl Loc, name: &str) -> Quick {
+    let Ok(c) = cname(name) else {
+        return Quick::Other;
+    };
+    // SAFETY: `loc` is open while borrowed and `c` is alive for the call.
+    #[allow(unsafe_code)]
+    match call(|| unsafe { H5Aexists(loc.hid(), c.as_ptr()) }) {
+        Ok(0) => Quick::Absent,
+        Ok(_) => read_number(loc, name).map_or(Quick::Other, Quick::Number),
+        Err(_) => Quick::Other,
+    }
+}
+
 /// Reads the 2-D dataset `ds` as float64 (converted by the library from any numeric type),
 /// refusing a claimed shape over [`MAX_READ_ELEMENTS`] elements.
 pub fn read_2d(ds: &Id) -> hdf5::Result<Array2<f64>> {
@@ -466,6 +494,10 @@ mod tests {
         );
         assert_eq!(read_number(&g, "float").unwrap(), AttrNumber::Float(0.25));
         assert_eq!(read_attr::<f64>(&g, "signed").unwrap(), -3.0);
+        assert_eq!(
+            quick_number(&g, "unsigned"),
+            Quick::Number(AttrNumber::Unsigned(5))
+        );
         for (name, data) in [("rows", &rows), ("empty", &empty), ("fortran", &fortran)] {
             let ds = open_dataset(&g, name).unwrap();
             assert_eq!(&read_2d(&ds).unwrap(), data, "{name}");
@@ -513,5 +545,8 @@ mod tests {
             .to_string();
         assert!(huge.contains("claims shape [1048576, 512]"), "{huge}");
         assert!(Maker::new().unwrap().group(root, "a\0b").is_err());
+        assert_eq!(quick_number(root, "nothing"), Quick::Absent);
+        assert_eq!(quick_number(root, "three"), Quick::Other);
+        assert_eq!(quick_number(root, "text"), Quick::Other);
     }
 }

@@ -44,6 +44,13 @@ pub fn has_attr(loc: &Location, name: &str) -> bool {
 /// Reads a single numeric attribute (a scalar or a one-element array) of any integer or float
 /// type. `Ok(None)` if it does not exist.
 pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, String> {
+    // The usual case (absent, or one plain number) in a few library calls; anything else goes
+    // the long way below, which says what is wrong.
+    match crate::h5fast::quick_number(loc, name) {
+        crate::h5fast::Quick::Absent => return Ok(None),
+        crate::h5fast::Quick::Number(v) => return Ok(Some(v)),
+        crate::h5fast::Quick::Other => {}
+    }
     if !has_attr(loc, name) {
         return Ok(None);
     }
