@@ -391,19 +391,29 @@ pub fn chunk_record_path(artifact_dir: &Path, run: u32, first: u64, last: u64) -
         .join(format!("e{first}-{last}.json"))
 }
 
-/// How many chunk records (`e<first>-<last>.json`) an earlier launch left for `run` under
-/// `artifact_dir`: chunk results the next launch reuses where its chunks and their identity match.
-pub fn chunk_records(artifact_dir: &Path, run: u32) -> usize {
+/// The event ranges of the chunk records (`e<first>-<last>.json`) an earlier launch left for
+/// `run` under `artifact_dir`, in event order: chunk results the next launch reuses where its
+/// chunks and their identity match.
+pub fn chunk_records(artifact_dir: &Path, run: u32) -> Vec<[u64; 2]> {
     let dir = spyral_core::chunk::chunk_dir(artifact_dir, run).join(".provenance");
-    std::fs::read_dir(dir).map_or(0, |rd| {
-        rd.flatten()
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with('e') && name.ends_with(".json")
-            })
-            .count()
-    })
+    let mut ranges: Vec<[u64; 2]> = std::fs::read_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let (first, last) = name
+                        .to_str()?
+                        .strip_prefix('e')?
+                        .strip_suffix(".json")?
+                        .split_once('-')?;
+                    Some([first.parse().ok()?, last.parse().ok()?])
+                })
+                .collect()
+        },
+    );
+    ranges.sort_unstable();
+    ranges
 }
 
 /// What the merge of one phase's chunks leaves for the run's commit, which turns it into the

@@ -57,6 +57,10 @@ pub struct Cell {
     /// next launch reuses those whose chunk and identity match.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub kept_chunks: usize,
+    /// Their event ranges (`[first, last]`, in event order): a launch reuses them when it splits
+    /// the run into the same ranges (the same `chunk_events`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_chunk_events: Vec<[u64; 2]>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -98,6 +102,7 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
                 phase: c.name.clone(),
                 state: State::Inactive { exists },
                 kept_chunks: 0,
+                kept_chunk_events: Vec::new(),
             });
             upstream = None;
             if let Ok(r) = constructed {
@@ -111,6 +116,7 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
                 phase: c.name.clone(),
                 state: State::Running { holder },
                 kept_chunks: 0,
+                kept_chunk_events: Vec::new(),
             });
             upstream = Some(c.name.clone());
             payload = constructed.unwrap_or_else(|_| PhaseResult::invalid(run));
@@ -137,17 +143,34 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
                 }
             }
         };
-        let kept_chunks = match state {
-            State::Current => 0,
+        let kept_chunk_events = match state {
+            State::Current => Vec::new(),
             _ => provenance::chunk_records(&ws.artifact_dir(), run),
         };
         cells.push(Cell {
             phase: c.name.clone(),
             state,
-            kept_chunks,
+            kept_chunks: kept_chunk_events.len(),
+            kept_chunk_events,
         });
     }
     Row { run, phases: cells }
+}
+
+/// Event ranges as `events 0..=249, 250..=499`, the middle elided past four.
+fn ranges_text(ranges: &[[u64; 2]]) -> String {
+    let one = |r: &[u64; 2]| format!("{}..={}", r[0], r[1]);
+    let parts: Vec<String> = if ranges.len() > 4 {
+        vec![
+            one(&ranges[0]),
+            one(&ranges[1]),
+            format!("... {} more", ranges.len() - 3),
+            one(&ranges[ranges.len() - 1]),
+        ]
+    } else {
+        ranges.iter().map(one).collect()
+    };
+    format!("events {}", parts.join(", "))
 }
 
 /// The table as text (`names`: the chain's phase names, in order).
@@ -191,8 +214,11 @@ pub fn render(rows: &[Row], names: &[&str]) -> String {
             };
             if cell.kept_chunks > 0 {
                 notes.push(format!(
-                    "run {} {}: {} chunk result(s) of an interrupted launch kept (reused where the chunks match)",
-                    r.run, cell.phase, cell.kept_chunks
+                    "run {} {}: {} chunk result(s) of an interrupted launch kept ({}): a launch reuses those of its own split (the same chunk_events) made with the phase's current code and configuration",
+                    r.run,
+                    cell.phase,
+                    cell.kept_chunks,
+                    ranges_text(&cell.kept_chunk_events),
                 ));
             }
             let _ = write!(s, "  {:<w$}", text, w = *w);
@@ -203,4 +229,19 @@ pub fn render(rows: &[Row], names: &[&str]) -> String {
         let _ = writeln!(s, "{n}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranges_text;
+
+    #[test]
+    fn kept_ranges_read_as_events_with_the_middle_elided() {
+        assert_eq!(ranges_text(&[[0, 9], [10, 19]]), "events 0..=9, 10..=19");
+        let many: Vec<[u64; 2]> = (0..6).map(|k| [k * 10, k * 10 + 9]).collect();
+        assert_eq!(
+            ranges_text(&many),
+            "events 0..=9, 10..=19, ... 3 more, 50..=59"
+        );
+    }
 }

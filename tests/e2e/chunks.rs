@@ -165,10 +165,22 @@ fn a_killed_launch_redoes_only_unfinished_chunks() {
     assert_eq!(lines["phase"], "Lines", "{rows:#}");
     assert_ne!(lines["state"], "current", "{rows:#}");
     assert!(lines["kept_chunks"].as_u64().unwrap_or(0) >= 2, "{rows:#}");
+    // Each kept chunk is named by its events: ten of them, as `--chunk-events 10` split the run.
+    let kept = lines["kept_chunk_events"].as_array().expect("kept ranges");
+    assert_eq!(kept.len() as u64, lines["kept_chunks"].as_u64().unwrap());
+    for r in kept {
+        let (a, b) = (r[0].as_u64().unwrap(), r[1].as_u64().unwrap());
+        assert_eq!(b + 1 - a, 10, "{rows:#}");
+    }
     let out = sb.spyral(&["status", p.to_str().unwrap()]);
     assert!(
         out.stdout
-            .contains("chunk result(s) of an interrupted launch kept"),
+            .contains("chunk result(s) of an interrupted launch kept (events "),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("(the same chunk_events)"),
         "{}",
         out.all()
     );
