@@ -7,7 +7,8 @@
 //!    makespan it projects at 64 workers;
 //! 3. event-level parallelism: one run of 2000 events through the whole default chain on 1
 //!    worker (which keeps it whole) and 2 workers (which split it into chunks and merge them),
-//!    with the artifacts compared byte for byte;
+//!    with the artifacts compared byte for byte, and what its measured per-event costs project
+//!    for one run of 100k events on 64 workers (where the serial merges set the makespan);
 //! 4. a skewed mix (one run 10x the others): makespan against total work / workers;
 //! 5. the default chain on 4 x 120 events (the parity data set): 1 vs 2 workers end to end.
 //!
@@ -220,6 +221,39 @@ fn main() {
         "| one run of 2000 events | artifacts of the 2-worker split run byte-identical to the 1-worker whole run | {identical} | true |"
     );
     assert!(identical, "split and unsplit artifacts differ");
+    // Projection to one long run on many workers, from this launch's measured CPU seconds per
+    // event of each phase's chunks and of its merge. A phase's chunks spread over every worker
+    // (after the earlier phases' chunks); its merge runs on one worker from its last chunk on,
+    // alongside the later phases. The run ends when the last of these ends.
+    let per_event = |part: &str, phase: &str| -> f64 {
+        run_record(&rep, 1)["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ph| ph["part"]["part"] == part && ph["phase"] == phase)
+            .map(|ph| ph["cpu_s"].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+            / 2000.0
+    };
+    let (events, workers) = (100_000.0, 64.0);
+    let (mut chunks_end, mut makespan, mut ideal) = (0.0f64, 0.0f64, 0.0f64);
+    let mut longest = ("", 0.0f64);
+    for phase in ["Pointcloud", "Cluster", "Estimation", "InterpSolver"] {
+        let work = events * per_event("chunk", phase);
+        let merge = events * per_event("merge", phase);
+        chunks_end += work / workers;
+        ideal += work / workers;
+        makespan = makespan.max(chunks_end + merge);
+        if merge > longest.1 {
+            longest = (phase, merge);
+        }
+    }
+    let _ = writeln!(
+        table,
+        "| projection, one run of 100k events on 64 workers (measured CPU per event of each phase's chunks and merge) | makespan s / ideal s (all work / 64); longest merge (serial) | {makespan:.1} / {ideal:.1}; {} {:.1} s | |",
+        longest.0,
+        longest.1
+    );
 
     // 4. Skewed mix: one run 10x the others (CPU-bound testkit phase, events of 100 bytes).
     let sb = Sandbox::new();
