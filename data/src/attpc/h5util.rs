@@ -371,3 +371,61 @@ pub fn write_string_attr(loc: &Location, name: &str, value: &str) -> hdf5::Resul
         .map_err(|e| hdf5::Error::from(format!("string attribute '{name}': {e}")))?;
     write_attr(loc, name, &v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `attr_number` reads a plain number of any type quickly and everything else the long way:
+    /// the values and the error texts are those of the long way alone.
+    #[test]
+    fn numeric_attributes_of_every_shape_and_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attrs.h5");
+        let f = hdf5::File::create(&path).unwrap();
+        write_attr(&f, "i32", &-7i32).unwrap();
+        write_attr(&f, "u16", &9u16).unwrap();
+        write_attr(&f, "f32", &0.5f32).unwrap();
+        f.new_attr::<i64>()
+            .shape(1)
+            .create("one_of_array")
+            .unwrap()
+            .write(&[42i64])
+            .unwrap();
+        f.new_attr::<f64>()
+            .shape((1, 1))
+            .create("one_of_matrix")
+            .unwrap()
+            .write(&ndarray::arr2(&[[1.5f64]]))
+            .unwrap();
+        f.new_attr::<i64>()
+            .shape(2)
+            .create("two")
+            .unwrap()
+            .write(&[1i64, 2])
+            .unwrap();
+        write_string_attr(&f, "text", "x").unwrap();
+
+        assert_eq!(attr_number(&f, "absent"), Ok(None));
+        assert_eq!(attr_number(&f, "i32"), Ok(Some(AttrNumber::Signed(-7))));
+        assert_eq!(attr_number(&f, "u16"), Ok(Some(AttrNumber::Unsigned(9))));
+        assert_eq!(attr_number(&f, "f32"), Ok(Some(AttrNumber::Float(0.5))));
+        assert_eq!(
+            attr_number(&f, "one_of_array"),
+            Ok(Some(AttrNumber::Signed(42)))
+        );
+        assert_eq!(
+            attr_number(&f, "one_of_matrix"),
+            Ok(Some(AttrNumber::Float(1.5)))
+        );
+        let two = attr_number(&f, "two").unwrap_err();
+        assert!(
+            two.contains("should hold one value, it has shape [2]"),
+            "{two}"
+        );
+        let text = attr_number(&f, "text").unwrap_err();
+        assert!(text.contains("should be a number"), "{text}");
+        assert_eq!(attr_i64(&f, "u16"), Ok(Some(9)));
+        assert_eq!(attr_f64(&f, "i32"), Ok(Some(-7.0)));
+    }
+}
