@@ -115,6 +115,12 @@ impl Loc for hdf5::Group {
     }
 }
 
+impl Loc for hdf5::Dataset {
+    fn hid(&self) -> hid_t {
+        self.id()
+    }
+}
+
 /// A scalar type stored and read with its native in-memory type.
 pub trait Scalar: Copy + Default {
     /// The native HDF5 type of `Self`.
@@ -385,13 +391,13 @@ pub fn quick_number(loc: &impl Loc, name: &str) -> Quick {
 
 /// Reads the 2-D dataset `ds` as float64 (converted by the library from any numeric type),
 /// refusing a claimed shape over [`MAX_READ_ELEMENTS`] elements.
-pub fn read_2d(ds: &Id) -> hdf5::Result<Array2<f64>> {
+pub fn read_2d(ds: &impl Loc) -> hdf5::Result<Array2<f64>> {
     // SAFETY: the dataspace is queried for its rank before its dimensions are copied into a
     // 2-entry array; the buffer is allocated for exactly rows x cols float64, which is what
     // `H5S_ALL` over that dataspace writes into memory of the native double type.
     #[allow(unsafe_code)]
     unsafe {
-        let space = Id::own(|| H5Dget_space(ds.0))?;
+        let space = Id::own(|| H5Dget_space(ds.hid()))?;
         let rank = call(|| H5Sget_simple_extent_ndims(space.0))?;
         if rank != 2 {
             return Err(format!("the dataset has {rank} dimensions, not 2").into());
@@ -415,7 +421,7 @@ pub fn read_2d(ds: &Id) -> hdf5::Result<Array2<f64>> {
         if n > 0 {
             call(|| {
                 H5Dread(
-                    ds.0,
+                    ds.hid(),
                     *H5T_NATIVE_DOUBLE,
                     H5S_ALL,
                     H5S_ALL,

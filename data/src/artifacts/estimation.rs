@@ -231,13 +231,10 @@ impl ClusterFile {
             path: self.path.clone(),
             message: m,
         };
-        let ds = self
-            .file
-            .dataset(&name)
+        let ds = crate::h5fast::open_dataset(&*self.file, &name)
             .map_err(|e| err(format!("no dataset {name}: {e}")))?;
-        let cloud = ds
-            .read_2d::<f64>()
-            .map_err(|e| err(format!("cannot read {name}: {e}")))?;
+        let cloud =
+            crate::h5fast::read_2d(&ds).map_err(|e| err(format!("cannot read {name}: {e}")))?;
         if cloud.ncols() < 5 {
             return Err(err(format!(
                 "{name} has {} columns, expected 5 (x, y, z, integral, scale)",

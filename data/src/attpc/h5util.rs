@@ -345,6 +345,13 @@ pub fn opt_dataset(group: &Group, name: &str) -> Option<Dataset> {
     }
 }
 
+/// Reads the 2-D dataset `ds` as float64, converting from any numeric type, in a few library
+/// calls (readers of point clouds and clusters call it once per event). A claimed shape of more
+/// than 2^28 elements is an error, as is any other rank.
+pub fn read_f64_matrix(ds: &Dataset) -> hdf5::Result<ndarray::Array2<f64>> {
+    crate::h5fast::read_2d(ds)
+}
+
 /// Creates a group without modification-time tracking.
 pub fn create_group(parent: &Group, name: &str) -> hdf5::Result<Group> {
     parent

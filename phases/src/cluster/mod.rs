@@ -345,8 +345,7 @@ impl Phase for ClusterPhase {
             let Some(ds) = h5util::opt_dataset(&clouds, &name) else {
                 continue;
             };
-            let cloud: Array2<f64> = ds
-                .read_2d::<f64>()
+            let cloud: Array2<f64> = h5util::read_f64_matrix(&ds)
                 .map_err(|e| bad(format!("/cloud/{name}: cannot read: {e}")))?;
             if cloud.ncols() < CLOUD_COLUMNS {
                 return Err(bad(format!(

@@ -208,9 +208,8 @@ impl ClusterFile {
                 "shape {shape:?}, expected (N, 5) = [x, y, z, integral, scale]"
             )));
         }
-        let cloud = ds
-            .read_2d::<f64>()
-            .map_err(|e| ds_err(format!("cannot read: {e}")))?;
+        let cloud =
+            h5util::read_f64_matrix(&ds).map_err(|e| ds_err(format!("cannot read: {e}")))?;
         Ok(Some(ClusterData {
             index: k,
             label,
