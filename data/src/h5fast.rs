@@ -18,7 +18,9 @@
 
 use crate::attpc::h5util::AttrNumber;
 use hdf5_sys::h5a::{H5Acreate2, H5Aexists, H5Aget_space, H5Aget_type, H5Aopen, H5Aread, H5Awrite};
-use hdf5_sys::h5d::{H5D_fill_time_t, H5Dcreate2, H5Dget_space, H5Dopen2, H5Dread, H5Dwrite};
+use hdf5_sys::h5d::{
+    H5D_fill_time_t, H5Dcreate2, H5Dget_space, H5Dget_type, H5Dopen2, H5Dread, H5Dwrite,
+};
 use hdf5_sys::h5g::{H5Gcreate2, H5Gopen2};
 use hdf5_sys::h5i::{hid_t, H5Idec_ref};
 use hdf5_sys::h5p::{
@@ -30,7 +32,7 @@ use hdf5_sys::h5s::{
     H5Sget_simple_extent_ndims, H5Sget_simple_extent_npoints, H5S_ALL,
 };
 use hdf5_sys::h5t::{
-    H5T_class_t, H5T_cset_t, H5T_sign_t, H5Tget_class, H5Tget_sign, H5T_NATIVE_DOUBLE,
+    H5T_class_t, H5T_cset_t, H5T_sign_t, H5Tget_class, H5Tget_sign, H5Tget_size, H5T_NATIVE_DOUBLE,
     H5T_NATIVE_INT64, H5T_NATIVE_UINT64,
 };
 use ndarray::Array2;
@@ -318,10 +320,53 @@ fn open_scalar_attr(loc: &impl Loc, name: &str) -> hdf5::Result<Id> {
     }
 }
 
-/// Reads the one-value attribute `name` of `loc` as `T` (the library converts between numeric
-/// types as hdf5-metno's reads do).
+/// How a stored number reads: the kinds of [`AttrNumber`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Signed,
+    Unsigned,
+    Float,
+}
+
+/// The kind of the stored type `ty`, for an integer of 1, 2, 4 or 8 bytes or a float of 4 or 8
+/// bytes (the types hdf5-metno reads); `None` for anything else, a damaged header's type of
+/// megabytes included (the library would allocate conversion buffers for it).
+fn number_kind(ty: &Id) -> Option<Kind> {
+    // SAFETY: queries on a type identifier owned by `ty`.
+    #[allow(unsafe_code)]
+    hdf5::sync::sync(|| unsafe {
+        let size = H5Tget_size(ty.0);
+        match H5Tget_class(ty.0) {
+            H5T_class_t::H5T_INTEGER if matches!(size, 1 | 2 | 4 | 8) => {
+                Some(if H5Tget_sign(ty.0) == H5T_sign_t::H5T_SGN_NONE {
+                    Kind::Unsigned
+                } else {
+                    Kind::Signed
+                })
+            }
+            H5T_class_t::H5T_FLOAT if matches!(size, 4 | 8) => Some(Kind::Float),
+            _ => None,
+        }
+    })
+}
+
+/// The error for a value that is not a plain number.
+fn not_a_number(what: &str) -> hdf5::Error {
+    hdf5::Error::from(format!(
+        "{what} is not a number (an integer of 1 to 8 bytes or a float of 4 or 8 bytes)"
+    ))
+}
+
+/// Reads the one-value attribute `name` of `loc` as `T`, converting from any integer or float
+/// type as hdf5-metno's reads do.
 pub fn read_attr<T: Scalar>(loc: &impl Loc, name: &str) -> hdf5::Result<T> {
     let a = open_scalar_attr(loc, name)?;
+    // SAFETY: a type query on an open attribute; the type identifier is owned by an `Id`.
+    #[allow(unsafe_code)]
+    let ty = Id::own(|| unsafe { H5Aget_type(a.0) })?;
+    if number_kind(&ty).is_none() {
+        return Err(not_a_number(&format!("attribute '{name}'")));
+    }
     let mut v = T::default();
     // SAFETY: the attribute holds one element (checked), read into one `T` of the type passed.
     #[allow(unsafe_code)]
@@ -337,26 +382,24 @@ pub fn read_number(loc: &impl Loc, name: &str) -> hdf5::Result<AttrNumber> {
     #[allow(unsafe_code)]
     unsafe {
         let ty = Id::own(|| H5Aget_type(a.0))?;
-        let class = hdf5::sync::sync(|| H5Tget_class(ty.0));
         let read = |mem: hid_t, out: *mut c_void| call(|| H5Aread(a.0, mem, out));
-        Ok(match class {
-            H5T_class_t::H5T_INTEGER => {
-                if hdf5::sync::sync(|| H5Tget_sign(ty.0)) == H5T_sign_t::H5T_SGN_NONE {
-                    let mut v = 0u64;
-                    read(u64::native(), (&mut v as *mut u64).cast())?;
-                    AttrNumber::Unsigned(v)
-                } else {
-                    let mut v = 0i64;
-                    read(i64::native(), (&mut v as *mut i64).cast())?;
-                    AttrNumber::Signed(v)
-                }
+        Ok(match number_kind(&ty) {
+            Some(Kind::Unsigned) => {
+                let mut v = 0u64;
+                read(u64::native(), (&mut v as *mut u64).cast())?;
+                AttrNumber::Unsigned(v)
             }
-            H5T_class_t::H5T_FLOAT => {
+            Some(Kind::Signed) => {
+                let mut v = 0i64;
+                read(i64::native(), (&mut v as *mut i64).cast())?;
+                AttrNumber::Signed(v)
+            }
+            Some(Kind::Float) => {
                 let mut v = 0f64;
                 read(f64::native(), (&mut v as *mut f64).cast())?;
                 AttrNumber::Float(v)
             }
-            _ => return Err(format!("attribute '{name}' is not a number").into()),
+            None => return Err(not_a_number(&format!("attribute '{name}'"))),
         })
     }
 }
@@ -389,14 +432,18 @@ pub fn quick_number(loc: &impl Loc, name: &str) -> Quick {
     }
 }
 
-/// Reads the 2-D dataset `ds` as float64 (converted by the library from any numeric type),
-/// refusing a claimed shape over [`MAX_READ_ELEMENTS`] elements.
+/// Reads the 2-D dataset `ds` as float64 (converted by the library from any integer or float
+/// type of a standard size), refusing a claimed shape over [`MAX_READ_ELEMENTS`] elements.
 pub fn read_2d(ds: &impl Loc) -> hdf5::Result<Array2<f64>> {
     // SAFETY: the dataspace is queried for its rank before its dimensions are copied into a
     // 2-entry array; the buffer is allocated for exactly rows x cols float64, which is what
     // `H5S_ALL` over that dataspace writes into memory of the native double type.
     #[allow(unsafe_code)]
     unsafe {
+        let ty = Id::own(|| H5Dget_type(ds.hid()))?;
+        if number_kind(&ty).is_none() {
+            return Err(not_a_number("the dataset's element type"));
+        }
         let space = Id::own(|| H5Dget_space(ds.hid()))?;
         let rank = call(|| H5Sget_simple_extent_ndims(space.0))?;
         if rank != 2 {
@@ -511,6 +558,62 @@ mod tests {
         }
     }
 
+    /// A file beside `path` with a scalar attribute and a 2 x 2 dataset `wide` of 16-byte floats.
+    fn odd_sized(path: &std::path::Path) -> std::path::PathBuf {
+        use hdf5_sys::h5t::H5T_NATIVE_LDOUBLE;
+        let odd = path.with_extension("odd.h5");
+        let f = file(&odd);
+        let make = Maker::new().unwrap();
+        let root: &hdf5::Location = &f;
+        let c = cname("wide").unwrap();
+        let bytes = [0u8; 64];
+        let dims = [2u64, 2];
+        // SAFETY: the attribute has one element and the dataset four, of 16 bytes each (the
+        // native long double of x86-64), written from a 64-byte buffer.
+        #[allow(unsafe_code)]
+        unsafe {
+            let ty = *H5T_NATIVE_LDOUBLE;
+            assert_eq!(hdf5::sync::sync(|| H5Tget_size(ty)), 16);
+            let a = Id::own(|| {
+                H5Acreate2(
+                    root.hid(),
+                    c.as_ptr(),
+                    ty,
+                    make.scalar.0,
+                    H5P_DEFAULT,
+                    H5P_DEFAULT,
+                )
+            })
+            .unwrap();
+            call(|| H5Awrite(a.0, ty, bytes.as_ptr().cast())).unwrap();
+            let space = Id::own(|| H5Screate_simple(2, dims.as_ptr(), std::ptr::null())).unwrap();
+            let ds = Id::own(|| {
+                H5Dcreate2(
+                    root.hid(),
+                    c.as_ptr(),
+                    ty,
+                    space.0,
+                    H5P_DEFAULT,
+                    H5P_DEFAULT,
+                    H5P_DEFAULT,
+                )
+            })
+            .unwrap();
+            call(|| {
+                H5Dwrite(
+                    ds.0,
+                    ty,
+                    H5S_ALL,
+                    H5S_ALL,
+                    H5P_DEFAULT,
+                    bytes.as_ptr().cast(),
+                )
+            })
+            .unwrap();
+        }
+        odd
+    }
+
     /// Missing objects, wrong shapes and a header claiming a huge dataset are errors with the
     /// library's or our message, never a panic or an unbounded allocation.
     #[test]
@@ -554,5 +657,21 @@ mod tests {
         assert_eq!(quick_number(root, "nothing"), Quick::Absent);
         assert_eq!(quick_number(root, "three"), Quick::Other);
         assert_eq!(quick_number(root, "text"), Quick::Other);
+        // A number type of an unusual size (16-byte floats here; a damaged header can claim
+        // megabytes) is refused before anything is read or converted.
+        let odd = odd_sized(&path);
+        let f = hdf5::File::open(&odd).unwrap();
+        let root: &hdf5::Location = &f;
+        let e = read_number(root, "wide").unwrap_err().to_string();
+        assert!(
+            e.contains("is not a number (an integer of 1 to 8 bytes"),
+            "{e}"
+        );
+        assert!(read_attr::<f64>(root, "wide").is_err());
+        assert_eq!(quick_number(root, "wide"), Quick::Other);
+        let e = read_2d(&open_dataset(root, "wide").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("element type is not a number"), "{e}");
     }
 }

@@ -631,6 +631,11 @@ fn replay(cli: &Cli, target: Target, cs: u64, limits: Limits) -> ExitCode {
             .flatten()
             .flatten()
         {
+            // Only regular files: a case may plant a FIFO named like a run, and copying one
+            // blocks until a writer appears.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             let dest = keep.join(entry.file_name());
             if std::fs::copy(entry.path(), &dest).is_ok() {
                 println!("  kept {}", dest.display());
