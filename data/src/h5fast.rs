@@ -357,51 +357,42 @@ fn not_a_number(what: &str) -> hdf5::Error {
     ))
 }
 
-/// Reads the one-value attribute `name` of `loc` as `T`, converting from any integer or float
-/// type as hdf5-metno's reads do.
-pub fn read_attr<T: Scalar>(loc: &impl Loc, name: &str) -> hdf5::Result<T> {
+/// Opens the one-value attribute `name` of `loc` and says what kind of number it stores (an
+/// error when it is not a plain number).
+fn open_number(loc: &impl Loc, name: &str) -> hdf5::Result<(Id, Kind)> {
     let a = open_scalar_attr(loc, name)?;
     // SAFETY: a type query on an open attribute; the type identifier is owned by an `Id`.
     #[allow(unsafe_code)]
     let ty = Id::own(|| unsafe { H5Aget_type(a.0) })?;
-    if number_kind(&ty).is_none() {
-        return Err(not_a_number(&format!("attribute '{name}'")));
-    }
+    let kind = number_kind(&ty).ok_or_else(|| not_a_number(&format!("attribute '{name}'")))?;
+    Ok((a, kind))
+}
+
+/// Reads the value of a one-value numeric attribute opened by [`open_number`] as `T`.
+fn read_value<T: Scalar>(a: &Id) -> hdf5::Result<T> {
     let mut v = T::default();
-    // SAFETY: the attribute holds one element (checked), read into one `T` of the type passed.
+    // SAFETY: the attribute holds one element (checked when opened), read into one `T` of the
+    // memory type passed.
     #[allow(unsafe_code)]
     call(|| unsafe { H5Aread(a.0, T::native(), (&mut v as *mut T).cast::<c_void>()) })?;
     Ok(v)
 }
 
+/// Reads the one-value attribute `name` of `loc` as `T`, converting from any integer or float
+/// type as hdf5-metno's reads do.
+pub fn read_attr<T: Scalar>(loc: &impl Loc, name: &str) -> hdf5::Result<T> {
+    let (a, _) = open_number(loc, name)?;
+    read_value(&a)
+}
+
 /// Reads the one-value attribute `name` of `loc` keeping its kind: signed, unsigned or float.
 pub fn read_number(loc: &impl Loc, name: &str) -> hdf5::Result<AttrNumber> {
-    let a = open_scalar_attr(loc, name)?;
-    // SAFETY: type queries on an open attribute; the type identifier is owned by an `Id`;
-    // the read is one element (checked) into one value of the type passed.
-    #[allow(unsafe_code)]
-    unsafe {
-        let ty = Id::own(|| H5Aget_type(a.0))?;
-        let read = |mem: hid_t, out: *mut c_void| call(|| H5Aread(a.0, mem, out));
-        Ok(match number_kind(&ty) {
-            Some(Kind::Unsigned) => {
-                let mut v = 0u64;
-                read(u64::native(), (&mut v as *mut u64).cast())?;
-                AttrNumber::Unsigned(v)
-            }
-            Some(Kind::Signed) => {
-                let mut v = 0i64;
-                read(i64::native(), (&mut v as *mut i64).cast())?;
-                AttrNumber::Signed(v)
-            }
-            Some(Kind::Float) => {
-                let mut v = 0f64;
-                read(f64::native(), (&mut v as *mut f64).cast())?;
-                AttrNumber::Float(v)
-            }
-            None => return Err(not_a_number(&format!("attribute '{name}'"))),
-        })
-    }
+    let (a, kind) = open_number(loc, name)?;
+    Ok(match kind {
+        Kind::Unsigned => AttrNumber::Unsigned(read_value(&a)?),
+        Kind::Signed => AttrNumber::Signed(read_value(&a)?),
+        Kind::Float => AttrNumber::Float(read_value(&a)?),
+    })
 }
 
 /// What [`quick_number`] found.
