@@ -21,9 +21,12 @@
 //! forever (global-heap reads) or allocate gigabytes (variable-length data whose corrupt length
 //! it believes) on files whose bytes are damaged. Such an event counts as a *known libhdf5
 //! failure* when the case's input was byte-damaged and the worker died, hung, ran slow or grew
-//! without any Rust message: our crates hold no `unsafe` code, so a failure of our own prints
-//! one, and our allocations are all checked against the file before they happen. Panics and
-//! errors that do not name the file are findings on every input, and structural mutations
+//! without any Rust message: the readers' only `unsafe` code is spyral-data's direct library
+//! calls (buffers sized from what the library reports), so a failure of our own prints one, and
+//! our allocations are all checked against the file before they happen. A crash on a sound file
+//! in a worker that read damaged files before counts the same when the case passes replayed
+//! alone in a fresh process (the library can leave its state corrupt and fail later). Panics
+//! and errors that do not name the file are findings on every input, and structural mutations
 //! (files that HDF5 itself considers well-formed) stay strict on every count.
 //!
 //! Reproduce a finding with `spyral-fuzz --target T --replay CASE_SEED` (one case, in this
@@ -323,7 +326,9 @@ struct Report {
     case_seed: String,
     message: String,
     /// A crash (SIGSEGV, SIGBUS, SIGABRT), hang, slow case or memory blow-up inside a
-    /// byte-damaged file without any Rust message: the C HDF5 library failing on a corrupt file.
+    /// byte-damaged file without any Rust message: the C HDF5 library failing on a corrupt file
+    /// (also a crash on a sound file after damaged ones in the same worker, when the case passes
+    /// replayed alone).
     known: bool,
 }
 
@@ -430,6 +435,9 @@ fn supervise(cli: &Cli, target: Target, seed: u64) -> ExitCode {
         // byte-damaged.
         let mut current: Option<(u64, String, Instant)> = None;
         let mut damaged = false;
+        // Whether this worker has read a byte-damaged file before: the C library can leave its
+        // own state corrupt without failing there, and fail in a later case.
+        let mut after_damage = false;
         let mut hung = false;
         loop {
             let wait = match &current {
@@ -446,7 +454,10 @@ fn supervise(cli: &Cli, target: Target, seed: u64) -> ExitCode {
                             damaged = false;
                             next = i + 1;
                         }
-                        (Some("damaged"), None, None, None) => damaged = true,
+                        (Some("damaged"), None, None, None) => {
+                            damaged = true;
+                            after_damage = true;
+                        }
                         (Some("done"), Some(_), Some(us), Some(rest)) => {
                             let mut rest = rest.splitn(2, ' ');
                             let kib: u64 = rest.next().and_then(|k| k.parse().ok()).unwrap_or(0);
@@ -496,15 +507,18 @@ fn supervise(cli: &Cli, target: Target, seed: u64) -> ExitCode {
             stats.cases += 1;
             use std::os::unix::process::ExitStatusExt;
             let signal = status.as_ref().ok().and_then(|s| s.signal());
-            // Only the C library can crash or loop without a word inside a byte-damaged file:
-            // our crates hold no `unsafe` code (a Rust failure prints a message), and every loop
-            // of the readers is bounded by the objects the file holds.
+            // Only the C library can crash or loop without a word inside a byte-damaged file: a
+            // Rust failure prints a message, and every loop of the readers is bounded by the
+            // objects the file holds.
             let rust_message = ["panicked", "overflowed its stack", "memory allocation"]
                 .iter()
                 .any(|m| tail.contains(m));
-            let known = damaged
-                && !rust_message
-                && (hung || matches!(signal, Some(6) | Some(7) | Some(11)));
+            let c_failure =
+                !rust_message && (hung || matches!(signal, Some(6) | Some(7) | Some(11)));
+            // A sound file that kills a worker which read damaged ones before is a finding only
+            // if it also fails alone, in a fresh process.
+            let known =
+                c_failure && (damaged || (after_damage && passes_alone(&exe, target, &cs, cli)));
             let message = if hung {
                 format!(
                     "hang: no result after {:.1} s (killed)",
@@ -561,7 +575,7 @@ fn supervise(cli: &Cli, target: Target, seed: u64) -> ExitCode {
     println!("spyral-fuzz: outcomes: {}", classes.join(", "));
     for r in &reports {
         let label = if r.known && !cli.strict {
-            "KNOWN (the C HDF5 library failed inside a byte-damaged file; not a failure without --strict)"
+            "KNOWN (the C HDF5 library failed inside a byte-damaged file, or after one in the same worker; not a failure without --strict)"
         } else {
             "FINDING"
         };
@@ -578,6 +592,35 @@ fn supervise(cli: &Cli, target: Target, seed: u64) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Whether case `cs` succeeds when replayed alone in a fresh process (bounded like a case).
+fn passes_alone(exe: &std::path::Path, target: Target, cs: &str, cli: &Cli) -> bool {
+    let Ok(mut child) = Command::new(exe)
+        .args(["--target", target.name()])
+        .args(["--replay", cs])
+        .args(["--case-seconds", &cli.case_seconds.to_string()])
+        .args(["--memory-mib", &cli.memory_mib.to_string()])
+        .args(["--address-space-mib", &cli.address_space_mib.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let bound = Instant::now() + Duration::from_secs_f64(cli.case_seconds * 2.0 + 5.0);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < bound => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
     }
 }
 
