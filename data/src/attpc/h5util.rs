@@ -3,8 +3,8 @@
 //! flavour the producer chose, checking dataset types, and creating groups and attributes
 //! without modification times so that files are byte-reproducible.
 //!
-//! Readers return `Ok(None)` when an attribute is absent and `Err(text)` when it is present but
-//! unusable; callers wrap the text into their own typed errors (with the file and object names).
+//! Readers return `Ok(None)` when an attribute is absent and an [`H5ReadError`] when it is
+//! present but unusable (or a dataset is unsafe to read); callers add the file and object names.
 //!
 //! Hostile files: sizes are computed with checked arithmetic (a dataspace may claim dimensions
 //! whose product overflows), [`check_read_extent`] refuses datasets whose claimed shape, chunk
@@ -22,6 +22,117 @@ pub const MAX_CHUNK_BYTES: usize = 64 << 20;
 
 /// The longest fixed-length string attribute the readers accept, in bytes.
 const MAX_FIXED_STRING: usize = 1024;
+
+/// Why an attribute or dataset cannot be read by these helpers. The texts name the attribute
+/// (or, for datasets, describe it as "it": the caller names the dataset and the file).
+#[derive(Debug, thiserror::Error)]
+pub enum H5ReadError {
+    /// The attribute exists but could not be opened.
+    #[error("cannot open attribute '{name}': {source}")]
+    Open {
+        /// The attribute.
+        name: String,
+        /// What libhdf5 said.
+        source: hdf5::Error,
+    },
+    /// The attribute holds more (or fewer) than one element.
+    #[error("attribute '{name}' should hold one {what}, it has shape {shape:?}")]
+    Shape {
+        /// The attribute.
+        name: String,
+        /// "value" or "string".
+        what: &'static str,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+    /// The attribute's type could not be read.
+    #[error("cannot read the type of attribute '{name}': {source}")]
+    TypeUnreadable {
+        /// The attribute.
+        name: String,
+        /// What libhdf5 said.
+        source: hdf5::Error,
+    },
+    /// The attribute's value could not be read.
+    #[error("cannot read attribute '{name}': {source}")]
+    Read {
+        /// The attribute.
+        name: String,
+        /// What libhdf5 said.
+        source: hdf5::Error,
+    },
+    /// The attribute is of another type than the reader expects.
+    #[error("attribute '{name}' should be a {expected}, it is of type {found}")]
+    WrongType {
+        /// The attribute.
+        name: String,
+        /// "number" or "string".
+        expected: &'static str,
+        /// Its type.
+        found: String,
+    },
+    /// The attribute has no element.
+    #[error("attribute '{name}' is empty")]
+    Empty {
+        /// The attribute.
+        name: String,
+    },
+    /// The attribute's number does not fit the type asked for.
+    #[error("attribute '{name}' = {value} {problem}")]
+    OutOfRange {
+        /// The attribute.
+        name: String,
+        /// Its value, as stored.
+        value: String,
+        /// What is wrong ("should not be negative", ...).
+        problem: &'static str,
+    },
+    /// A property of the dataset could not be read.
+    #[error("cannot read its {what}: {source}")]
+    DatasetUnreadable {
+        /// "type" or "storage properties".
+        what: &'static str,
+        /// What libhdf5 said.
+        source: hdf5::Error,
+    },
+    /// The dataset does not hold integers.
+    #[error("it holds {found}, expected integers")]
+    NotIntegers {
+        /// Its type.
+        found: String,
+    },
+    /// The dataset claims more elements than a reader accepts.
+    #[error(
+        "it claims shape {shape:?}, more than the {max_elements} elements a reader accepts \
+         (a corrupt or hostile header?)"
+    )]
+    TooManyElements {
+        /// The claimed shape.
+        shape: Vec<usize>,
+        /// The reader's limit.
+        max_elements: usize,
+    },
+    /// The dataset's chunks are larger than [`MAX_CHUNK_BYTES`].
+    #[error(
+        "its chunks have shape {chunk:?} ({elem}-byte elements), over the {MAX_CHUNK_BYTES} \
+         bytes a reader accepts"
+    )]
+    ChunkTooLarge {
+        /// The chunk shape.
+        chunk: Vec<usize>,
+        /// Bytes per element.
+        elem: usize,
+    },
+    /// The dataset is virtual (its data lives in other files).
+    #[error("it is a virtual dataset (its data lives in other files), which is not read")]
+    Virtual,
+    /// The dataset's data is stored in external raw files.
+    #[error(
+        "its data is stored in external raw files, which are not read (only data inside the \
+         HDF5 file is)"
+    )]
+    External,
+}
 
 /// A numeric attribute value, as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +154,7 @@ pub fn has_attr(loc: &Location, name: &str) -> bool {
 
 /// Reads a single numeric attribute (a scalar or a one-element array) of any integer or float
 /// type. `Ok(None)` if it does not exist.
-pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, String> {
+pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, H5ReadError> {
     // The usual case (absent, or one plain number) in a few library calls; anything else goes
     // the long way below, which says what is wrong.
     match crate::h5fast::quick_number(loc, name) {
@@ -54,20 +165,28 @@ pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, Str
     if !has_attr(loc, name) {
         return Ok(None);
     }
-    let attr = loc
-        .attr(name)
-        .map_err(|e| format!("cannot open attribute '{name}': {e}"))?;
+    let attr = loc.attr(name).map_err(|source| H5ReadError::Open {
+        name: name.to_owned(),
+        source,
+    })?;
     if element_count(&attr.shape()) != Some(1) {
-        return Err(format!(
-            "attribute '{name}' should hold one value, it has shape {:?}",
-            attr.shape()
-        ));
+        return Err(H5ReadError::Shape {
+            name: name.to_owned(),
+            what: "value",
+            shape: attr.shape(),
+        });
     }
     let desc = attr
         .dtype()
         .and_then(|t| t.to_descriptor())
-        .map_err(|e| format!("cannot read the type of attribute '{name}': {e}"))?;
-    let read_err = |e: hdf5::Error| format!("cannot read attribute '{name}': {e}");
+        .map_err(|source| H5ReadError::TypeUnreadable {
+            name: name.to_owned(),
+            source,
+        })?;
+    let read_err = |source| H5ReadError::Read {
+        name: name.to_owned(),
+        source,
+    };
     let value = match desc {
         TypeDescriptor::Integer(_) => {
             AttrNumber::Signed(first(attr.read_raw::<i64>().map_err(read_err)?, name)?)
@@ -79,36 +198,47 @@ pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, Str
             AttrNumber::Float(first(attr.read_raw::<f64>().map_err(read_err)?, name)?)
         }
         other => {
-            return Err(format!(
-                "attribute '{name}' should be a number, it is of type {other}"
-            ))
+            return Err(H5ReadError::WrongType {
+                name: name.to_owned(),
+                expected: "number",
+                found: other.to_string(),
+            })
         }
     };
     Ok(Some(value))
 }
 
-fn first<T: Copy>(v: Vec<T>, name: &str) -> Result<T, String> {
-    v.first()
-        .copied()
-        .ok_or_else(|| format!("attribute '{name}' is empty"))
+fn first<T: Copy>(v: Vec<T>, name: &str) -> Result<T, H5ReadError> {
+    v.first().copied().ok_or_else(|| H5ReadError::Empty {
+        name: name.to_owned(),
+    })
+}
+
+fn out_of_range(name: &str, value: impl std::fmt::Display, problem: &'static str) -> H5ReadError {
+    H5ReadError::OutOfRange {
+        name: name.to_owned(),
+        value: value.to_string(),
+        problem,
+    }
 }
 
 /// Reads an integer attribute as `u64` (any integer type; a float only if it holds a whole,
 /// non-negative number). `Ok(None)` if absent.
-pub fn attr_u64(loc: &Location, name: &str) -> Result<Option<u64>, String> {
+pub fn attr_u64(loc: &Location, name: &str) -> Result<Option<u64>, H5ReadError> {
     Ok(match attr_number(loc, name)? {
         None => None,
         Some(AttrNumber::Unsigned(v)) => Some(v),
-        Some(AttrNumber::Signed(v)) => Some(
-            u64::try_from(v)
-                .map_err(|_| format!("attribute '{name}' = {v} should not be negative"))?,
-        ),
+        Some(AttrNumber::Signed(v)) => {
+            Some(u64::try_from(v).map_err(|_| out_of_range(name, v, "should not be negative"))?)
+        }
         Some(AttrNumber::Float(v)) => {
             if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
                 Some(v as u64)
             } else {
-                return Err(format!(
-                    "attribute '{name}' = {v} should be a non-negative whole number"
+                return Err(out_of_range(
+                    name,
+                    v,
+                    "should be a non-negative whole number",
                 ));
             }
         }
@@ -117,25 +247,25 @@ pub fn attr_u64(loc: &Location, name: &str) -> Result<Option<u64>, String> {
 
 /// Reads an integer attribute as `i64` (any integer type; a float only if it holds a whole
 /// number). `Ok(None)` if absent.
-pub fn attr_i64(loc: &Location, name: &str) -> Result<Option<i64>, String> {
+pub fn attr_i64(loc: &Location, name: &str) -> Result<Option<i64>, H5ReadError> {
     Ok(match attr_number(loc, name)? {
         None => None,
         Some(AttrNumber::Signed(v)) => Some(v),
         Some(AttrNumber::Unsigned(v)) => {
-            Some(i64::try_from(v).map_err(|_| format!("attribute '{name}' = {v} is too large"))?)
+            Some(i64::try_from(v).map_err(|_| out_of_range(name, v, "is too large"))?)
         }
         Some(AttrNumber::Float(v)) => {
             if v.fract() == 0.0 && v.abs() < i64::MAX as f64 {
                 Some(v as i64)
             } else {
-                return Err(format!("attribute '{name}' = {v} should be a whole number"));
+                return Err(out_of_range(name, v, "should be a whole number"));
             }
         }
     })
 }
 
 /// Reads a numeric attribute as `f64` (integers are converted). `Ok(None)` if absent.
-pub fn attr_f64(loc: &Location, name: &str) -> Result<Option<f64>, String> {
+pub fn attr_f64(loc: &Location, name: &str) -> Result<Option<f64>, H5ReadError> {
     Ok(attr_number(loc, name)?.map(|n| match n {
         AttrNumber::Signed(v) => v as f64,
         AttrNumber::Unsigned(v) => v as f64,
@@ -146,24 +276,32 @@ pub fn attr_f64(loc: &Location, name: &str) -> Result<Option<f64>, String> {
 /// Reads a string attribute stored as variable-length or fixed-length, ASCII or UTF-8, scalar
 /// or one-element array. Trailing NULs and spaces of fixed strings are removed. `Ok(None)` if
 /// absent.
-pub fn attr_string(loc: &Location, name: &str) -> Result<Option<String>, String> {
+pub fn attr_string(loc: &Location, name: &str) -> Result<Option<String>, H5ReadError> {
     if !has_attr(loc, name) {
         return Ok(None);
     }
-    let attr = loc
-        .attr(name)
-        .map_err(|e| format!("cannot open attribute '{name}': {e}"))?;
+    let attr = loc.attr(name).map_err(|source| H5ReadError::Open {
+        name: name.to_owned(),
+        source,
+    })?;
     if element_count(&attr.shape()) != Some(1) {
-        return Err(format!(
-            "attribute '{name}' should hold one string, it has shape {:?}",
-            attr.shape()
-        ));
+        return Err(H5ReadError::Shape {
+            name: name.to_owned(),
+            what: "string",
+            shape: attr.shape(),
+        });
     }
     let desc = attr
         .dtype()
         .and_then(|t| t.to_descriptor())
-        .map_err(|e| format!("cannot read the type of attribute '{name}': {e}"))?;
-    let read_err = |e: hdf5::Error| format!("cannot read attribute '{name}': {e}");
+        .map_err(|source| H5ReadError::TypeUnreadable {
+            name: name.to_owned(),
+            source,
+        })?;
+    let read_err = |source| H5ReadError::Read {
+        name: name.to_owned(),
+        source,
+    };
     let text = match desc {
         TypeDescriptor::VarLenUnicode => first_string(
             attr.read_raw::<VarLenUnicode>().map_err(read_err)?,
@@ -188,9 +326,11 @@ pub fn attr_string(loc: &Location, name: &str) -> Result<Option<String>, String>
             |s| s.as_bytes().to_vec(),
         )?,
         other => {
-            return Err(format!(
-                "attribute '{name}' should be a string, it is of type {other}"
-            ))
+            return Err(H5ReadError::WrongType {
+                name: name.to_owned(),
+                expected: "string",
+                found: other.to_string(),
+            })
         }
     };
     let text = String::from_utf8_lossy(&text);
@@ -201,22 +341,27 @@ fn first_string<T>(
     v: Vec<T>,
     name: &str,
     bytes: impl Fn(&T) -> Vec<u8>,
-) -> Result<Vec<u8>, String> {
-    v.first()
-        .map(bytes)
-        .ok_or_else(|| format!("attribute '{name}' is empty"))
+) -> Result<Vec<u8>, H5ReadError> {
+    v.first().map(bytes).ok_or_else(|| H5ReadError::Empty {
+        name: name.to_owned(),
+    })
 }
 
 /// Checks that a dataset holds integers (any width, signed or not), returning its type name
 /// otherwise.
-pub fn ensure_integer_dataset(ds: &Dataset) -> Result<(), String> {
+pub fn ensure_integer_dataset(ds: &Dataset) -> Result<(), H5ReadError> {
     let desc = ds
         .dtype()
         .and_then(|t| t.to_descriptor())
-        .map_err(|e| format!("cannot read its type: {e}"))?;
+        .map_err(|source| H5ReadError::DatasetUnreadable {
+            what: "type",
+            source,
+        })?;
     match desc {
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => Ok(()),
-        other => Err(format!("it holds {other}, expected integers")),
+        other => Err(H5ReadError::NotIntegers {
+            found: other.to_string(),
+        }),
     }
 }
 
@@ -230,48 +375,41 @@ pub fn element_count(shape: &[usize]) -> Option<usize> {
 /// holds at most `max_elements` elements, a chunk holds at most [`MAX_CHUNK_BYTES`], and the
 /// data is stored in the file itself (not in external raw files or a virtual mapping to other
 /// files). The error text describes the problem ("it claims shape ...").
-pub fn check_read_extent(ds: &Dataset, max_elements: usize) -> Result<(), String> {
+pub fn check_read_extent(ds: &Dataset, max_elements: usize) -> Result<(), H5ReadError> {
     let shape = ds.shape();
     match element_count(&shape) {
         Some(n) if n <= max_elements => {}
         _ => {
-            return Err(format!(
-                "it claims shape {shape:?}, more than the {max_elements} elements a reader \
-                 accepts (a corrupt or hostile header?)"
-            ))
+            return Err(H5ReadError::TooManyElements {
+                shape,
+                max_elements,
+            })
         }
     }
-    let dcpl = ds
-        .dcpl()
-        .map_err(|e| format!("cannot read its storage properties: {e}"))?;
+    let dcpl = ds.dcpl().map_err(|source| H5ReadError::DatasetUnreadable {
+        what: "storage properties",
+        source,
+    })?;
     let elem = ds
         .dtype()
         .map(|t| t.size())
-        .map_err(|e| format!("cannot read its type: {e}"))?;
+        .map_err(|source| H5ReadError::DatasetUnreadable {
+            what: "type",
+            source,
+        })?;
     match dcpl.layout() {
         hdf5::dataset::Layout::Chunked => {
             let chunk = dcpl.chunk().unwrap_or_default();
             let bytes = element_count(&chunk).and_then(|n| n.checked_mul(elem.max(1)));
             if bytes.is_none_or(|b| b > MAX_CHUNK_BYTES) {
-                return Err(format!(
-                    "its chunks have shape {chunk:?} ({elem}-byte elements), over the \
-                     {MAX_CHUNK_BYTES} bytes a reader accepts"
-                ));
+                return Err(H5ReadError::ChunkTooLarge { chunk, elem });
             }
         }
-        hdf5::dataset::Layout::Virtual => {
-            return Err(
-                "it is a virtual dataset (its data lives in other files), which is not read".into(),
-            )
-        }
+        hdf5::dataset::Layout::Virtual => return Err(H5ReadError::Virtual),
         _ => {}
     }
     if !dcpl.external().is_empty() {
-        return Err(
-            "its data is stored in external raw files, which are not read (only data inside \
-             the HDF5 file is)"
-                .into(),
-        );
+        return Err(H5ReadError::External);
     }
     Ok(())
 }
@@ -413,26 +551,35 @@ mod tests {
             .unwrap();
         write_string_attr(&f, "text", "x").unwrap();
 
-        assert_eq!(attr_number(&f, "absent"), Ok(None));
-        assert_eq!(attr_number(&f, "i32"), Ok(Some(AttrNumber::Signed(-7))));
-        assert_eq!(attr_number(&f, "u16"), Ok(Some(AttrNumber::Unsigned(9))));
-        assert_eq!(attr_number(&f, "f32"), Ok(Some(AttrNumber::Float(0.5))));
+        assert_eq!(attr_number(&f, "absent").unwrap(), (None));
         assert_eq!(
-            attr_number(&f, "one_of_array"),
-            Ok(Some(AttrNumber::Signed(42)))
+            attr_number(&f, "i32").unwrap(),
+            (Some(AttrNumber::Signed(-7)))
         );
         assert_eq!(
-            attr_number(&f, "one_of_matrix"),
-            Ok(Some(AttrNumber::Float(1.5)))
+            attr_number(&f, "u16").unwrap(),
+            (Some(AttrNumber::Unsigned(9)))
         );
-        let two = attr_number(&f, "two").unwrap_err();
+        assert_eq!(
+            attr_number(&f, "f32").unwrap(),
+            (Some(AttrNumber::Float(0.5)))
+        );
+        assert_eq!(
+            attr_number(&f, "one_of_array").unwrap(),
+            (Some(AttrNumber::Signed(42)))
+        );
+        assert_eq!(
+            attr_number(&f, "one_of_matrix").unwrap(),
+            (Some(AttrNumber::Float(1.5)))
+        );
+        let two = attr_number(&f, "two").unwrap_err().to_string();
         assert!(
             two.contains("should hold one value, it has shape [2]"),
             "{two}"
         );
-        let text = attr_number(&f, "text").unwrap_err();
+        let text = attr_number(&f, "text").unwrap_err().to_string();
         assert!(text.contains("should be a number"), "{text}");
-        assert_eq!(attr_i64(&f, "u16"), Ok(Some(9)));
-        assert_eq!(attr_f64(&f, "i32"), Ok(Some(-7.0)));
+        assert_eq!(attr_i64(&f, "u16").unwrap(), (Some(9)));
+        assert_eq!(attr_f64(&f, "i32").unwrap(), (Some(-7.0)));
     }
 }

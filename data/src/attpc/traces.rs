@@ -29,7 +29,7 @@
 
 use super::h5util::{
     attr_i64, attr_string, attr_u64, check_read_extent, ensure_integer_dataset, hard_dataset,
-    hard_group, hard_links,
+    hard_group, hard_links, H5ReadError,
 };
 use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group, MinorErrorCode};
@@ -785,7 +785,7 @@ impl TraceReader {
             (TraceFormat::Legacy, None)
         } else if let Some(events) = root_group("events") {
             let version = attr_string(&events, "version")
-                .map_err(|p| layout("/events", p))?
+                .map_err(|p| layout("/events", p.to_string()))?
                 .ok_or_else(|| {
                     layout(
                         "/events",
@@ -811,7 +811,8 @@ impl TraceReader {
                     root_group("meta").ok_or_else(|| layout("/meta", "not a group".into()))?;
                 let ds = hard_dataset(&meta, "meta")
                     .ok_or_else(|| layout("/meta/meta", "missing dataset".into()))?;
-                let values = read_leading_u64(&ds, 3).map_err(|p| layout("/meta/meta", p))?;
+                let values =
+                    read_leading_u64(&ds, 3).map_err(|p| layout("/meta/meta", p.to_string()))?;
                 (values[0], values[2])
             }
             _ => {
@@ -819,7 +820,7 @@ impl TraceReader {
                     root_group("events").ok_or_else(|| layout("/events", "not a group".into()))?;
                 let get = |name: &str| {
                     attr_u64(&events, name)
-                        .map_err(|p| layout("/events", p))?
+                        .map_err(|p| layout("/events", p.to_string()))?
                         .ok_or_else(|| layout("/events", format!("attribute '{name}' is missing")))
                 };
                 (get("min_event")?, get("max_event")?)
@@ -1261,7 +1262,7 @@ impl TraceReader {
         if self.format == TraceFormat::Harmonizer {
             let orig = |n: &str| {
                 attr_i64(&group, n)
-                    .map_err(|p| self.event_err(id, &base, p))
+                    .map_err(|p| self.event_err(id, &base, p.to_string()))
                     .map(|v| v.unwrap_or(-1))
             };
             event.orig_run = orig("orig_run")?;
@@ -1276,7 +1277,7 @@ impl TraceReader {
         id: u64,
         object: &str,
     ) -> Result<Array2<i16>, TraceError> {
-        ensure_integer_dataset(ds).map_err(|p| self.event_err(id, object, p))?;
+        ensure_integer_dataset(ds).map_err(|p| self.event_err(id, object, p.to_string()))?;
         let shape = ds.shape();
         if shape.len() != 2 || shape[1] != GET_COLUMNS {
             return Err(self.event_err(
@@ -1300,7 +1301,7 @@ impl TraceReader {
             ));
         }
         check_read_extent(ds, MAX_GET_ROWS * GET_COLUMNS)
-            .map_err(|p| self.event_err(id, object, p))?;
+            .map_err(|p| self.event_err(id, object, p.to_string()))?;
         if shape[0] == 0 {
             return Ok(Array2::zeros((0, GET_COLUMNS)));
         }
@@ -1321,8 +1322,8 @@ impl TraceReader {
     ) -> Result<FribData, TraceError> {
         let o1903 = format!("{group}/{n1903}");
         let o977 = format!("{group}/{n977}");
-        ensure_integer_dataset(d1903).map_err(|p| self.event_err(id, &o1903, p))?;
-        ensure_integer_dataset(d977).map_err(|p| self.event_err(id, &o977, p))?;
+        ensure_integer_dataset(d1903).map_err(|p| self.event_err(id, &o1903, p.to_string()))?;
+        ensure_integer_dataset(d977).map_err(|p| self.event_err(id, &o977, p.to_string()))?;
         let shape = d1903.shape();
         if shape != [FRIB_TRACE_LENGTH, FRIB_CHANNELS] {
             return Err(self.event_err(
@@ -1334,11 +1335,12 @@ impl TraceReader {
             ));
         }
         check_read_extent(d1903, FRIB_TRACE_LENGTH * FRIB_CHANNELS)
-            .map_err(|p| self.event_err(id, &o1903, p))?;
+            .map_err(|p| self.event_err(id, &o1903, p.to_string()))?;
         let traces = d1903
             .read_2d::<u16>()
             .map_err(|e| self.event_err(id, &o1903, format!("cannot read: {}", hdf5_detail(&e))))?;
-        let words = read_leading::<u16>(d977, 1).map_err(|p| self.event_err(id, &o977, p))?;
+        let words =
+            read_leading::<u16>(d977, 1).map_err(|p| self.event_err(id, &o977, p.to_string()))?;
         Ok(FribData {
             traces,
             trigger: words[0],
@@ -1380,8 +1382,9 @@ impl TraceReader {
                 let Some(group) = hard_group(&self.file, "scalers") else {
                     return Ok(None);
                 };
-                let range =
-                    |n: &str| attr_u64(&group, n).map_err(|p| self.layout_err("/scalers", p));
+                let range = |n: &str| {
+                    attr_u64(&group, n).map_err(|p| self.layout_err("/scalers", p.to_string()))
+                };
                 let (min, max) = (range("min_event")?, range("max_event")?);
                 let (names, _) =
                     hard_links(&group).map_err(|e| self.layout_err("/scalers", hdf5_detail(&e)))?;
@@ -1436,30 +1439,48 @@ impl TraceReader {
     }
 }
 
+/// Why [`read_leading`] could not read the leading values of a dataset (the caller names the
+/// file and the dataset).
+#[derive(Debug, thiserror::Error)]
+enum LeadingError {
+    /// Its type or storage is refused.
+    #[error(transparent)]
+    Dataset(#[from] H5ReadError),
+    /// libhdf5 failed to read it.
+    #[error("cannot read: {0}")]
+    Read(String),
+    /// It is shorter than needed.
+    #[error("holds {len} values, expected at least {n}")]
+    TooShort { len: usize, n: usize },
+    /// It is not 1-D (nor a scalar when one value is needed).
+    #[error("has shape {shape:?}, expected a 1-D array of at least {n} values")]
+    Shape { shape: Vec<usize>, n: usize },
+    /// It holds a negative value where a count or id is expected.
+    #[error("holds the negative value {0}")]
+    Negative(i64),
+}
+
 /// Reads the first `n` values of a 1-D integer dataset (or the value of a scalar one when
-/// `n == 1`), whatever its length: a long dataset is not read whole. The error text says what
-/// is wrong.
-fn read_leading<T: hdf5::H5Type + Copy>(ds: &Dataset, n: usize) -> Result<Vec<T>, String> {
+/// `n == 1`), whatever its length: a long dataset is not read whole.
+fn read_leading<T: hdf5::H5Type + Copy>(ds: &Dataset, n: usize) -> Result<Vec<T>, LeadingError> {
     ensure_integer_dataset(ds)?;
     check_read_extent(ds, usize::MAX)?;
     let shape = ds.shape();
-    let read_err = |e: hdf5::Error| format!("cannot read: {}", hdf5_detail(&e));
+    let read_err = |e: hdf5::Error| LeadingError::Read(hdf5_detail(&e));
     match shape.as_slice() {
         [] if n == 1 => Ok(vec![ds.read_scalar::<T>().map_err(read_err)?]),
         [len] if *len >= n => Ok(ds
             .read_slice_1d::<T, _>(s![0..n])
             .map_err(read_err)?
             .to_vec()),
-        [len] => Err(format!("holds {len} values, expected at least {n}")),
-        _ => Err(format!(
-            "has shape {shape:?}, expected a 1-D array of at least {n} values"
-        )),
+        [len] => Err(LeadingError::TooShort { len: *len, n }),
+        _ => Err(LeadingError::Shape { shape, n }),
     }
 }
 
 /// Reads the first `n` values of a 1-D integer dataset as `u64`, refusing negative values
 /// (which a plain conversion would silently clip to 0).
-fn read_leading_u64(ds: &Dataset, n: usize) -> Result<Vec<u64>, String> {
+fn read_leading_u64(ds: &Dataset, n: usize) -> Result<Vec<u64>, LeadingError> {
     let signed = matches!(
         ds.dtype().and_then(|t| t.to_descriptor()),
         Ok(TypeDescriptor::Integer(_))
@@ -1467,7 +1488,7 @@ fn read_leading_u64(ds: &Dataset, n: usize) -> Result<Vec<u64>, String> {
     if signed {
         read_leading::<i64>(ds, n)?
             .into_iter()
-            .map(|v| u64::try_from(v).map_err(|_| format!("holds the negative value {v}")))
+            .map(|v| u64::try_from(v).map_err(|_| LeadingError::Negative(v)))
             .collect()
     } else {
         read_leading::<u64>(ds, n)

@@ -222,7 +222,7 @@ impl ClusterFile {
         match h5util::attr_i64(loc, name) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(self.attr_error(object, format!("no attribute '{name}'"))),
-            Err(detail) => Err(self.attr_error(object, detail)),
+            Err(detail) => Err(self.attr_error(object, detail.to_string())),
         }
     }
 
@@ -235,7 +235,7 @@ impl ClusterFile {
         match h5util::attr_f64(loc, name) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(self.attr_error(object, format!("no attribute '{name}'"))),
-            Err(detail) => Err(self.attr_error(object, detail)),
+            Err(detail) => Err(self.attr_error(object, detail.to_string())),
         }
     }
 
