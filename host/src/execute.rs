@@ -252,8 +252,21 @@ fn whole_run_current(job: &Job, chain: &[ChainPhase], run: u32, trace: &PathBuf)
     true
 }
 
+/// A chunk whose result a merge needs has no successful record.
+#[derive(Debug, thiserror::Error)]
+#[error("no result for events {first}..={last} ({} is missing or failed)", .record.display())]
+struct MissingChunk {
+    first: u64,
+    last: u64,
+    record: PathBuf,
+}
+
 /// The chunk results a merge of phase `c` combines, in event order.
-fn chunk_parts(c: &ChainPhase, run: u32, ranges: &[[u64; 2]]) -> Result<Vec<PhaseResult>, String> {
+fn chunk_parts(
+    c: &ChainPhase,
+    run: u32,
+    ranges: &[[u64; 2]],
+) -> Result<Vec<PhaseResult>, MissingChunk> {
     let dir = c.workspace.artifact_dir();
     ranges
         .iter()
@@ -263,10 +276,11 @@ fn chunk_parts(c: &ChainPhase, run: u32, ranges: &[[u64; 2]]) -> Result<Vec<Phas
                 RecordRead::Found(r) if r.status == RecordStatus::Ok => {
                     Ok(provenance::result_of(&r))
                 }
-                _ => Err(format!(
-                    "no result for events {a}..={b} ({} is missing or failed)",
-                    path.display()
-                )),
+                _ => Err(MissingChunk {
+                    first: a,
+                    last: b,
+                    record: path,
+                }),
             }
         })
         .collect()
@@ -352,7 +366,7 @@ fn merge_phase(
             );
             span.in_scope(|| c.phase.merge(parts.as_slice().into(), &ctx).into_result())
         }
-        Err(message) => Err(spyral_core::PhaseError::invalid_input(message)),
+        Err(missing) => Err(spyral_core::PhaseError::invalid_input(missing.to_string())),
     };
     let (wall, cpu) = (w0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     let items = sink.total.load(Ordering::Relaxed);

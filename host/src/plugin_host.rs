@@ -679,7 +679,7 @@ pub fn main() -> i32 {
                             Err(e) => failed(format!("cannot pass the segments: {e}")),
                         }
                     }
-                    Err(message) => failed(message),
+                    Err(e) => failed(e.to_string()),
                 },
             },
             HostRequest::Status { runs } => match state.as_ref() {
@@ -690,9 +690,8 @@ pub fn main() -> i32 {
             },
             HostRequest::Events { runs } => match state.as_ref() {
                 None => failed("no chain built".into()),
-                Some(st) => match events(st, &runs, &calling) {
-                    Ok(ranges) => HostReply::Events { ranges },
-                    Err(message) => failed(message),
+                Some(st) => HostReply::Events {
+                    ranges: events(st, &runs, &calling),
                 },
             },
             HostRequest::Plugins { paths } => plugins(&paths, &calling),
@@ -735,6 +734,25 @@ fn build(
     ))
 }
 
+/// Why the plugin-host child could not build a phase's assets or shared data (sent to the
+/// parent as the text of a failed reply).
+#[derive(Debug, thiserror::Error)]
+enum AssetsError {
+    /// The phase's asset lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::locks::LockError),
+    /// A phase call returned an error.
+    #[error("phase {phase}: {call} failed: {error}")]
+    Phase {
+        /// The phase.
+        phase: String,
+        /// The call: `create_assets`, `create_shared_data` or sealing shared segments.
+        call: &'static str,
+        /// What it returned.
+        error: spyral_core::PhaseError,
+    },
+}
+
 /// Takes phase `c`'s asset lock, waiting (with a notice) while another launch builds them, and
 /// removes temporary asset files left by a dead launch.
 fn lock_assets(
@@ -742,15 +760,14 @@ fn lock_assets(
     c: &ChainPhase,
     holder: &str,
     notice: &dyn Fn(&str),
-) -> Result<crate::locks::Lock, String> {
+) -> Result<crate::locks::Lock, AssetsError> {
     let path = crate::locks::assets_lock_path(&p.workspace, &c.name);
     let lock = crate::locks::lock(&path, holder, |who| {
         notice(&format!(
             "waiting for another launch ({who}) to finish the assets of phase {}",
             c.name
         ))
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let n = crate::locks::remove_asset_partials(&c.workspace.asset_dir());
     if n > 0 {
         tracing::info!(
@@ -762,14 +779,14 @@ fn lock_assets(
 }
 
 /// `create_assets` of `c` (its asset lock held).
-fn create_assets_of(c: &mut ChainPhase) -> Result<(), String> {
+fn create_assets_of(c: &mut ChainPhase) -> Result<(), AssetsError> {
     let ws = c.workspace();
     let t = std::time::Instant::now();
     tracing::info!("calling {}.create_assets", c.name);
     c.phase
         .create_assets(&ws)
         .into_result()
-        .map_err(|e| format!("phase {}: create_assets failed: {e}", c.name))?;
+        .map_err(|error| phase_failed(c, "create_assets", error))?;
     tracing::info!(
         "{}: assets ready in {:.2} s",
         c.name,
@@ -778,9 +795,17 @@ fn create_assets_of(c: &mut ChainPhase) -> Result<(), String> {
     Ok(())
 }
 
+fn phase_failed(c: &ChainPhase, call: &'static str, error: spyral_core::PhaseError) -> AssetsError {
+    AssetsError::Phase {
+        phase: c.name.clone(),
+        call,
+        error,
+    }
+}
+
 /// `create_shared_data` of `c`, sealing what it allocates (its asset lock held, so the assets
 /// it reads cannot change meanwhile).
-fn create_shared_of(c: &mut ChainPhase, budget: u64) -> Result<Vec<Segment>, String> {
+fn create_shared_of(c: &mut ChainPhase, budget: u64) -> Result<Vec<Segment>, AssetsError> {
     let ws = c.workspace();
     let mut alloc = crate::segments::ParentAllocator::new(&c.name, budget);
     tracing::debug!("calling {}.create_shared_data", c.name);
@@ -793,10 +818,10 @@ fn create_shared_of(c: &mut ChainPhase, budget: u64) -> Result<Vec<Segment>, Str
             ),
         )
         .into_result()
-        .map_err(|e| format!("phase {}: create_shared_data failed: {e}", c.name))?;
+        .map_err(|error| phase_failed(c, "create_shared_data", error))?;
     let sealed = alloc
         .seal()
-        .map_err(|e| format!("phase {}: sealing shared segments failed: {e}", c.name))?;
+        .map_err(|error| phase_failed(c, "sealing shared segments", error))?;
     for s in &sealed {
         tracing::info!(
             "phase {} allocated shared segment `{}`: {} ({} {:?})",
@@ -816,7 +841,7 @@ fn assets(
     shared: bool,
     calling: &dyn Fn(&str, &str, &str),
     notice: &dyn Fn(&str),
-) -> Result<Made, String> {
+) -> Result<Made, AssetsError> {
     let mut all: Vec<Segment> = Vec::new();
     let mut times = Vec::new();
     for c in st.chain.iter_mut().filter(|c| c.spec.active) {
@@ -842,13 +867,9 @@ fn assets(
 /// does not know).
 pub type Ranges = Vec<(u32, Option<[u64; 2]>)>;
 
-fn events(
-    st: &ChildState,
-    runs: &[u32],
-    calling: &dyn Fn(&str, &str, &str),
-) -> Result<Ranges, String> {
+fn events(st: &ChildState, runs: &[u32], calling: &dyn Fn(&str, &str, &str)) -> Ranges {
     let Some(first) = st.chain.first().filter(|c| c.spec.active) else {
-        return Ok(runs.iter().map(|&r| (r, None)).collect());
+        return runs.iter().map(|&r| (r, None)).collect();
     };
     let mut out = Vec::new();
     for &run in runs {
@@ -869,7 +890,7 @@ fn events(
         };
         out.push((run, range));
     }
-    Ok(out)
+    out
 }
 
 fn plugins(paths: &[PathBuf], calling: &dyn Fn(&str, &str, &str)) -> HostReply {

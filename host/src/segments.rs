@@ -553,13 +553,82 @@ fn element_from_name(name: &str) -> Option<ElementType> {
         .find(|e| e.name() == name)
 }
 
+/// Why a worker could not map an inherited shared segment.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The job names an element type this build does not know.
+    #[error("segment `{name}`: unknown element type {element}")]
+    UnknownElement {
+        /// The segment.
+        name: String,
+        /// The element type named.
+        element: String,
+    },
+    /// The descriptor is not a sealed memfd.
+    #[error("segment `{name}` (fd {fd}): not a sealed memfd: {source}")]
+    NotMemfd {
+        /// The segment.
+        name: String,
+        /// The descriptor number.
+        fd: i32,
+        /// What the seal query said.
+        source: rustix::io::Errno,
+    },
+    /// The memfd can still be written or shrunk.
+    #[error("segment `{name}` is not sealed read-only")]
+    NotSealed {
+        /// The segment.
+        name: String,
+    },
+    /// The mapping failed.
+    #[error("cannot map segment `{name}`: {source}")]
+    Map {
+        /// The segment.
+        name: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The memfd's size is not the segment's.
+    #[error("segment `{name}`: {mapped} bytes mapped, {expected} expected")]
+    Length {
+        /// The segment.
+        name: String,
+        /// Bytes mapped.
+        mapped: usize,
+        /// Bytes the parent announced.
+        expected: u64,
+    },
+    /// The shared file's metadata could not be read.
+    #[error("segment `{name}`: {source}")]
+    FileMetadata {
+        /// The segment.
+        name: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The shared file is shorter than the segment's range (or not a regular file).
+    #[error("segment `{name}`: the shared file holds {size} bytes, fewer than {offset} + {len}")]
+    FileTooShort {
+        /// The segment.
+        name: String,
+        /// The file's size.
+        size: u64,
+        /// The segment's offset in it.
+        offset: u64,
+        /// The segment's length.
+        len: u64,
+    },
+}
+
 /// Maps the inherited segments read-only. The mappings (and infos) are leaked on purpose: they
 /// live as long as the worker process.
-pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, String> {
+pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, AttachError> {
     let mut out = Vec::new();
     for e in entries {
-        let element = element_from_name(&e.element)
-            .ok_or_else(|| format!("segment `{}`: unknown element type {}", e.name, e.element))?;
+        let element = element_from_name(&e.element).ok_or_else(|| AttachError::UnknownElement {
+            name: e.name.clone(),
+            element: e.element.clone(),
+        })?;
         // SAFETY: the parent passed us this descriptor number for an inherited memfd or file
         // that this worker owns from here on; nothing else in the worker uses that number.
         #[allow(unsafe_code)]
@@ -568,14 +637,16 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
             out.push(attach_file(e, element, fd, offset)?);
             continue;
         }
-        let seals = rustix::fs::fcntl_get_seals(fd.as_fd()).map_err(|err| {
-            format!(
-                "segment `{}` (fd {}): not a sealed memfd: {err}",
-                e.name, e.fd
-            )
-        })?;
+        let seals =
+            rustix::fs::fcntl_get_seals(fd.as_fd()).map_err(|source| AttachError::NotMemfd {
+                name: e.name.clone(),
+                fd: e.fd,
+                source,
+            })?;
         if !seals.contains(SealFlags::WRITE | SealFlags::SHRINK) {
-            return Err(format!("segment `{}` is not sealed read-only", e.name));
+            return Err(AttachError::NotSealed {
+                name: e.name.clone(),
+            });
         }
         let file = File::from(fd);
         let bytes: &'static [u8] = if e.len == 0 {
@@ -584,15 +655,16 @@ pub fn attach(entries: &[SegmentEntry]) -> Result<Vec<SharedSegment<'static>>, S
             // SAFETY: the memfd is sealed against writes and shrinking (checked above), so its
             // contents and size cannot change while mapped.
             #[allow(unsafe_code)]
-            let map = unsafe { Mmap::map(&file) }
-                .map_err(|err| format!("cannot map segment `{}`: {err}", e.name))?;
+            let map = unsafe { Mmap::map(&file) }.map_err(|source| AttachError::Map {
+                name: e.name.clone(),
+                source,
+            })?;
             if map.len() as u64 != e.len {
-                return Err(format!(
-                    "segment `{}`: {} bytes mapped, {} expected",
-                    e.name,
-                    map.len(),
-                    e.len
-                ));
+                return Err(AttachError::Length {
+                    name: e.name.clone(),
+                    mapped: map.len(),
+                    expected: e.len,
+                });
             }
             let map: &'static Mmap = Box::leak(Box::new(map));
             &map[..]
@@ -619,18 +691,21 @@ fn attach_file(
     element: ElementType,
     fd: OwnedFd,
     offset: u64,
-) -> Result<SharedSegment<'static>, String> {
+) -> Result<SharedSegment<'static>, AttachError> {
     let file = File::from(fd);
     let m = file
         .metadata()
-        .map_err(|err| format!("segment `{}`: {err}", e.name))?;
+        .map_err(|source| AttachError::FileMetadata {
+            name: e.name.clone(),
+            source,
+        })?;
     if !m.is_file() || offset.checked_add(e.len).is_none_or(|end| end > m.len()) {
-        return Err(format!(
-            "segment `{}`: the shared file holds {} bytes, fewer than {offset} + {}",
-            e.name,
-            m.len(),
-            e.len
-        ));
+        return Err(AttachError::FileTooShort {
+            name: e.name.clone(),
+            size: m.len(),
+            offset,
+            len: e.len,
+        });
     }
     let page = rustix::param::page_size() as u64;
     let start = offset - offset % page;
@@ -648,7 +723,10 @@ fn attach_file(
                 .len(skip + e.len as usize)
                 .map(&file)
         }
-        .map_err(|err| format!("cannot map segment `{}`: {err}", e.name))?;
+        .map_err(|source| AttachError::Map {
+            name: e.name.clone(),
+            source,
+        })?;
         let map: &'static Mmap = Box::leak(Box::new(map));
         &map[skip..]
     };

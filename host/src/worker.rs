@@ -123,7 +123,8 @@ pub fn main() -> i32 {
     );
     let (chain, attach) = match setup(&job) {
         Ok(pair) => pair,
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             tracing::error!("{message}");
             outbox.send(&WorkerMsg::Fatal { message });
             return 3;
@@ -182,16 +183,36 @@ fn inject_fault(run: u32) {
     }
 }
 
-fn setup(job: &Job) -> Result<(Vec<ChainPhase>, f64), String> {
+/// Why a worker could not get ready to take runs (it reports this to the parent and exits).
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    /// The pipeline's folder (against which configs resolve relative paths) is unreachable.
+    #[error("cannot enter the pipeline folder {path}: {source}")]
+    Folder {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The chain the parent validated could not be rebuilt here.
+    #[error(transparent)]
+    Chain(#[from] chain::ChainError),
+    /// A shared segment could not be mapped.
+    #[error(transparent)]
+    Attach(#[from] crate::segments::AttachError),
+    /// A phase refused its shared segments.
+    #[error("phase {phase}: attach_shared failed: {error}")]
+    AttachShared {
+        phase: String,
+        error: spyral_core::PhaseError,
+    },
+}
+
+fn setup(job: &Job) -> Result<(Vec<ChainPhase>, f64), SetupError> {
     // Phase configs resolve relative paths against the pipeline's folder, as in the parent.
-    std::env::set_current_dir(&job.base_dir).map_err(|e| {
-        format!(
-            "cannot enter the pipeline folder {}: {e}",
-            job.base_dir.display()
-        )
+    std::env::set_current_dir(&job.base_dir).map_err(|source| SetupError::Folder {
+        path: job.base_dir.clone(),
+        source,
     })?;
-    let mut chain =
-        chain::rebuild(&job.chain, &job.workspace, &job.traces).map_err(|e| e.to_string())?;
+    let mut chain = chain::rebuild(&job.chain, &job.workspace, &job.traces)?;
     let t_attach = Instant::now();
     let segments = crate::segments::attach(&job.segments)?;
     for c in chain.iter_mut().filter(|c| c.spec.active) {
@@ -211,7 +232,10 @@ fn setup(job: &Job) -> Result<(Vec<ChainPhase>, f64), String> {
         c.phase
             .attach_shared(mine.into())
             .into_result()
-            .map_err(|e| format!("phase {}: attach_shared failed: {e}", c.name))?;
+            .map_err(|error| SetupError::AttachShared {
+                phase: c.name.clone(),
+                error,
+            })?;
     }
     Ok((chain, t_attach.elapsed().as_secs_f64() * 1e3))
 }

@@ -6,6 +6,7 @@
 //!
 //! Unreadable files are warnings, never errors: the page shows what could be read.
 
+use crate::error::ReadError;
 use spyral_data::artifacts::estimation::read_estimation;
 use spyral_data::table::{Column, Table};
 use spyral_phases::solver::ParticleId;
@@ -25,7 +26,7 @@ pub struct Columns {
 /// Reads `names` (as floats) from a parquet artifact: with the fast column reader for tables
 /// spyral writes, else with the solver's tolerant row reader (polars files with nullable or
 /// other numeric columns). A file without columns (Spyral's empty table) has no rows.
-pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<Vec<Vec<f64>>, String> {
+pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<Vec<Vec<f64>>, ReadError> {
     match Table::read_parquet(path) {
         Ok(t) => {
             if t.columns.is_empty() {
@@ -37,22 +38,21 @@ pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<Vec<Vec<f64>>
                     |n| match t.columns.iter().find(|(c, _)| c == n).map(|(_, c)| c) {
                         Some(Column::F64(v)) => Ok(v.clone()),
                         Some(Column::I64(v)) => Ok(v.iter().map(|&x| x as f64).collect()),
-                        None => Err(format!(
-                            "{} has no column `{n}` (it has: {})",
-                            path.display(),
-                            t.columns
-                                .iter()
-                                .map(|(c, _)| c.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
+                        None => Err(ReadError::MissingColumn {
+                            path: path.to_path_buf(),
+                            column: n.to_string(),
+                            present: t.columns.iter().map(|(c, _)| c.clone()).collect(),
+                        }),
                     },
                 )
                 .collect()
         }
         Err(first) => match read_estimation(path, names) {
             Ok(t) => Ok(names.iter().map(|n| t.float(n).to_vec()).collect()),
-            Err(e) => Err(format!("{e} (column reader: {first})")),
+            Err(row_reader) => Err(ReadError::Parquet {
+                row_reader,
+                column_reader: first,
+            }),
         },
     }
 }
@@ -236,7 +236,7 @@ mod tests {
         let cols = read_parquet_columns(&p, &["brho", "event"]).unwrap();
         assert_eq!(cols[0], vec![0.5; 5]);
         assert_eq!(cols[1], vec![0.0, 1.0, 2.0, 3.0, 4.0]);
-        let err = read_parquet_columns(&p, &["ke"]).unwrap_err();
+        let err = read_parquet_columns(&p, &["ke"]).unwrap_err().to_string();
         assert!(err.contains("ke"), "{err}");
         let mut w = Vec::new();
         let c = read_runs(dir.path(), &[7, 8], &["dEdx"], &mut w);

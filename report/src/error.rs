@@ -32,3 +32,42 @@ pub enum ReportError {
     #[error("the page's embedded report data is not valid: {0}")]
     EmbeddedData(#[source] serde_json::Error),
 }
+
+/// Why one of the launch's files could not be read (the page shows it as a warning).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// `report.json` could not be read.
+    #[error("{path}: {source}")]
+    ReportFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `report.json` does not parse as a launch report.
+    #[error("{path}: {source}")]
+    ReportJson {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A parquet artifact lacks a column the page plots.
+    #[error("{path} has no column `{column}` (it has: {})", .present.join(", "))]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column asked for.
+        column: String,
+        /// The columns it has.
+        present: Vec<String>,
+    },
+    /// A parquet artifact could be read neither by the column reader nor by the row reader.
+    #[error("{row_reader} (column reader: {column_reader})")]
+    Parquet {
+        /// What the tolerant row reader said.
+        row_reader: spyral_data::artifacts::estimation::InputError,
+        /// What the column reader said.
+        column_reader: spyral_core::PhaseError,
+    },
+}

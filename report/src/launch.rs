@@ -7,6 +7,7 @@
 //! (`calling P.run for run N…`, `calling P.merge for run N…`, `phase P complete for run N… in T s`,
 //! `run N…: phase P failed: …`).
 
+use crate::error::ReadError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -343,9 +344,15 @@ impl PhaseRecord {
 }
 
 /// Reads `report.json`.
-pub fn read_report(path: &Path) -> Result<LaunchReport, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_report(path: &Path) -> Result<LaunchReport, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::ReportFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ReadError::ReportJson {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// One phase call of one run part on one worker.

@@ -25,7 +25,7 @@ pub mod launch;
 pub mod page;
 pub mod svg;
 
-pub use error::ReportError;
+pub use error::{ReadError, ReportError};
 pub use launch::{PhaseState, RunState};
 pub use page::PageData;
 
