@@ -911,30 +911,69 @@ pub fn ensure_mesh(params: &MeshParameters, asset_dir: &Path) -> Result<MeshAsse
     })
 }
 
+/// Why an existing mesh cannot be reused (it is generated again).
+#[derive(Debug, thiserror::Error)]
+pub enum MeshStale {
+    /// The metadata file is missing or unreadable.
+    #[error("no metadata file {}", .0.display())]
+    NoMetadata(PathBuf),
+    /// The metadata file is not JSON.
+    #[error("unreadable metadata {}: {source}", .path.display())]
+    BadMetadata {
+        /// The metadata file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A parameter differs from the one the mesh was made with.
+    #[error("parameter `{key}` changed ({stored} -> {wanted})")]
+    Changed {
+        /// The parameter.
+        key: String,
+        /// Its value in the metadata.
+        stored: Value,
+        /// Its value now.
+        wanted: Value,
+    },
+    /// The metadata lack a parameter.
+    #[error("the metadata have no `{0}`")]
+    Missing(String),
+    /// The `.npy` file is missing, has the wrong header or is incomplete.
+    #[error(transparent)]
+    Npy(#[from] MeshError),
+}
+
 /// `Ok(())` if the files exist, the metadata match the parameters and the `.npy` header and
 /// size are right; otherwise the reason to regenerate.
 pub fn is_current(
     params: &MeshParameters,
     npy_path: &Path,
     meta_path: &Path,
-) -> Result<(), String> {
+) -> Result<(), MeshStale> {
     let text = std::fs::read_to_string(meta_path)
-        .map_err(|_| format!("no metadata file {}", meta_path.display()))?;
-    let stored: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("unreadable metadata {}: {e}", meta_path.display()))?;
+        .map_err(|_| MeshStale::NoMetadata(meta_path.to_path_buf()))?;
+    let stored: Value = serde_json::from_str(&text).map_err(|source| MeshStale::BadMetadata {
+        path: meta_path.to_path_buf(),
+        source,
+    })?;
     let expected = params.identity();
     if let Some(obj) = expected.as_object() {
         for (k, v) in obj {
             match stored.get(k) {
                 Some(s) if json_close(s, v) => {}
-                Some(s) => return Err(format!("parameter `{k}` changed ({s} -> {v})")),
-                None => return Err(format!("the metadata have no `{k}`")),
+                Some(s) => {
+                    return Err(MeshStale::Changed {
+                        key: k.clone(),
+                        stored: s.clone(),
+                        wanted: v.clone(),
+                    })
+                }
+                None => return Err(MeshStale::Missing(k.clone())),
             }
         }
     }
-    check_npy(npy_path, &params.shape())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    check_npy(npy_path, &params.shape())?;
+    Ok(())
 }
 
 /// Opens a mesh `.npy` file and checks its header against `shape` and its size; returns the

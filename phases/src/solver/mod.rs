@@ -75,13 +75,41 @@ pub struct InterpSolverPhase {
     loaded: OnceLock<Result<Vec<f64>, String>>,
 }
 
+/// Why the gas-target file could not be used.
+#[derive(Debug, thiserror::Error)]
+enum GasFileError {
+    #[error("cannot read gas file {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("gas file {} is not valid JSON: {source}", .path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Invalid {
+        path: PathBuf,
+        source: spyral_data::physics::PhysicsError,
+    },
+}
+
 /// Reads a Spyral gas-target file, keeping the pressure as written (for the mesh file name).
-fn read_gas(path: &Path) -> Result<(GasTarget, String), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read gas file {}: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("gas file {} is not valid JSON: {e}", path.display()))?;
-    let gas = GasTarget::from_json_value(&value).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_gas(path: &Path) -> Result<(GasTarget, String), GasFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GasFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| GasFileError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let gas = GasTarget::from_json_value(&value).map_err(|source| GasFileError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let pressure = mesh::pressure_repr(
         value
             .get("pressure(Torr)")
@@ -104,7 +132,7 @@ impl PhaseFactory for InterpSolverPhase {
         let pid_path = config.particle_id_filename.clone().ok_or_else(|| {
             cfg("particle_id_filename is required (a Spyral particle-ID JSON file)".into())
         })?;
-        let (gas, pressure_text) = read_gas(&gas_path).map_err(cfg)?;
+        let (gas, pressure_text) = read_gas(&gas_path).map_err(|e| cfg(e.to_string()))?;
         let pid = ParticleId::from_file(&pid_path).map_err(|e| cfg(e.to_string()))?;
         EnergyLossTable::new(&pid.nucleus, &gas).map_err(|e| cfg(e.to_string()))?;
         if config.ic_min_val.is_nan()

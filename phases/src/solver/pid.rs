@@ -34,8 +34,34 @@ pub enum PidError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        problem: String,
+        problem: PidProblem,
     },
+}
+
+/// What is wrong with the contents of a PID gate.
+#[derive(Debug, thiserror::Error)]
+pub enum PidProblem {
+    /// The top level is not an object.
+    #[error("expected a JSON object")]
+    NotAnObject,
+    /// No `vertices` list.
+    #[error("missing \"vertices\" (a list of [x, y] pairs)")]
+    NoVertices,
+    /// A vertex is not an `[x, y]` pair of numbers.
+    #[error("\"vertices\" must be a list of [x, y] number pairs")]
+    BadVertex,
+    /// Fewer than 3 distinct points, or a non-finite coordinate.
+    #[error("\"vertices\" must hold at least 3 distinct finite points")]
+    Degenerate,
+    /// `Z` or `A` is missing or not a non-negative integer.
+    #[error("missing or invalid \"{0}\" (a non-negative integer)")]
+    BadInteger(&'static str),
+    /// No such nucleus in the mass table.
+    #[error(transparent)]
+    Nucleus(#[from] spyral_data::physics::PhysicsError),
+    /// `Z = 0`.
+    #[error("Z = 0: a neutral particle has no track to fit")]
+    Neutral,
 }
 
 /// A PID gate and the nucleus it selects.
@@ -71,8 +97,8 @@ impl ParticleId {
     }
 
     /// Parses the PID JSON value; the error text says which field is wrong.
-    pub fn from_json(value: &Value) -> Result<Self, String> {
-        let obj = value.as_object().ok_or("expected a JSON object")?;
+    pub fn from_json(value: &Value) -> Result<Self, PidProblem> {
+        let obj = value.as_object().ok_or(PidProblem::NotAnObject)?;
         let name = obj
             .get("name")
             .and_then(Value::as_str)
@@ -81,14 +107,14 @@ impl ParticleId {
         let vertices = obj
             .get("vertices")
             .and_then(Value::as_array)
-            .ok_or("missing \"vertices\" (a list of [x, y] pairs)")?
+            .ok_or(PidProblem::NoVertices)?
             .iter()
             .map(|v| {
                 let p = v.as_array().filter(|p| p.len() == 2)?;
                 Some([p[0].as_f64()?, p[1].as_f64()?])
             })
             .collect::<Option<Vec<[f64; 2]>>>()
-            .ok_or("\"vertices\" must be a list of [x, y] number pairs")?;
+            .ok_or(PidProblem::BadVertex)?;
         let distinct = {
             let mut v = vertices.clone();
             if v.len() > 1 && v.first() == v.last() {
@@ -97,18 +123,18 @@ impl ParticleId {
             v.len()
         };
         if distinct < 3 || vertices.iter().flatten().any(|c| !c.is_finite()) {
-            return Err("\"vertices\" must hold at least 3 distinct finite points".into());
+            return Err(PidProblem::Degenerate);
         }
-        let int = |key: &str| -> Result<u32, String> {
+        let int = |key: &'static str| -> Result<u32, PidProblem> {
             obj.get(key)
                 .and_then(Value::as_u64)
                 .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| format!("missing or invalid \"{key}\" (a non-negative integer)"))
+                .ok_or(PidProblem::BadInteger(key))
         };
         let (z, a) = (int("Z")?, int("A")?);
-        let nucleus = Nucleus::new(z, a).map_err(|e| e.to_string())?;
+        let nucleus = Nucleus::new(z, a)?;
         if z == 0 {
-            return Err("Z = 0: a neutral particle has no track to fit".into());
+            return Err(PidProblem::Neutral);
         }
         let axis = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_string);
         let (x_axis, y_axis) = match (axis("xaxis"), axis("yaxis")) {
