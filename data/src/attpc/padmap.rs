@@ -537,28 +537,47 @@ impl TriangleLocator {
 /// The built-in plane's table (see the module documentation).
 const BUILTIN_TABLE: &str = include_str!("../../data/padplane.csv");
 
+/// What is wrong with the built-in pad table (a build defect: the tests parse it).
+#[derive(Debug, thiserror::Error)]
+enum TableError {
+    #[error("unexpected column line {0:?}")]
+    Header(Option<String>),
+    #[error("line {line}: column {column} is not a number")]
+    NotANumber { line: usize, column: usize },
+    #[error("line {line}: expected pad {pad}")]
+    Row { line: usize, pad: usize },
+    #[error("{0} pads, expected {NUM_PADS}")]
+    Count(usize),
+}
+
 /// Parses [`BUILTIN_TABLE`]: `#` comment lines, the column line `pad,x,y,tcorr,scale`, then one
 /// row per pad in id order.
-fn parse_builtin_table(text: &str) -> Result<Vec<PadInfo>, String> {
+fn parse_builtin_table(text: &str) -> Result<Vec<PadInfo>, TableError> {
     let mut lines = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty());
     match lines.next() {
         Some((_, "pad,x,y,tcorr,scale")) => {}
-        other => return Err(format!("unexpected column line {other:?}")),
+        other => return Err(TableError::Header(other.map(|(_, l)| l.to_string()))),
     }
     let mut pads = Vec::with_capacity(NUM_PADS);
     for (line, row) in lines {
         let fields: Vec<&str> = row.split(',').collect();
-        let number = |k: usize| -> Result<f64, String> {
+        let number = |k: usize| -> Result<f64, TableError> {
             fields
                 .get(k)
                 .and_then(|f| f.trim().parse::<f64>().ok())
-                .ok_or_else(|| format!("line {}: column {} is not a number", line + 1, k + 1))
+                .ok_or(TableError::NotANumber {
+                    line: line + 1,
+                    column: k + 1,
+                })
         };
         if fields.len() != 5 || number(0)? != pads.len() as f64 {
-            return Err(format!("line {}: expected pad {}", line + 1, pads.len()));
+            return Err(TableError::Row {
+                line: line + 1,
+                pad: pads.len(),
+            });
         }
         pads.push(PadInfo {
             x: number(1)?,
@@ -568,7 +587,7 @@ fn parse_builtin_table(text: &str) -> Result<Vec<PadInfo>, String> {
         });
     }
     if pads.len() != NUM_PADS {
-        return Err(format!("{} pads, expected {NUM_PADS}", pads.len()));
+        return Err(TableError::Count(pads.len()));
     }
     Ok(pads)
 }
