@@ -165,24 +165,7 @@ pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, H5R
     if !has_attr(loc, name) {
         return Ok(None);
     }
-    let attr = loc.attr(name).map_err(|source| H5ReadError::Open {
-        name: name.to_owned(),
-        source,
-    })?;
-    if element_count(&attr.shape()) != Some(1) {
-        return Err(H5ReadError::Shape {
-            name: name.to_owned(),
-            what: "value",
-            shape: attr.shape(),
-        });
-    }
-    let desc = attr
-        .dtype()
-        .and_then(|t| t.to_descriptor())
-        .map_err(|source| H5ReadError::TypeUnreadable {
-            name: name.to_owned(),
-            source,
-        })?;
+    let (attr, desc) = open_single(loc, name, "value")?;
     let read_err = |source| H5ReadError::Read {
         name: name.to_owned(),
         source,
@@ -206,6 +189,34 @@ pub fn attr_number(loc: &Location, name: &str) -> Result<Option<AttrNumber>, H5R
         }
     };
     Ok(Some(value))
+}
+
+/// Opens attribute `name`, checks that it holds one element (`what` it should hold, for the
+/// message) and reads its type.
+fn open_single(
+    loc: &Location,
+    name: &str,
+    what: &'static str,
+) -> Result<(hdf5::Attribute, TypeDescriptor), H5ReadError> {
+    let attr = loc.attr(name).map_err(|source| H5ReadError::Open {
+        name: name.to_owned(),
+        source,
+    })?;
+    if element_count(&attr.shape()) != Some(1) {
+        return Err(H5ReadError::Shape {
+            name: name.to_owned(),
+            what,
+            shape: attr.shape(),
+        });
+    }
+    let desc = attr
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|source| H5ReadError::TypeUnreadable {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok((attr, desc))
 }
 
 fn first<T: Copy>(v: Vec<T>, name: &str) -> Result<T, H5ReadError> {
@@ -280,24 +291,7 @@ pub fn attr_string(loc: &Location, name: &str) -> Result<Option<String>, H5ReadE
     if !has_attr(loc, name) {
         return Ok(None);
     }
-    let attr = loc.attr(name).map_err(|source| H5ReadError::Open {
-        name: name.to_owned(),
-        source,
-    })?;
-    if element_count(&attr.shape()) != Some(1) {
-        return Err(H5ReadError::Shape {
-            name: name.to_owned(),
-            what: "string",
-            shape: attr.shape(),
-        });
-    }
-    let desc = attr
-        .dtype()
-        .and_then(|t| t.to_descriptor())
-        .map_err(|source| H5ReadError::TypeUnreadable {
-            name: name.to_owned(),
-            source,
-        })?;
+    let (attr, desc) = open_single(loc, name, "string")?;
     let read_err = |source| H5ReadError::Read {
         name: name.to_owned(),
         source,
