@@ -22,8 +22,9 @@
 //! its first run. Points outside the correction grid are dropped with the other NaN rows.
 //!
 //! Splittable: a chunk processes the stored events of its range and writes the same files at
-//! its chunk paths (the `/cloud` range attributes are the run's; the scalers, which are not
-//! GET events, are written by the first chunk only). [`Phase::merge`] re-writes the chunks'
+//! its chunk paths, its clouds as a spill file (`spyral_data::artifacts::spill`; the range
+//! attributes are the run's; the scalers, which are not GET events, are written by the first
+//! chunk only). [`Phase::merge`] re-writes the chunks'
 //! clouds in event order through the same [`CloudWriter`], copies the first chunk's scaler
 //! table and adds up the gated counts: the files are byte-identical to a whole run's.
 
@@ -471,7 +472,8 @@ impl Phase for PointcloudPhase {
         let mut reader = TraceReader::open(&trace_path)?;
         reader.set_run_number(i64::from(run));
         let ws = ctx.workspace();
-        let writer = CloudWriter::create(
+        let writer = CloudWriter::create_for(
+            ctx,
             &chunking::file_path(ctx, CLOUD_SUFFIX),
             reader.first_event() as i64,
             reader.last_event() as i64,

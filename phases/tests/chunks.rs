@@ -1,7 +1,9 @@
 //! Event chunks: the default chain (Pointcloud, Cluster, Estimation, InterpSolver) run over a
 //! simulated run as a whole and as 1, 2 and 3 chunks (one of them empty) followed by each
 //! phase's merge gives byte-identical artifacts (every file of every phase folder, HDF5 and
-//! parquet alike) and the same metadata; `events()` of each phase names the run's event ids.
+//! parquet alike) and the same metadata, with the chunks' point clouds and clusters written as
+//! spill files; `events()` of each phase names the run's event ids, of a whole-run artifact and
+//! of a chunk's spill file alike.
 //!
 //! The merge benchmark (release build, ignored by default) times each phase's merge on a larger
 //! run: `cargo test --release -p spyral-phases --test chunks -- --ignored --nocapture bench_`.
@@ -10,6 +12,7 @@ use serde_json::json;
 use spyral_core::{
     context::NullSink, Chunk, EventRange, Phase, PhaseFactory, PhaseResult, RunContext, Workspace,
 };
+use spyral_data::artifacts::spill;
 use spyral_data::attpc::padmap::PadMap;
 use spyral_data::attpc::traces::TraceFormat;
 use spyral_phases::cluster::{ClusterArtifact, ClusterPhase};
@@ -128,6 +131,11 @@ impl Chain {
                         "{}",
                         p.display()
                     );
+                    // Point clouds and clusters of a chunk are spill files, which the next
+                    // phase and the merge read (the merged files are compared below).
+                    if matches!(a.name.as_str(), "pointcloud" | "cluster") {
+                        assert!(spill::is_spill(&p), "{} is not a spill file", p.display());
+                    }
                 }
                 parts[k].push(payload.clone());
             }
@@ -416,6 +424,22 @@ fn events_name_the_runs_event_ids() {
     let ctx = RunContext::new(RUN, 1, &wss[1], &sink);
     let clusters = chain.phases[1].run(&clouds, &ctx).unwrap();
     assert_eq!(chain.phases[2].events(&clusters, &wss[2]).unwrap(), want);
+    // The same from a chunk's spill files (the range is the run's).
+    let chunk = Chunk {
+        index: 0,
+        count: 2,
+        events: EventRange::new(0, 4),
+    };
+    let ctx = RunContext::new(RUN, 1, &wss[0], &sink).with_chunk(chunk);
+    let clouds = chain.phases[0].run(&trace, &ctx).unwrap();
+    assert!(spill::is_spill(&clouds.require("pointcloud").unwrap()));
+    assert_eq!(chain.phases[1].events(&clouds, &wss[1]).unwrap(), want);
+    let ctx = RunContext::new(RUN, 1, &wss[1], &sink).with_chunk(chunk);
+    let clusters = chain.phases[1].run(&clouds, &ctx).unwrap();
+    assert_eq!(chain.phases[2].events(&clusters, &wss[2]).unwrap(), want);
+    let ctx = RunContext::new(RUN, 1, &wss[2], &sink).with_chunk(chunk);
+    let estimates = chain.phases[2].run(&clusters, &ctx).unwrap();
+    assert_eq!(chain.phases[3].events(&estimates, &wss[3]).unwrap(), want);
     // A missing input is an error, not a guess.
     let missing = PhaseResult::new(RUN).with_artifact("trace", dir.path().join("nope.h5"));
     assert!(chain.phases[0].events(&missing, &wss[0]).is_err());

@@ -7,12 +7,15 @@
 //!   0 forward, 1 backward) and dataset `cloud`, float64 `(N, 5)` = `[x, y, z, integral, scale]`
 //!   (mm, mm, mm, ADC units, scale).
 //!
-//! [`ClusterWriter`] writes it, [`ClusterArtifact`] reads events back exactly as written.
+//! [`ClusterWriter`] writes it, [`ClusterArtifact`] reads events back exactly as written; both
+//! also handle the chunk spill form ([`super::spill`]).
 
+use super::spill::{self, Encoding, Kind, Spill, SpillWriter};
 use crate::attpc::h5util::{self, AttrNumber};
 use crate::h5fast;
 use ndarray::Array2;
-use spyral_core::{PartialFile, PhaseError};
+use spyral_core::{PartialFile, PhaseError, RunContext};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// Event attributes copied from the cloud dataset to the event group, in output order.
@@ -69,14 +72,20 @@ pub struct ClusterEventRecord {
 
 /// Writes a Cluster artifact (whole run, chunk, or merged chunks: the same calls in the same
 /// order give the same bytes). Create, [`write`](ClusterWriter::write) events in id order,
-/// [`finish`](ClusterWriter::finish).
-pub struct ClusterWriter {
-    // Field order matters: the HDF5 objects close before the partial file is cleaned up.
-    root: hdf5::Group,
-    make: h5fast::Maker,
-    file: hdf5::File,
-    out: PartialFile,
-    dest: PathBuf,
+/// [`finish`](ClusterWriter::finish). In Spyral's HDF5 layout, or as a chunk spill file
+/// ([`Encoding`]).
+pub struct ClusterWriter(Backend);
+
+enum Backend {
+    Hdf5 {
+        // Field order matters: the HDF5 objects close before the partial file is cleaned up.
+        root: hdf5::Group,
+        make: h5fast::Maker,
+        file: hdf5::File,
+        out: PartialFile,
+        dest: PathBuf,
+    },
+    Spill(RefCell<SpillWriter>),
 }
 
 fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
@@ -85,8 +94,33 @@ fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
 
 impl ClusterWriter {
     /// Creates `dest` (through a temporary name) with `/cluster` and its `min_event`,
-    /// `max_event` attributes.
+    /// `max_event` attributes, in Spyral's HDF5 layout.
     pub fn create(dest: &Path, min_event: i64, max_event: i64) -> Result<Self, PhaseError> {
+        Self::create_as(dest, min_event, max_event, Encoding::Hdf5)
+    }
+
+    /// [`create`](ClusterWriter::create) with the encoding of the file `ctx`'s call writes:
+    /// a spill file in an event chunk, HDF5 for a whole run ([`Encoding::of_call`]).
+    pub fn create_for(
+        ctx: &RunContext<'_>,
+        dest: &Path,
+        min_event: i64,
+        max_event: i64,
+    ) -> Result<Self, PhaseError> {
+        Self::create_as(dest, min_event, max_event, Encoding::of_call(ctx))
+    }
+
+    /// [`create`](ClusterWriter::create) in the given encoding.
+    pub fn create_as(
+        dest: &Path,
+        min_event: i64,
+        max_event: i64,
+        encoding: Encoding,
+    ) -> Result<Self, PhaseError> {
+        if encoding == Encoding::Spill {
+            let w = SpillWriter::create(dest, Kind::Clusters, min_event, max_event)?;
+            return Ok(ClusterWriter(Backend::Spill(RefCell::new(w))));
+        }
         let out = PartialFile::new(dest)?;
         let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
         let file = hdf5::File::with_options()
@@ -97,23 +131,26 @@ impl ClusterWriter {
         h5util::write_attr(&root, "min_event", &min_event).map_err(|e| err("min_event", e))?;
         h5util::write_attr(&root, "max_event", &max_event).map_err(|e| err("max_event", e))?;
         let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
-        Ok(ClusterWriter {
+        Ok(ClusterWriter(Backend::Hdf5 {
             root,
             make,
             file,
             out,
             dest: dest.to_path_buf(),
-        })
+        }))
     }
 
     /// Writes one event.
     pub fn write(&self, r: &ClusterEventRecord) -> Result<(), PhaseError> {
-        let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
-        let make = &self.make;
+        let (root, make, dest) = match &self.0 {
+            Backend::Spill(w) => return w.borrow_mut().cluster_event(r),
+            Backend::Hdf5 {
+                root, make, dest, ..
+            } => (root, make, dest),
+        };
+        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
         let ev_name = format!("event_{}", r.id);
-        let ev = make
-            .group(&self.root, &ev_name)
-            .map_err(|e| err(&ev_name, e))?;
+        let ev = make.group(root, &ev_name).map_err(|e| err(&ev_name, e))?;
         make.attr(&ev, "nclusters", r.clusters.len() as i64)
             .map_err(|e| err("nclusters", e))?;
         for (attr, value) in EVENT_ATTRS.iter().zip(r.attrs) {
@@ -134,41 +171,78 @@ impl ClusterWriter {
 
     /// Closes the file and renames it to its final name.
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
-        let ClusterWriter {
-            root,
-            make,
-            file,
-            out,
-            dest,
-        } = self;
-        drop((root, make));
-        file.close().map_err(|e| h5_error(&dest, "close", e))?;
-        out.commit()
+        match self.0 {
+            Backend::Spill(w) => w.into_inner().finish(),
+            Backend::Hdf5 {
+                root,
+                make,
+                file,
+                out,
+                dest,
+            } => {
+                drop((root, make));
+                file.close().map_err(|e| h5_error(&dest, "close", e))?;
+                out.commit()
+            }
+        }
     }
 }
 
-/// A Cluster artifact opened to read its events back as written (to merge chunks).
+/// A Cluster artifact opened to read its events back as written (to merge chunks, or as an
+/// earlier phase's output): Spyral's HDF5 layout or a chunk spill file, told apart by content.
 pub struct ClusterArtifact {
     path: PathBuf,
-    root: hdf5::Group,
-    _file: hdf5::File,
+    source: Source,
     /// `min_event` and `max_event` of `/cluster`.
     pub range: (i64, i64),
     /// The ids of its `event_<id>` groups, sorted.
     pub ids: Vec<i64>,
 }
 
+enum Source {
+    Hdf5 {
+        root: hdf5::Group,
+        _file: hdf5::File,
+    },
+    Spill(Spill<ClusterEventRecord>),
+}
+
 impl ClusterArtifact {
     /// Opens `path` and lists its events.
     pub fn open(path: &Path) -> Result<Self, PhaseError> {
+        if spill::is_spill(path) {
+            let s = spill::read_clusters(path)?;
+            return Ok(ClusterArtifact {
+                path: path.to_path_buf(),
+                range: s.range,
+                ids: s.records.iter().map(|r| r.id).collect(),
+                source: Source::Spill(s),
+            });
+        }
         let g = super::EventGroup::open(path, "cluster", "event_")?;
         Ok(ClusterArtifact {
             path: g.path,
-            root: g.group,
-            _file: g.file,
+            source: Source::Hdf5 {
+                root: g.group,
+                _file: g.file,
+            },
             range: g.range,
             ids: g.ids,
         })
+    }
+
+    /// The event `id` of a spill file, without copying it (`None` for an HDF5 file or an
+    /// id it does not hold).
+    pub fn spilled(&self, id: i64) -> Option<&ClusterEventRecord> {
+        match &self.source {
+            Source::Spill(s) => s.find(id, |r| r.id),
+            Source::Hdf5 { .. } => None,
+        }
+    }
+
+    /// Whether the file is a chunk spill file (not HDF5).
+    pub fn is_spill(&self) -> bool {
+        matches!(self.source, Source::Spill(_))
     }
 
     /// Reads event `id` back exactly as it was written.
@@ -177,8 +251,16 @@ impl ClusterArtifact {
         let bad = |what: String| {
             PhaseError::invalid_input(format!("{}: /cluster/{name}: {what}", self.path.display()))
         };
-        let ev =
-            h5fast::open_group(&self.root, &name).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let root = match &self.source {
+            Source::Spill(s) => {
+                return s
+                    .find(id, |r| r.id)
+                    .cloned()
+                    .ok_or_else(|| bad("no such event".into()))
+            }
+            Source::Hdf5 { root, .. } => root,
+        };
+        let ev = h5fast::open_group(root, &name).map_err(|e| bad(format!("cannot open: {e}")))?;
         // The attributes are read as [`ClusterWriter`] writes them, by name: no listing, no
         // conversion (the event attributes keep their integer or float type).
         let int = |loc: &h5fast::Id, n: &str| -> Result<i64, PhaseError> {

@@ -1,6 +1,6 @@
 //! The InterpSolver's inputs: the Estimation parquet (columns read by name, whatever their
 //! numeric type or nullability) and the cluster clouds of the Cluster HDF5 file
-//! (`/cluster/event_{event}/cluster_{index}/cloud`, float64 (N, 5)).
+//! (`/cluster/event_{event}/cluster_{index}/cloud`, float64 (N, 5)) or of a chunk spill file.
 
 use hdf5::File as H5File;
 use ndarray::Array2;
@@ -205,22 +205,32 @@ pub fn read_estimation(path: &Path, float_columns: &[&str]) -> Result<Estimation
     Ok(table)
 }
 
-/// An open Cluster file.
+/// An open Cluster file: Spyral's HDF5 layout or a chunk spill file ([`super::spill`]).
 pub struct ClusterFile {
     path: PathBuf,
-    file: H5File,
+    source: Source,
+}
+
+enum Source {
+    Hdf5(H5File),
+    Spill(super::spill::Spill<super::ClusterEventRecord>),
 }
 
 impl ClusterFile {
-    /// Opens a Cluster HDF5 file.
+    /// Opens a Cluster file.
     pub fn open(path: &Path) -> Result<Self, InputError> {
-        let file = H5File::open(path).map_err(|e| InputError::Cluster {
+        let err = |message: String| InputError::Cluster {
             path: path.to_path_buf(),
-            message: format!("cannot open: {e}"),
-        })?;
+            message,
+        };
+        let source = if super::spill::is_spill(path) {
+            Source::Spill(super::spill::read_clusters(path).map_err(|e| err(e.to_string()))?)
+        } else {
+            Source::Hdf5(H5File::open(path).map_err(|e| err(format!("cannot open: {e}")))?)
+        };
         Ok(ClusterFile {
             path: path.to_path_buf(),
-            file,
+            source,
         })
     }
 
@@ -231,10 +241,18 @@ impl ClusterFile {
             path: self.path.clone(),
             message: m,
         };
-        let ds = crate::h5fast::open_dataset(&*self.file, &name)
-            .map_err(|e| err(format!("no dataset {name}: {e}")))?;
-        let cloud =
-            crate::h5fast::read_2d(&ds).map_err(|e| err(format!("cannot read {name}: {e}")))?;
+        let cloud = match &self.source {
+            Source::Spill(s) => s
+                .find(event, |r| r.id)
+                .and_then(|r| r.clusters.get(usize::try_from(index).ok()?))
+                .map(|c| c.cloud.clone())
+                .ok_or_else(|| err(format!("no dataset {name}")))?,
+            Source::Hdf5(file) => {
+                let ds = crate::h5fast::open_dataset(&**file, &name)
+                    .map_err(|e| err(format!("no dataset {name}: {e}")))?;
+                crate::h5fast::read_2d(&ds).map_err(|e| err(format!("cannot read {name}: {e}")))?
+            }
+        };
         if cloud.ncols() < 5 {
             return Err(err(format!(
                 "{name} has {} columns, expected 5 (x, y, z, integral, scale)",

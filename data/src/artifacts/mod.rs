@@ -8,14 +8,17 @@
 //!   [`crate::table::Table`] (column names in [`crate::schemas`]).
 //!
 //! Writers go through a hidden temporary name renamed when complete, and the same calls in the
-//! same order give the same bytes (chunk merges rely on it).
+//! same order give the same bytes (chunk merges rely on it). The point clouds and clusters of an
+//! event chunk are written as [`spill`] files, which the same readers open.
 
 pub mod cluster;
 pub mod estimation;
 pub mod pointcloud;
+pub mod spill;
 
 pub use cluster::{ClusterArtifact, ClusterEventRecord, ClusterRecord, ClusterWriter};
 pub use pointcloud::{CloudFile, CloudRecord, CloudWriter};
+pub use spill::Encoding;
 
 use crate::attpc::h5util;
 use spyral_core::PhaseError;

@@ -5,12 +5,14 @@
 //! [`IC_ATTRS`] (float64, -1 when the event has no ion-chamber peak).
 //!
 //! [`CloudWriter`] writes it (through a temporary name, renamed when complete), [`CloudFile`]
-//! reads it back event by event.
+//! reads it back event by event; both also handle the chunk spill form ([`super::spill`]).
 
+use super::spill::{self, Encoding, Kind, Spill, SpillWriter};
 use crate::attpc::h5util;
 use crate::h5fast;
 use ndarray::Array2;
-use spyral_core::{PartialFile, PhaseError};
+use spyral_core::{PartialFile, PhaseError, RunContext};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// Number of columns of a point-cloud row.
@@ -59,20 +61,51 @@ pub struct CloudRecord {
 
 /// Writes a point-cloud artifact (whole run, chunk, or merged chunks: the same calls in the
 /// same order give the same bytes). Create, [`write`](CloudWriter::write) events in id order,
-/// [`finish`](CloudWriter::finish).
-pub struct CloudWriter {
-    // Field order matters: the HDF5 objects close before the partial file is cleaned up.
-    group: hdf5::Group,
-    make: h5fast::Maker,
-    file: hdf5::File,
-    out: PartialFile,
-    dest: PathBuf,
+/// [`finish`](CloudWriter::finish). In Spyral's HDF5 layout, or as a chunk spill file
+/// ([`Encoding`]).
+pub struct CloudWriter(Backend);
+
+enum Backend {
+    Hdf5 {
+        // Field order matters: the HDF5 objects close before the partial file is cleaned up.
+        group: hdf5::Group,
+        make: h5fast::Maker,
+        file: hdf5::File,
+        out: PartialFile,
+        dest: PathBuf,
+    },
+    Spill(RefCell<SpillWriter>),
 }
 
 impl CloudWriter {
     /// Creates `dest` (through a temporary name) with `/cloud` and its `min_event`,
-    /// `max_event` attributes.
+    /// `max_event` attributes, in Spyral's HDF5 layout.
     pub fn create(dest: &Path, min_event: i64, max_event: i64) -> Result<Self, PhaseError> {
+        Self::create_as(dest, min_event, max_event, Encoding::Hdf5)
+    }
+
+    /// [`create`](CloudWriter::create) with the encoding of the file `ctx`'s call writes:
+    /// a spill file in an event chunk, HDF5 for a whole run ([`Encoding::of_call`]).
+    pub fn create_for(
+        ctx: &RunContext<'_>,
+        dest: &Path,
+        min_event: i64,
+        max_event: i64,
+    ) -> Result<Self, PhaseError> {
+        Self::create_as(dest, min_event, max_event, Encoding::of_call(ctx))
+    }
+
+    /// [`create`](CloudWriter::create) in the given encoding.
+    pub fn create_as(
+        dest: &Path,
+        min_event: i64,
+        max_event: i64,
+        encoding: Encoding,
+    ) -> Result<Self, PhaseError> {
+        if encoding == Encoding::Spill {
+            let w = SpillWriter::create(dest, Kind::Clouds, min_event, max_event)?;
+            return Ok(CloudWriter(Backend::Spill(RefCell::new(w))));
+        }
         let out = PartialFile::new(dest)?;
         let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
         let file = hdf5::File::with_options()
@@ -83,22 +116,27 @@ impl CloudWriter {
         h5util::write_attr(&group, "min_event", &min_event).map_err(|e| err("min_event", e))?;
         h5util::write_attr(&group, "max_event", &max_event).map_err(|e| err("max_event", e))?;
         let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
-        Ok(CloudWriter {
+        Ok(CloudWriter(Backend::Hdf5 {
             group,
             make,
             file,
             out,
             dest: dest.to_path_buf(),
-        })
+        }))
     }
 
     /// Writes one event.
     pub fn write(&self, r: &CloudRecord) -> Result<(), PhaseError> {
-        let err = |what: &str, e: hdf5::Error| h5_error(&self.dest, what, e);
+        let (group, make, dest) = match &self.0 {
+            Backend::Spill(w) => return w.borrow_mut().cloud(r),
+            Backend::Hdf5 {
+                group, make, dest, ..
+            } => (group, make, dest),
+        };
+        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
         let name = format!("cloud_{}", r.id);
-        let make = &self.make;
         let ds = make
-            .dataset(&self.group, &name, &r.cloud)
+            .dataset(group, &name, &r.cloud)
             .map_err(|e| err(&name, e))?;
         make.attr(&ds, "orig_run", r.orig_run)
             .map_err(|e| err("orig_run", e))?;
@@ -112,16 +150,20 @@ impl CloudWriter {
 
     /// Closes the file and renames it to its final name.
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
-        let CloudWriter {
-            group,
-            make,
-            file,
-            out,
-            dest,
-        } = self;
-        drop((group, make));
-        file.close().map_err(|e| h5_error(&dest, "close", e))?;
-        out.commit()
+        match self.0 {
+            Backend::Spill(w) => w.into_inner().finish(),
+            Backend::Hdf5 {
+                group,
+                make,
+                file,
+                out,
+                dest,
+            } => {
+                drop((group, make));
+                file.close().map_err(|e| h5_error(&dest, "close", e))?;
+                out.commit()
+            }
+        }
     }
 }
 
@@ -129,25 +171,44 @@ fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
     PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
 }
 
-/// A point-cloud artifact opened for reading its events back (to merge chunks).
+/// A point-cloud artifact opened for reading its events back (to merge chunks, or as an
+/// earlier phase's output): Spyral's HDF5 layout or a chunk spill file, told apart by content.
 pub struct CloudFile {
     path: PathBuf,
-    group: hdf5::Group,
-    _file: hdf5::File,
+    source: Source,
     /// `min_event` and `max_event` of `/cloud`.
     pub range: (i64, i64),
     /// The event ids of its `cloud_<id>` datasets, sorted.
     pub ids: Vec<u64>,
 }
 
+enum Source {
+    Hdf5 {
+        group: hdf5::Group,
+        _file: hdf5::File,
+    },
+    Spill(Spill<CloudRecord>),
+}
+
 impl CloudFile {
     /// Opens `path` and lists its events.
     pub fn open(path: &Path) -> Result<Self, PhaseError> {
+        if spill::is_spill(path) {
+            let s = spill::read_clouds(path)?;
+            return Ok(CloudFile {
+                path: path.to_path_buf(),
+                range: s.range,
+                ids: s.records.iter().map(|r| r.id).collect(),
+                source: Source::Spill(s),
+            });
+        }
         let g = super::EventGroup::open(path, "cloud", "cloud_")?;
         Ok(CloudFile {
             path: g.path,
-            group: g.group,
-            _file: g.file,
+            source: Source::Hdf5 {
+                group: g.group,
+                _file: g.file,
+            },
             range: g.range,
             ids: g.ids,
         })
@@ -164,8 +225,17 @@ impl CloudFile {
         let bad = |what: String| {
             PhaseError::invalid_input(format!("{}: /cloud/{name}: {what}", self.path.display()))
         };
-        let ds = h5fast::open_dataset(&self.group, &name)
-            .map_err(|e| bad(format!("cannot open: {e}")))?;
+        let group = match &self.source {
+            Source::Spill(s) => {
+                return s
+                    .find(id, |r| r.id)
+                    .cloned()
+                    .ok_or_else(|| bad("no such event".into()))
+            }
+            Source::Hdf5 { group, .. } => group,
+        };
+        let ds =
+            h5fast::open_dataset(group, &name).map_err(|e| bad(format!("cannot open: {e}")))?;
         let cloud = h5fast::read_2d(&ds).map_err(|e| bad(format!("cannot read: {e}")))?;
         // The attributes are read as this module writes them (i64 and f64), by name: no
         // listing.
@@ -184,6 +254,11 @@ impl CloudFile {
             orig_event: int("orig_event")?,
             ic,
         })
+    }
+
+    /// Whether the file is a chunk spill file (not HDF5).
+    pub fn is_spill(&self) -> bool {
+        matches!(self.source, Source::Spill(_))
     }
 }
 

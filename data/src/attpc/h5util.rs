@@ -145,6 +145,28 @@ pub enum AttrNumber {
     Float(f64),
 }
 
+impl AttrNumber {
+    /// The value as `i64`: any integer that fits, or a float holding a whole number.
+    pub fn as_i64(self) -> Option<i64> {
+        match self {
+            AttrNumber::Signed(v) => Some(v),
+            AttrNumber::Unsigned(v) => i64::try_from(v).ok(),
+            AttrNumber::Float(v) => {
+                (v.fract() == 0.0 && v.abs() < i64::MAX as f64).then_some(v as i64)
+            }
+        }
+    }
+
+    /// The value as `f64` (integers are converted).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            AttrNumber::Signed(v) => v as f64,
+            AttrNumber::Unsigned(v) => v as f64,
+            AttrNumber::Float(v) => v,
+        }
+    }
+}
+
 /// Whether `loc` has an attribute called `name`.
 pub fn has_attr(loc: &Location, name: &str) -> bool {
     loc.attr_names()
@@ -259,29 +281,18 @@ pub fn attr_u64(loc: &Location, name: &str) -> Result<Option<u64>, H5ReadError> 
 /// Reads an integer attribute as `i64` (any integer type; a float only if it holds a whole
 /// number). `Ok(None)` if absent.
 pub fn attr_i64(loc: &Location, name: &str) -> Result<Option<i64>, H5ReadError> {
-    Ok(match attr_number(loc, name)? {
-        None => None,
-        Some(AttrNumber::Signed(v)) => Some(v),
-        Some(AttrNumber::Unsigned(v)) => {
-            Some(i64::try_from(v).map_err(|_| out_of_range(name, v, "is too large"))?)
-        }
-        Some(AttrNumber::Float(v)) => {
-            if v.fract() == 0.0 && v.abs() < i64::MAX as f64 {
-                Some(v as i64)
-            } else {
-                return Err(out_of_range(name, v, "should be a whole number"));
-            }
-        }
+    let Some(n) = attr_number(loc, name)? else {
+        return Ok(None);
+    };
+    n.as_i64().map(Some).ok_or_else(|| match n {
+        AttrNumber::Unsigned(v) => out_of_range(name, v, "is too large"),
+        _ => out_of_range(name, n.as_f64(), "should be a whole number"),
     })
 }
 
 /// Reads a numeric attribute as `f64` (integers are converted). `Ok(None)` if absent.
 pub fn attr_f64(loc: &Location, name: &str) -> Result<Option<f64>, H5ReadError> {
-    Ok(attr_number(loc, name)?.map(|n| match n {
-        AttrNumber::Signed(v) => v as f64,
-        AttrNumber::Unsigned(v) => v as f64,
-        AttrNumber::Float(v) => v,
-    }))
+    Ok(attr_number(loc, name)?.map(AttrNumber::as_f64))
 }
 
 /// Reads a string attribute stored as variable-length or fixed-length, ASCII or UTF-8, scalar

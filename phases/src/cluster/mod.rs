@@ -21,7 +21,8 @@
 //! `min_points` (or 2 points) gets no clusters instead of raising.
 //!
 //! Splittable: a chunk clusters the events of its range (the `/cluster` range attributes are
-//! the input's, i.e. the run's) and writes the same layout at its chunk path;
+//! the input's, i.e. the run's) and writes them at its chunk path as a spill file
+//! (`spyral_data::artifacts::spill`; a chunk's input is the Pointcloud chunk's spill file);
 //! [`Phase::merge`] re-writes the chunks' events in id order through the same
 //! [`ClusterWriter`], giving the bytes of a whole run.
 
@@ -39,8 +40,11 @@ use spyral_core::prelude::*;
 pub use spyral_data::artifacts::cluster::{
     ClusterArtifact, ClusterEventRecord, ClusterRecord, ClusterWriter, EVENT_ATTRS,
 };
+use spyral_data::artifacts::pointcloud::IC_ATTRS;
+use spyral_data::artifacts::{spill, CloudFile};
 use spyral_data::attpc::detector::DetectorParameters;
 use spyral_data::attpc::h5util::{self, AttrNumber};
+use std::path::Path;
 
 /// HDBSCAN parameters (Spyral's `HdbscanParameters`), README defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -278,6 +282,90 @@ fn cloud_range(
     Ok((bound("min_event")?, bound("max_event")?))
 }
 
+/// One event of the point-cloud input: the cloud and the [`EVENT_ATTRS`] values it carries
+/// (`None` where an attribute is absent).
+type InputEvent = (Array2<f64>, [Option<AttrNumber>; 6]);
+
+/// The point-cloud input of a call: an HDF5 artifact in Spyral's layout (any producer's:
+/// attributes keep their stored type, absent ones are tolerated) or the spill file of a chunk
+/// (what this crate's Pointcloud writes for a chunk), with its `min_event`/`max_event`.
+enum CloudInput {
+    Hdf5 {
+        clouds: hdf5::Group,
+        _file: hdf5::File,
+        range: (i64, i64),
+    },
+    Spill(CloudFile),
+}
+
+impl CloudInput {
+    /// Opens `src`; `bad` turns a problem into the error naming the file.
+    fn open(src: &Path, bad: &impl Fn(String) -> PhaseError) -> Result<Self, PhaseError> {
+        if spill::is_spill(src) {
+            return Ok(CloudInput::Spill(CloudFile::open(src)?));
+        }
+        let file = hdf5::File::open(src).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let clouds = file
+            .group("cloud")
+            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
+        let range = cloud_range(&clouds, bad)?;
+        Ok(CloudInput::Hdf5 {
+            clouds,
+            _file: file,
+            range,
+        })
+    }
+
+    /// `min_event` and `max_event`.
+    fn range(&self) -> (i64, i64) {
+        match self {
+            CloudInput::Hdf5 { range, .. } => *range,
+            CloudInput::Spill(f) => f.range,
+        }
+    }
+
+    /// Event `id`, or `None` when the input has no cloud for it.
+    fn event(
+        &self,
+        id: i64,
+        bad: &impl Fn(String) -> PhaseError,
+    ) -> Result<Option<InputEvent>, PhaseError> {
+        let name = format!("cloud_{id}");
+        let clouds = match self {
+            CloudInput::Spill(f) => {
+                let Some(id) = u64::try_from(id)
+                    .ok()
+                    .filter(|i| f.ids.binary_search(i).is_ok())
+                else {
+                    return Ok(None);
+                };
+                let r = f.read(id)?;
+                let attrs = EVENT_ATTRS.map(|attr| match attr {
+                    "orig_run" => Some(AttrNumber::Signed(r.orig_run)),
+                    "orig_event" => Some(AttrNumber::Signed(r.orig_event)),
+                    ic => IC_ATTRS
+                        .iter()
+                        .position(|&n| n == ic)
+                        .map(|k| AttrNumber::Float(r.ic[k])),
+                });
+                return Ok(Some((r.cloud, attrs)));
+            }
+            CloudInput::Hdf5 { clouds, .. } => clouds,
+        };
+        let Some(ds) = h5util::opt_dataset(clouds, &name) else {
+            return Ok(None);
+        };
+        let cloud: Array2<f64> = h5util::read_f64_matrix(&ds)
+            .map_err(|e| bad(format!("/cloud/{name}: cannot read: {e}")))?;
+        let mut attrs = [None; 6];
+        for (slot, attr) in attrs.iter_mut().zip(EVENT_ATTRS) {
+            *slot =
+                h5util::attr_number(&ds, attr).map_err(|e| bad(format!("/cloud/{name}: {e}")))?;
+        }
+        Ok(Some((cloud, attrs)))
+    }
+}
+
 impl Phase for ClusterPhase {
     fn incoming_schema(&self) -> Option<ResultSchema> {
         Some(spyral_data::schemas::pointcloud())
@@ -308,11 +396,7 @@ impl Phase for ClusterPhase {
     ) -> Result<Option<EventRange>, PhaseError> {
         let src = payload.require("pointcloud")?;
         let bad = |what: String| PhaseError::invalid_input(format!("{}: {what}", src.display()));
-        let input = hdf5::File::open(&src).map_err(|e| bad(format!("cannot open: {e}")))?;
-        let clouds = input
-            .group("cloud")
-            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
-        let (a, b) = cloud_range(&clouds, bad)?;
+        let (a, b) = CloudInput::open(&src, &bad)?.range();
         Ok(chunking::event_range(a, b))
     }
 
@@ -322,12 +406,10 @@ impl Phase for ClusterPhase {
         let bad = |what: String| {
             PhaseError::invalid_input(format!("run {run}: {}: {what}", src.display()))
         };
-        let input = hdf5::File::open(&src).map_err(|e| bad(format!("cannot open: {e}")))?;
-        let clouds = input
-            .group("cloud")
-            .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
-        let (min_event, max_event) = cloud_range(&clouds, bad)?;
-        let writer = ClusterWriter::create(&ctx.artifact_path("h5"), min_event, max_event)?;
+        let input = CloudInput::open(&src, &bad)?;
+        let (min_event, max_event) = input.range();
+        let writer =
+            ClusterWriter::create_for(ctx, &ctx.artifact_path("h5"), min_event, max_event)?;
 
         // The run's ids, or those of the chunk.
         let ids = chunking::id_range(ctx, min_event, max_event);
@@ -341,12 +423,10 @@ impl Phase for ClusterPhase {
                 return Err(PhaseError::cancelled());
             }
             progress.tick();
-            let name = format!("cloud_{id}");
-            let Some(ds) = h5util::opt_dataset(&clouds, &name) else {
+            let Some((cloud, stored)) = input.event(id, &bad)? else {
                 continue;
             };
-            let cloud: Array2<f64> = h5util::read_f64_matrix(&ds)
-                .map_err(|e| bad(format!("/cloud/{name}: cannot read: {e}")))?;
+            let name = format!("cloud_{id}");
             if cloud.ncols() < CLOUD_COLUMNS {
                 return Err(bad(format!(
                     "/cloud/{name} has {} columns, expected {CLOUD_COLUMNS}",
@@ -385,9 +465,7 @@ impl Phase for ClusterPhase {
             })?;
 
             let mut attrs = [AttrNumber::Signed(0); 6];
-            for (slot, attr) in attrs.iter_mut().zip(EVENT_ATTRS) {
-                let value = h5util::attr_number(&ds, attr)
-                    .map_err(|e| bad(format!("/cloud/{name}: {e}")))?;
+            for ((slot, attr), value) in attrs.iter_mut().zip(EVENT_ATTRS).zip(stored) {
                 *slot = match value {
                     Some(v) => v,
                     None => {

@@ -6,6 +6,8 @@
 //! `k < nclusters`, an optional group `cluster_<k>` with attributes `label` and `direction`
 //! (-1, 0 or 1) and a float64 dataset `cloud` of shape (N, 5) = `[x, y, z, integral, scale]`.
 //!
+//! The spill file of a chunk (`spyral_data::artifacts::spill`) is read the same way.
+//!
 //! Attributes are read tolerantly (any integer width; floats holding whole numbers for the
 //! integer ones; integers for the float ones). A missing event or cluster group is skipped, as
 //! Spyral does; a missing attribute, a direction other than -1/0/1 or a dataset with fewer than
@@ -14,6 +16,8 @@
 use super::algorithm::Direction;
 use hdf5::{Group, Location};
 use ndarray::Array2;
+use spyral_data::artifacts::cluster::{ClusterArtifact, ClusterEventRecord, EVENT_ATTRS};
+use spyral_data::artifacts::spill;
 use spyral_data::attpc::h5util;
 use std::path::{Path, PathBuf};
 
@@ -104,18 +108,43 @@ pub struct ClusterData {
     pub cloud: Array2<f64>,
 }
 
-/// An open cluster file.
+/// An open cluster file: Spyral's HDF5 layout, or the spill file of a chunk (what this
+/// crate's Cluster writes for a chunk: `spyral_data::artifacts::spill`).
 pub struct ClusterFile {
     path: PathBuf,
-    _file: hdf5::File,
-    group: Group,
+    source: Source,
     min_event: i64,
     max_event: i64,
+}
+
+enum Source {
+    Hdf5 { _file: hdf5::File, group: Group },
+    Spill(ClusterArtifact),
+}
+
+/// An event found by [`ClusterFile::read_event`], to read its clusters from.
+pub enum EventRef<'a> {
+    /// Its `/cluster/event_<id>` group.
+    Group(Group),
+    /// Its record in a chunk spill file.
+    Spilled(&'a ClusterEventRecord),
 }
 
 impl ClusterFile {
     /// Opens `path` and reads the event range of `/cluster`.
     pub fn open(path: &Path) -> Result<ClusterFile, ClusterFileError> {
+        if spill::is_spill(path) {
+            let artifact = ClusterArtifact::open(path).map_err(|e| ClusterFileError::Open {
+                path: path.to_path_buf(),
+                detail: e.message().to_string(),
+            })?;
+            return Ok(ClusterFile {
+                path: path.to_path_buf(),
+                min_event: artifact.range.0,
+                max_event: artifact.range.1,
+                source: Source::Spill(artifact),
+            });
+        }
         let file = hdf5::File::open(path).map_err(|e| ClusterFileError::Open {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -127,13 +156,14 @@ impl ClusterFile {
             })?;
         let mut f = ClusterFile {
             path: path.to_path_buf(),
-            _file: file,
-            group,
+            source: Source::Hdf5 { _file: file, group },
             min_event: 0,
             max_event: -1,
         };
-        f.min_event = f.int_attr(&f.group, "/cluster", "min_event")?;
-        f.max_event = f.int_attr(&f.group, "/cluster", "max_event")?;
+        if let Source::Hdf5 { group, .. } = &f.source {
+            f.min_event = f.int_attr(group, "/cluster", "min_event")?;
+            f.max_event = f.int_attr(group, "/cluster", "max_event")?;
+        }
         Ok(f)
     }
 
@@ -157,12 +187,49 @@ impl ClusterFile {
     }
 
     /// Reads event `id`: `None` if the file has no `event_<id>` group.
-    pub fn read_event(&self, id: i64) -> Result<Option<(EventInfo, Group)>, ClusterFileError> {
+    pub fn read_event(
+        &self,
+        id: i64,
+    ) -> Result<Option<(EventInfo, EventRef<'_>)>, ClusterFileError> {
         let name = format!("event_{id}");
-        let Some(g) = h5util::opt_group(&self.group, &name) else {
+        let object = format!("/cluster/{name}");
+        let group = match &self.source {
+            Source::Spill(artifact) => {
+                let Some(r) = artifact.spilled(id) else {
+                    return Ok(None);
+                };
+                let attr = |name: &str| {
+                    EVENT_ATTRS
+                        .iter()
+                        .position(|&n| n == name)
+                        .map(|k| r.attrs[k])
+                        .ok_or_else(|| self.attr_error(&object, format!("no attribute '{name}'")))
+                };
+                let int = |name: &str| {
+                    attr(name)?.as_i64().ok_or_else(|| {
+                        self.attr_error(
+                            &object,
+                            format!("attribute '{name}' is not a whole number"),
+                        )
+                    })
+                };
+                let info = EventInfo {
+                    event: id,
+                    nclusters: r.clusters.len() as i64,
+                    orig_run: int("orig_run")?,
+                    orig_event: int("orig_event")?,
+                    ic_amplitude: attr("ic_amplitude")?.as_f64(),
+                    ic_centroid: attr("ic_centroid")?.as_f64(),
+                    ic_integral: attr("ic_integral")?.as_f64(),
+                    ic_multiplicity: attr("ic_multiplicity")?.as_f64(),
+                };
+                return Ok(Some((info, EventRef::Spilled(r))));
+            }
+            Source::Hdf5 { group, .. } => group,
+        };
+        let Some(g) = h5util::opt_group(group, &name) else {
             return Ok(None);
         };
-        let object = format!("/cluster/{name}");
         let info = EventInfo {
             event: id,
             nclusters: self.int_attr(&g, &object, "nclusters")?,
@@ -173,49 +240,85 @@ impl ClusterFile {
             ic_integral: self.float_attr(&g, &object, "ic_integral")?,
             ic_multiplicity: self.float_attr(&g, &object, "ic_multiplicity")?,
         };
-        Ok(Some((info, g)))
+        Ok(Some((info, EventRef::Group(g))))
     }
 
     /// Reads cluster `k` of an event group: `None` if there is no `cluster_<k>` group.
     pub fn read_cluster(
         &self,
-        event: &Group,
+        event: &EventRef<'_>,
         event_id: i64,
         k: i64,
     ) -> Result<Option<ClusterData>, ClusterFileError> {
         let name = format!("cluster_{k}");
+        let object = format!("/cluster/event_{event_id}/{name}");
+        let event = match event {
+            EventRef::Spilled(r) => {
+                let Some(c) = usize::try_from(k).ok().and_then(|k| r.clusters.get(k)) else {
+                    return Ok(None);
+                };
+                return self
+                    .cluster(&object, k, c.label, c.direction, || Ok(c.cloud.clone()))
+                    .map(Some);
+            }
+            EventRef::Group(g) => g,
+        };
         let Some(g) = h5util::opt_group(event, &name) else {
             return Ok(None);
         };
-        let object = format!("/cluster/event_{event_id}/{name}");
         let label = self.int_attr(&g, &object, "label")?;
         let dir = self.int_attr(&g, &object, "direction")?;
-        let direction = Direction::from_value(dir).ok_or_else(|| ClusterFileError::Attribute {
-            path: self.path.clone(),
-            object: object.clone(),
-            detail: format!("attribute 'direction' = {dir}, expected -1, 0 or 1"),
-        })?;
         let ds_name = format!("{object}/cloud");
-        let ds_err = |detail: String| ClusterFileError::Dataset {
+        let ds = h5util::opt_dataset(&g, "cloud").ok_or_else(|| ClusterFileError::Dataset {
             path: self.path.clone(),
             object: ds_name.clone(),
+            detail: "missing".into(),
+        })?;
+        self.cluster(&object, k, label, dir, || {
+            let shape = ds.shape();
+            if shape.len() != 2 || shape[1] < REQUIRED_CLOUD_COLUMNS {
+                return Err(format!(
+                    "shape {shape:?}, expected (N, 5) = [x, y, z, integral, scale]"
+                ));
+            }
+            h5util::read_f64_matrix(&ds).map_err(|e| format!("cannot read: {e}"))
+        })
+        .map(Some)
+    }
+
+    /// Cluster `k` from its label, direction code and a way to read its cloud (an error
+    /// text on failure); checks the direction and the cloud's columns.
+    fn cluster(
+        &self,
+        object: &str,
+        k: i64,
+        label: i64,
+        dir: i64,
+        cloud: impl FnOnce() -> Result<Array2<f64>, String>,
+    ) -> Result<ClusterData, ClusterFileError> {
+        let direction = Direction::from_value(dir).ok_or_else(|| ClusterFileError::Attribute {
+            path: self.path.clone(),
+            object: object.to_string(),
+            detail: format!("attribute 'direction' = {dir}, expected -1, 0 or 1"),
+        })?;
+        let ds_err = |detail: String| ClusterFileError::Dataset {
+            path: self.path.clone(),
+            object: format!("{object}/cloud"),
             detail,
         };
-        let ds = h5util::opt_dataset(&g, "cloud").ok_or_else(|| ds_err("missing".into()))?;
-        let shape = ds.shape();
-        if shape.len() != 2 || shape[1] < REQUIRED_CLOUD_COLUMNS {
+        let cloud = cloud().map_err(ds_err)?;
+        if cloud.ncols() < REQUIRED_CLOUD_COLUMNS {
             return Err(ds_err(format!(
-                "shape {shape:?}, expected (N, 5) = [x, y, z, integral, scale]"
+                "shape {:?}, expected (N, 5) = [x, y, z, integral, scale]",
+                cloud.shape()
             )));
         }
-        let cloud =
-            h5util::read_f64_matrix(&ds).map_err(|e| ds_err(format!("cannot read: {e}")))?;
-        Ok(Some(ClusterData {
+        Ok(ClusterData {
             index: k,
             label,
             direction,
             cloud,
-        }))
+        })
     }
 
     fn int_attr(&self, loc: &Location, object: &str, name: &str) -> Result<i64, ClusterFileError> {
