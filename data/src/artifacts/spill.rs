@@ -491,7 +491,11 @@ mod tests {
             assert_eq!(is_spill(&c), enc == Encoding::Spill);
             let f = CloudFile::open(&c).unwrap();
             assert_eq!(f.is_spill(), enc == Encoding::Spill);
-            clouds.push((f.range, f.ids.clone(), f.events().collect::<Result<Vec<_>, _>>()));
+            clouds.push((
+                f.range,
+                f.ids.clone(),
+                f.events().collect::<Result<Vec<_>, _>>(),
+            ));
 
             let k = dir.path().join(format!("clusters-{enc:?}.h5"));
             let w = ClusterWriter::create_as(&k, 0, 9, enc).unwrap();
