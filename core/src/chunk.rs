@@ -46,8 +46,9 @@ impl EventRange {
         let parts = parts.clamp(1, n.max(1));
         (0..parts)
             .map(|k| {
-                let a = self.first + n * k / parts;
-                let b = self.first + n * (k + 1) / parts;
+                // In u128: `n * k` overflows u64 for ranges near the top of the id space.
+                let at = |k: u64| (u128::from(n) * u128::from(k) / u128::from(parts)) as u64;
+                let (a, b) = (self.first + at(k), self.first + at(k + 1));
                 EventRange::new(a, b.saturating_sub(1))
             })
             .filter(|r| !r.is_empty())
@@ -111,6 +112,11 @@ mod tests {
         assert_eq!(EventRange::new(5, 6).split(10).len(), 2);
         assert_eq!(EventRange::new(5, 5).split(0), vec![EventRange::new(5, 5)]);
         assert!(EventRange::new(7, 6).is_empty());
+        // A range near the top of the id space splits without overflow.
+        let huge = EventRange::new(0, (1u64 << 62) - 1).split(1000);
+        assert_eq!(huge.len(), 1000);
+        assert_eq!(huge[999].last, (1u64 << 62) - 1);
+        assert_eq!(huge.iter().map(EventRange::len).sum::<u64>(), 1u64 << 62);
     }
 
     #[test]

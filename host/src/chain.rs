@@ -229,10 +229,26 @@ pub fn build_with(
         let (lib, info) = registry
             .find(&spec.kind)
             .ok_or_else(|| registry.unknown_kind(&spec.kind, format!(" ({file}:{})", spec.line)))?;
-        let name = spec
-            .name
-            .clone()
-            .unwrap_or_else(|| info.default_name.to_string());
+        let name = match &spec.name {
+            Some(n) => n.clone(),
+            None => {
+                // A name written in the pipeline was checked when it was parsed; a plugin's
+                // default name is checked here, by the same rule.
+                let name = info.default_name.to_string();
+                if let Some(problem) = crate::pipeline::phase_name_problem(&name) {
+                    return Err(ChainError::Construct {
+                        file: file.clone(),
+                        line: spec.line,
+                        name: format!("{name:?}"),
+                        kind: spec.kind.clone(),
+                        message: format!(
+                            "the plugin's default phase name cannot be a folder name ({problem}); give the phase a `name:`"
+                        ),
+                    });
+                }
+                name
+            }
+        };
         if let Some(first) = out.iter().find(|c| c.name == name) {
             return Err(ChainError::DuplicateName {
                 file: file.clone(),

@@ -42,8 +42,14 @@ pub struct Unit {
     pub part: Part,
 }
 
+/// Most chunks a run is split into: a range claimed by a damaged artifact (`max_event` near
+/// 2^63) gives this many chunks, not one per `chunk_events` ids (the phases iterate the events
+/// a file holds, not its claimed range, so such chunks are cheap).
+pub const MAX_CHUNKS_PER_RUN: u64 = 10_000;
+
 /// The units of a launch: each run whole, or, when its event range is known and longer than
-/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` near-equal chunks, each run
+/// `chunk_events` (> 0), split into `ceil(events / chunk_events)` (at most
+/// [`MAX_CHUNKS_PER_RUN`]) near-equal chunks, each run
 /// through the phases of `merged` (the active phases, in chain order) one unit per phase, then
 /// one merge unit per phase and one commit unit. A chunk's cost is the run's bytes prorated by
 /// events, shared among its phases; a merge or a commit costs a fiftieth of the run. The split
@@ -69,7 +75,7 @@ pub fn units_for(
             });
             continue;
         };
-        let parts = events.split(events.len().div_ceil(chunk_events));
+        let parts = events.split(events.len().div_ceil(chunk_events).min(MAX_CHUNKS_PER_RUN));
         let count = parts.len() as u32;
         for phase in merged {
             for (index, c) in parts.iter().enumerate() {
@@ -862,6 +868,21 @@ mod tests {
         assert!(units_for(&runs, &ranges, 0, &phases)
             .iter()
             .all(|x| x.part == Part::Whole));
+    }
+
+    #[test]
+    fn a_claimed_range_near_the_top_of_the_id_space_gives_a_bounded_number_of_chunks() {
+        let runs = vec![crate::runs::Run { run: 1, bytes: 10 }];
+        let ranges: HashMap<u32, [u64; 2]> = [(1, [0, (1u64 << 62) - 1])].into();
+        let u = units_for(&runs, &ranges, 250, &["A".to_string()]);
+        let chunks: Vec<&Unit> = u
+            .iter()
+            .filter(|x| matches!(x.part, Part::Chunk { .. }))
+            .collect();
+        assert_eq!(chunks.len() as u64, MAX_CHUNKS_PER_RUN);
+        assert!(
+            matches!(&u.last().unwrap().part, Part::Commit { ranges } if ranges.len() as u64 == MAX_CHUNKS_PER_RUN && ranges.last().unwrap()[1] == (1u64 << 62) - 1)
+        );
     }
 
     #[test]

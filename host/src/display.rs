@@ -86,22 +86,58 @@ pub fn eta(elapsed: Duration, fraction: f64) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(elapsed.as_secs_f64() * (1.0 - fraction) / fraction))
 }
 
-/// What a worker is doing, in at most `width` characters: `run 12 | Cluster 2/4 | 340/1000`,
-/// or for a one-phase unit `run 12 chunk 2/4 (events 250..=499) | Cluster | 120/250`.
-pub fn worker_text(w: &WorkerProc, phases: u32, width: usize) -> String {
-    let text = match (&w.current_run, &w.current_phase) {
-        (Some(r), Some(p)) if w.one_phase => {
-            format!("run {r}{} | {p} | {}/{}", w.current_part, w.done, w.total)
+/// What a worker is doing, as the display shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Doing<'a> {
+    /// The run it is on.
+    pub run: Option<u32>,
+    /// Which part of the run (` chunk 2/4 (events ..)`, ` merge of 4 chunks`, or empty).
+    pub part: &'a str,
+    /// The phase it is in.
+    pub phase: Option<&'a str>,
+    /// The phase's position (1-based) among the active phases, when known.
+    pub position: Option<u32>,
+    /// Items done of the phase.
+    pub done: u64,
+    /// Items of the phase.
+    pub total: u64,
+    /// Whether the worker is alive.
+    pub alive: bool,
+}
+
+impl<'a> Doing<'a> {
+    /// What `w` is doing: the position of a chain unit's phase is the phases it finished + 1,
+    /// a one-phase unit's (a chunk through one phase, a merge) is its phase's place in the chain.
+    pub fn of(w: &'a WorkerProc, phases: u32) -> Self {
+        Doing {
+            run: w.current_run,
+            part: &w.current_part,
+            phase: w.current_phase.as_deref(),
+            position: if w.one_phase {
+                w.unit_phase
+            } else {
+                Some((w.phases_done + 1).min(phases))
+            },
+            done: w.done,
+            total: w.total,
+            alive: w.alive,
         }
-        (Some(r), Some(p)) => format!(
-            "run {r}{} | {p} {}/{phases} | {}/{}",
-            w.current_part,
-            (w.phases_done + 1).min(phases),
-            w.done,
-            w.total
-        ),
-        (Some(r), None) => format!("run {r}{}", w.current_part),
-        _ if w.alive => "idle".to_string(),
+    }
+}
+
+/// What a worker is doing, in at most `width` characters: `run 12 | Cluster 2/4 | 340/1000`
+/// (the phase's position among the `phases` active phases, then items done of the phase's
+/// items), the same for a one-phase unit: `run 12 chunk 2/4 (events 250..=499) | Cluster 2/4 |
+/// 120/250`.
+pub fn worker_text(d: &Doing<'_>, phases: u32, width: usize) -> String {
+    let part = d.part;
+    let text = match (d.run, d.phase) {
+        (Some(r), Some(p)) => match d.position {
+            Some(k) => format!("run {r}{part} | {p} {k}/{phases} | {}/{}", d.done, d.total),
+            None => format!("run {r}{part} | {p} | {}/{}", d.done, d.total),
+        },
+        (Some(r), None) => format!("run {r}{part}"),
+        _ if d.alive => "idle".to_string(),
         _ => "exited".to_string(),
     };
     if text.chars().count() <= width {
@@ -141,8 +177,21 @@ impl Display {
         let overall = multi.add(ProgressBar::new(SCALE));
         overall.set_style(
             ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:20.green/white}] {percent:>3}% {msg} {elapsed_precise} ETA {eta}",
+                "{prefix:.bold} [{bar:20.green/white}] {percent:>3}% {msg} {elapsed_precise} ETA {our_eta}",
             )
+            .map(|style| {
+                // From the fraction done and the time so far (`?` before anything is done),
+                // not indicatif's rate estimate, which says `0s` until it has one.
+                style.with_key(
+                    "our_eta",
+                    |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let text = eta(st.elapsed(), f64::from(st.fraction()))
+                            .map(clock)
+                            .unwrap_or_else(|| "?".into());
+                        let _ = w.write_str(&text);
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         overall.set_prefix("all");
@@ -174,7 +223,7 @@ impl Display {
         if let Some(bar) = &w.bar {
             bar.set_length(w.total.max(1));
             bar.set_position(w.done.min(w.total.max(1)));
-            bar.set_message(worker_text(w, self.phases, 56));
+            bar.set_message(worker_text(&Doing::of(w, self.phases), self.phases, 56));
         }
         self.redraw(workers);
     }
@@ -225,7 +274,13 @@ impl Display {
         let ws: Vec<String> = workers
             .iter()
             .filter(|w| w.alive)
-            .map(|w| format!("w{}: {}", w.index, worker_text(w, self.phases, 48)))
+            .map(|w| {
+                format!(
+                    "w{}: {}",
+                    w.index,
+                    worker_text(&Doing::of(w, self.phases), self.phases, 48)
+                )
+            })
             .collect();
         format!(
             "[{}] {:.1}% ({}/{} runs), ETA {}; {}",
@@ -267,6 +322,51 @@ mod tests {
         );
         assert_eq!(eta(Duration::from_secs(10), 0.0), None);
         assert_eq!(eta(Duration::from_secs(10), 1.0), None);
+    }
+
+    #[test]
+    fn worker_lines_name_the_run_part_phase_position_and_items() {
+        let chunk = Doing {
+            run: Some(12),
+            part: " chunk 2/4 (events 250..=499)",
+            phase: Some("Cluster"),
+            position: Some(2),
+            done: 120,
+            total: 250,
+            alive: true,
+        };
+        assert_eq!(
+            worker_text(&chunk, 4, 80),
+            "run 12 chunk 2/4 (events 250..=499) | Cluster 2/4 | 120/250"
+        );
+        // Cut to the width with a mark.
+        let cut = worker_text(&chunk, 4, 20);
+        assert_eq!(cut.chars().count(), 20);
+        assert!(cut.ends_with('~'), "{cut}");
+        let between = Doing {
+            phase: None,
+            ..chunk
+        };
+        assert_eq!(
+            worker_text(&between, 4, 80),
+            "run 12 chunk 2/4 (events 250..=499)"
+        );
+        let idle = Doing {
+            run: None,
+            ..between
+        };
+        assert_eq!(worker_text(&idle, 4, 80), "idle");
+        assert_eq!(
+            worker_text(
+                &Doing {
+                    alive: false,
+                    ..idle
+                },
+                4,
+                80
+            ),
+            "exited"
+        );
     }
 
     #[test]

@@ -507,6 +507,10 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         } => {
             let p = Pipeline::load(&pipeline)?;
             let abs = std::path::absolute(&pipeline)?;
+            // The scripts run `spyral assets` and `spyral run` on this pipeline: it is validated
+            // as they would validate it (chain, layout against the trace folder) before the
+            // scripts' folders are created.
+            drop(parent::prepare(&p, "warn")?);
             let exe = std::env::current_exe()?;
             let has_mem = sbatch_arg.iter().any(|a| a.starts_with("--mem"));
             let opts = spyral_host::slurm::SlurmOptions {

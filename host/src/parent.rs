@@ -440,6 +440,8 @@ struct EventLoop<'a> {
     split_markers: HashMap<u32, Option<crate::locks::Lock>>,
     /// Who holds this launch's locks.
     holder: &'a str,
+    /// The active phases' names, in chain order.
+    active: Vec<String>,
 }
 
 impl<'a> EventLoop<'a> {
@@ -489,6 +491,12 @@ impl<'a> EventLoop<'a> {
             interrupted: false,
             split_markers: HashMap::new(),
             holder: &o.holder,
+            active: o
+                .chain
+                .iter()
+                .filter(|c| c.active())
+                .map(|c| c.name().to_string())
+                .collect(),
         }
     }
 
@@ -597,6 +605,14 @@ impl<'a> EventLoop<'a> {
                 w.current_run = Some(run);
                 w.current_part = part.to_string();
                 w.one_phase = matches!(part, Part::Chunk { .. } | Part::Merge { .. });
+                w.unit_phase = match &part {
+                    Part::Chunk { phase, .. } | Part::Merge { phase, .. } => self
+                        .active
+                        .iter()
+                        .position(|a| a == phase)
+                        .map(|k| k as u32 + 1),
+                    _ => None,
+                };
                 w.current_phase = None;
                 w.phases_done = 0;
                 w.done = 0;

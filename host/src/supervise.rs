@@ -63,6 +63,8 @@ pub struct WorkerProc {
     pub phases_done: u32,
     /// Whether the unit covers one phase (a chunk through one phase, or a merge).
     pub one_phase: bool,
+    /// For a one-phase unit, the position (1-based) of its phase among the active phases.
+    pub unit_phase: Option<u32>,
     /// Progress inside the phase.
     pub done: u64,
     /// Items of the phase.
@@ -220,6 +222,7 @@ pub fn spawn_worker(index: usize, job: &Job, tx: &Sender<Event>) -> std::io::Res
         unit_cost: 0,
         phases_done: 0,
         one_phase: false,
+        unit_phase: None,
         done: 0,
         total: 0,
         bar: None,

@@ -406,6 +406,59 @@ fn output_folders_touching_the_traces_are_refused_before_anything_is_created() {
     assert!(out.stderr.contains("the trace folder"), "{}", out.stderr);
     assert_eq!(std::fs::read(sb.traces().join("run_0001.h5")).unwrap(), raw);
     assert!(!sb.ws().join("log").exists());
+
+    // `spyral slurm` validates the same way before it writes its scripts: with the traces in
+    // the workspace's `slurm` folder, nothing is written there.
+    let slurm = sb.path().join("slurm");
+    std::fs::create_dir_all(&slurm).unwrap();
+    std::fs::write(slurm.join("run_0001.h5"), &raw).unwrap();
+    let p = sb.file(
+        "s.yaml",
+        &format!(
+            "workspace: .\ntraces: slurm\nruns: {{min: 1, max: 1}}\nplugins: [{}]\nphases:\n  - kind: stamp\n",
+            plugin.display()
+        ),
+    );
+    let out = sb.spyral(&["slurm", p.to_str().unwrap(), "--tasks", "1"]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("slurm") && out.stderr.contains("the trace folder"),
+        "{}",
+        out.stderr
+    );
+    let names: Vec<_> = std::fs::read_dir(&slurm)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["run_0001.h5"],
+        "nothing written beside the raw data"
+    );
+    assert!(!sb.path().join("log").exists());
+}
+
+#[test]
+fn a_plugins_default_phase_name_is_checked_like_a_written_one() {
+    let sb = Sandbox::new();
+    sb.trace(1, 800);
+    let p = sb.pipeline("runs: {min: 1, max: 1}", "  - kind: log-named\n");
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("default phase name cannot be a folder name")
+            && out.stderr.contains("give the phase a `name:`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sb.ws().exists());
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 1}",
+        "  - kind: log-named\n    name: Quiet\n",
+    );
+    let out = sb.spyral(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
 }
 
 #[test]

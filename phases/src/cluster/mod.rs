@@ -294,6 +294,8 @@ enum CloudInput {
         clouds: hdf5::Group,
         _file: hdf5::File,
         range: (i64, i64),
+        /// The ids of its `cloud_<id>` datasets, sorted.
+        present: Vec<i64>,
     },
     Spill(CloudFile),
 }
@@ -309,11 +311,34 @@ impl CloudInput {
             .group("cloud")
             .map_err(|e| bad(format!("no `cloud` group: {e}")))?;
         let range = cloud_range(&clouds, bad)?;
+        let mut present: Vec<i64> = clouds
+            .member_names()
+            .map_err(|e| bad(format!("/cloud: cannot list: {e}")))?
+            .iter()
+            .filter_map(|n| n.strip_prefix("cloud_")?.parse().ok())
+            .collect();
+        present.sort_unstable();
         Ok(CloudInput::Hdf5 {
             clouds,
             _file: file,
             range,
+            present,
         })
+    }
+
+    /// The ids in `first..=last` the input holds a cloud for, in order: what a call iterates,
+    /// so a damaged `max_event` near 2^63 costs nothing.
+    fn ids_in(&self, first: i64, last: i64) -> Vec<i64> {
+        let inside = |&id: &i64| (first..=last).contains(&id);
+        match self {
+            CloudInput::Hdf5 { present, .. } => present.iter().copied().filter(inside).collect(),
+            CloudInput::Spill(f) => f
+                .ids
+                .iter()
+                .filter_map(|&id| i64::try_from(id).ok())
+                .filter(inside)
+                .collect(),
+        }
     }
 
     /// `min_event` and `max_event`.
@@ -411,14 +436,14 @@ impl Phase for ClusterPhase {
         let writer =
             ClusterWriter::create_for(ctx, &ctx.artifact_path("h5"), min_event, max_event)?;
 
-        // The run's ids, or those of the chunk.
-        let ids = chunking::id_range(ctx, min_event, max_event);
-        let mut progress = Progress::new(ctx, chunking::id_count(ids));
+        // The run's ids, or those of the chunk, that have a cloud.
+        let (first, last) = chunking::id_range(ctx, min_event, max_event).unwrap_or((0, -1));
+        let ids = input.ids_in(first, last);
+        let mut progress = Progress::new(ctx, ids.len() as u64);
         let (mut events, mut skipped, mut n_clusters) = (0u64, 0u64, 0u64);
         let mut warned_attrs = false;
         let mut rows: Vec<CloudRow> = Vec::new();
-        let (first, last) = ids.unwrap_or((0, -1));
-        for id in first..=last {
+        for id in ids {
             if ctx.cancelled() {
                 return Err(PhaseError::cancelled());
             }

@@ -204,7 +204,7 @@ pub struct RunSummary {
     pub rejected: BTreeMap<&'static str, u64>,
 }
 
-/// Estimates every cluster of an open cluster file, calling `tick` once per event id and
+/// Estimates every cluster of an open cluster file, calling `tick` once per event it holds and
 /// `cancelled` before each; returns the accepted rows in file order.
 pub fn estimate_file(
     file: &ClusterFile,
@@ -230,7 +230,7 @@ pub fn estimate_ids(
     let Some((first, last)) = ids else {
         return Ok((rows, summary));
     };
-    for id in first..=last {
+    for id in file.event_ids(first, last) {
         if cancelled() {
             return Err(PhaseError::cancelled());
         }
@@ -308,7 +308,8 @@ impl Phase for EstimationPhase {
         let params = self.config.params();
         // The run's ids, or those of the chunk.
         let ids = chunking::id_range(ctx, file.min_event(), file.max_event());
-        let mut progress = Progress::new(ctx, chunking::id_count(ids));
+        let total = ids.map_or(0, |(a, b)| file.event_ids(a, b).len() as u64);
+        let mut progress = Progress::new(ctx, total);
         let (rows, summary) =
             estimate_ids(&file, ids, &params, || progress.tick(), || ctx.cancelled())?;
         drop(file);

@@ -115,6 +115,8 @@ pub struct ClusterFile {
     source: Source,
     min_event: i64,
     max_event: i64,
+    /// The ids of its `event_<id>` groups, sorted.
+    present: Vec<i64>,
 }
 
 enum Source {
@@ -142,6 +144,7 @@ impl ClusterFile {
                 path: path.to_path_buf(),
                 min_event: artifact.range.0,
                 max_event: artifact.range.1,
+                present: artifact.ids.clone(),
                 source: Source::Spill(artifact),
             });
         }
@@ -154,11 +157,23 @@ impl ClusterFile {
                 path: path.to_path_buf(),
                 group: "cluster".into(),
             })?;
+        let mut present: Vec<i64> = group
+            .member_names()
+            .map_err(|e| ClusterFileError::Attribute {
+                path: path.to_path_buf(),
+                object: "/cluster".into(),
+                detail: format!("cannot list: {e}"),
+            })?
+            .iter()
+            .filter_map(|n| n.strip_prefix("event_")?.parse().ok())
+            .collect();
+        present.sort_unstable();
         let mut f = ClusterFile {
             path: path.to_path_buf(),
             source: Source::Hdf5 { _file: file, group },
             min_event: 0,
             max_event: -1,
+            present,
         };
         if let Source::Hdf5 { group, .. } = &f.source {
             f.min_event = f.int_attr(group, "/cluster", "min_event")?;
@@ -175,6 +190,16 @@ impl ClusterFile {
     /// The last event id (`max_event`, inclusive).
     pub fn max_event(&self) -> i64 {
         self.max_event
+    }
+
+    /// The ids in `first..=last` that have an `event_<id>` group, in order (what a call
+    /// iterates, so a damaged `max_event` near 2^63 costs nothing).
+    pub fn event_ids(&self, first: i64, last: i64) -> Vec<i64> {
+        self.present
+            .iter()
+            .copied()
+            .filter(|id| (first..=last).contains(id))
+            .collect()
     }
 
     /// Number of ids in `min_event..=max_event` (0 if the range is empty).

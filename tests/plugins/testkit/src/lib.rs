@@ -610,5 +610,6 @@ spyral_core::export_plugin! {
         spyral_core::kind::<Burn>("burn", "Burn", "CPU work proportional to the input size"),
         spyral_core::kind::<Segment>("segment", "Segment", "Shared segment with a checksum verified per run"),
         spyral_core::kind::<Lines>("lines", "Lines", "One line per event; splittable into event chunks and merged"),
+        spyral_core::kind::<Noop>("log-named", "log", "A no-op whose default phase name is a reserved folder name (refused unless named)"),
     ],
 }
