@@ -130,8 +130,7 @@ impl<'a> Doing<'a> {
 /// items), the same for a one-phase unit: `run 12 chunk 2/4 (events 250..=499) | Cluster 2/4 |
 /// 120/250`.
 pub fn worker_text(d: &Doing<'_>, phases: u32, width: usize) -> String {
-    let part = d.part;
-    let text = match (d.run, d.phase) {
+    let line = |part: &str| match (d.run, d.phase) {
         (Some(r), Some(p)) => match d.position {
             Some(k) => format!("run {r}{part} | {p} {k}/{phases} | {}/{}", d.done, d.total),
             None => format!("run {r}{part} | {p} | {}/{}", d.done, d.total),
@@ -140,6 +139,13 @@ pub fn worker_text(d: &Doing<'_>, phases: u32, width: usize) -> String {
         _ if d.alive => "idle".to_string(),
         _ => "exited".to_string(),
     };
+    let mut text = line(d.part);
+    if text.chars().count() > width {
+        // The chunk's event range goes first, so the moving count stays in view.
+        if let Some((short, _)) = d.part.split_once(" (") {
+            text = line(short);
+        }
+    }
     if text.chars().count() <= width {
         text
     } else {
@@ -339,7 +345,11 @@ mod tests {
             worker_text(&chunk, 4, 80),
             "run 12 chunk 2/4 (events 250..=499) | Cluster 2/4 | 120/250"
         );
-        // Cut to the width with a mark.
+        // Too long: the event range goes first, then the end is cut with a mark.
+        assert_eq!(
+            worker_text(&chunk, 4, 50),
+            "run 12 chunk 2/4 | Cluster 2/4 | 120/250"
+        );
         let cut = worker_text(&chunk, 4, 20);
         assert_eq!(cut.chars().count(), 20);
         assert!(cut.ends_with('~'), "{cut}");
