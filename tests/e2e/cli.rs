@@ -318,17 +318,31 @@ fn panicking_phase_method_is_an_error_not_a_crash() {
     );
     // Panic in a schema getter: an error naming the phase and the call, never "accepts
     // anything"; also when the phase is first in the chain (nothing before it to compare).
-    for phases in [
-        "  - kind: stamp\n  - kind: fail\n    config: {mode: panic, method: incoming_schema}\n",
-        "  - kind: fail\n    config: {mode: panic, method: incoming_schema}\n",
+    for (phases, call) in [
+        (
+            "  - kind: stamp\n  - kind: fail\n    config: {mode: panic, method: incoming_schema}\n",
+            "incoming_schema",
+        ),
+        (
+            "  - kind: fail\n    config: {mode: panic, method: incoming_schema}\n",
+            "incoming_schema",
+        ),
+        (
+            "  - kind: fail\n    config: {mode: panic, method: outgoing_schema}\n  - kind: stamp\n",
+            "outgoing_schema",
+        ),
+        (
+            "  - kind: stamp\n  - kind: fail\n    config: {mode: panic, method: outgoing_schema}\n",
+            "outgoing_schema",
+        ),
     ] {
         let p = sb.pipeline("runs: {min: 1, max: 1}", phases);
         let out = sb.spyral(&["validate", p.to_str().unwrap()]);
-        assert_eq!(out.code, Some(2), "{}", out.all());
+        assert_eq!(out.code, Some(2), "{call}: {}", out.all());
         assert!(
             out.stderr
-                .contains("phase Fail (fail): incoming_schema failed")
-                && out.stderr.contains("deliberate panic in incoming_schema"),
+                .contains(&format!("phase Fail (fail): {call} failed"))
+                && out.stderr.contains(&format!("deliberate panic in {call}")),
             "{}",
             out.stderr
         );

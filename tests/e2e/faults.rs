@@ -33,6 +33,13 @@ fn crashes_while_validating_are_reported_not_fatal() {
                     "{cmd} {mode} {method}: expected `{want}` in:\n{}",
                     out.stderr
                 );
+                // With the tail of the plugin's stderr.
+                assert!(
+                    out.stderr.contains("last stderr lines")
+                        && out.stderr.contains("testkit: about to crash"),
+                    "{cmd} {mode} {method}: no stderr tail in:\n{}",
+                    out.stderr
+                );
             }
             // Validation failed: nothing was created.
             assert!(!sb.ws().exists(), "{mode} {method}: workspace created");

@@ -2,7 +2,8 @@
 //! u32 allows (answered from the folder listing in moments, never run by run), files named
 //! like runs that cannot be used (listed with the reason), a bogus `--log-level`, a bad
 //! `SPYRAL_MEMORY_MARGIN_MIB` (refused before anything is created), colour codes in redirected
-//! stderr, and OS error text printed once.
+//! stderr, OS error text printed once, more workers than runs (capped) or cores (warned), and an
+//! over-long phase name or a link-loop workspace (refused, nothing created).
 
 use spyral_e2e::Sandbox;
 use std::time::{Duration, Instant};
@@ -237,4 +238,50 @@ fn os_error_text_is_printed_once() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn more_workers_than_runs_or_cores_are_capped_or_warned() {
+    let (sb, p) = three_runs("{min: 1, max: 3}");
+    let out = sb.spyral(&["run", &p, "--workers", "50", "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("50 workers asked for 3 run(s): starting 3"),
+        "{}",
+        out.stderr
+    );
+    let cores = std::thread::available_parallelism().unwrap().get();
+    if cores < 3 {
+        assert!(
+            out.stderr
+                .contains(&format!("warning: 3 workers on {cores} cores")),
+            "{}",
+            out.stderr
+        );
+    }
+    let rep = sb.report();
+    assert_eq!(rep["workers"], 3, "{rep}");
+}
+
+#[test]
+fn an_over_long_phase_name_or_a_link_loop_workspace_creates_nothing() {
+    let (sb, _) = three_runs("{min: 1, max: 3}");
+    let long = "P".repeat(201);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 3}",
+        &format!("  - kind: stamp\n    name: {long}\n"),
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("201 bytes long"), "{}", out.stderr);
+    assert!(!sb.ws().exists());
+    // A workspace that is a symbolic link to itself.
+    std::os::unix::fs::symlink(sb.ws(), sb.ws()).unwrap();
+    let p = sb.pipeline("runs: {min: 1, max: 3}", "  - kind: stamp\n");
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("workspace"), "{}", out.stderr);
+    assert!(std::fs::symlink_metadata(sb.ws()).unwrap().is_symlink());
+    assert!(!sb.path().join("log").exists() && !sb.path().join(".spyral").exists());
 }

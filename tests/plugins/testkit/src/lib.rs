@@ -197,6 +197,10 @@ pub struct FailConfig {
 }
 
 fn misbehave(mode: Mode, what: &str) -> PhaseError {
+    if matches!(mode, Mode::Segfault | Mode::Abort | Mode::Exit) {
+        // What a crash report should show: the last lines the plugin wrote to stderr.
+        eprintln!("testkit: about to crash ({mode:?}) in {what}");
+    }
     match mode {
         Mode::Error => PhaseError::invalid_input(format!("deliberate failure in {what}")),
         Mode::Panic => panic!("deliberate panic in {what}"),
