@@ -358,6 +358,15 @@ fn plugins_doc_shows_units_defaults_and_suggests_on_a_typo() {
         "{}",
         out.stdout
     );
+    // A plugin's kind (the template, beside the binary) is described from its own schema.
+    let out = sb.spyral(&["plugins", "--doc", "template"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("buffer_kib  (integer; default 256; unit KiB)"),
+        "{}",
+        out.stdout
+    );
     let out = sb.spyral(&["plugins", "--doc", "clustr"]);
     assert_ne!(out.code, Some(0));
     assert!(

@@ -10,14 +10,18 @@ use spyral_core::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 
-/// The phase's parameters. `default` fills any field the pipeline leaves out;
-/// `deny_unknown_fields` turns a typo into an error naming the field.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+// `default` fills any field the pipeline leaves out; `deny_unknown_fields` turns a typo into an
+// error naming the field. `JsonSchema` (through spyral-core's re-export) turns these doc comments
+// into `spyral plugins --doc template` and the pipeline's JSON Schema (the struct's doc is the
+// description; a field doc ending `Unit: <unit>.` fills the unit column).
+/// Parameters of the template phase: which input artifact it checksums, and how it reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, spyral_core::schemars::JsonSchema)]
+#[schemars(crate = "spyral_core::schemars")]
 #[serde(default, deny_unknown_fields)]
 pub struct TemplateConfig {
     /// Which artifact of the previous phase to read (`trace` is the raw run file).
     pub input_artifact: String,
-    /// Read buffer size in KiB.
+    /// Read buffer size. Unit: KiB.
     pub buffer_kib: usize,
 }
 
@@ -137,7 +141,7 @@ impl Phase for TemplatePhase {
 spyral_core::export_plugin! {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
-    kinds: [spyral_core::kind::<TemplatePhase>(
+    kinds: [spyral_core::kind_with_schema::<TemplatePhase>(
         "template",
         "Template",
         "Checksums one input artifact per run and writes run_NNNN.json (a starting point for your own phase)",
