@@ -36,7 +36,7 @@ pub use parquet;
 pub mod prelude {
     pub use crate::artifacts::{
         CloudFile, CloudRecord, CloudWriter, ClusterArtifact, ClusterEventRecord, ClusterRecord,
-        ClusterWriter, Encoding,
+        ClusterWriter, Encoding, EstimateRow, FitRow,
     };
     pub use crate::attpc::{DetectorParameters, GetParameters, PadMap, PadParameters};
     pub use crate::inputs::PhaseInputs;

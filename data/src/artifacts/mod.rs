@@ -5,7 +5,8 @@
 //! - [`estimation`]: the Estimation table read by column name whatever its numeric types (what
 //!   the InterpSolver reads), and cluster clouds by (event, index);
 //! - the Estimation and InterpSolver tables are parquet files, written and read exactly with
-//!   [`crate::table::Table`] (column names in [`crate::schemas`]).
+//!   [`crate::table::Table`] (column names in [`crate::schemas`]), or as typed [`rows`]
+//!   ([`EstimateRow`], [`FitRow`]).
 //!
 //! Writers go through a hidden temporary name renamed when complete, and the same calls in the
 //! same order give the same bytes (chunk merges rely on it). The point clouds and clusters of an
@@ -14,10 +15,12 @@
 pub mod cluster;
 pub mod estimation;
 pub mod pointcloud;
+pub mod rows;
 pub mod spill;
 
 pub use cluster::{ClusterArtifact, ClusterEventRecord, ClusterRecord, ClusterWriter};
 pub use pointcloud::{CloudFile, CloudRecord, CloudWriter};
+pub use rows::{EstimateRow, FitRow};
 pub use spill::Encoding;
 
 use crate::attpc::h5util;
