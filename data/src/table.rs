@@ -4,14 +4,16 @@
 //!
 //! Tables are zstd-compressed by default ([`Codec::Zstd`]), as polars (and so Python Spyral)
 //! writes them; the other codecs polars and pyarrow write by choice or default (snappy, LZ4 in
-//! both framings, gzip, none) can be chosen with [`Table::write_parquet_with`], and all of them
+//! both framings, gzip, brotli, none) can be chosen with [`Table::write_parquet_with`], and all of them
 //! are read back (the workspace enables the `parquet` crate's codecs).
 //!
 //! [`Table::read_parquet`] reads such a table back (column by column, every row group), and
 //! [`Table::append`] concatenates tables of the same columns: merging a run's chunk tables in
 //! event order and writing the result gives the bytes the whole run's table would have.
 
-use parquet::basic::{Compression, GzipLevel, Repetition, Type as PhysicalType, ZstdLevel};
+use parquet::basic::{
+    BrotliLevel, Compression, GzipLevel, Repetition, Type as PhysicalType, ZstdLevel,
+};
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::{DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
@@ -36,18 +38,21 @@ pub enum Codec {
     Lz4,
     /// Gzip at level 6.
     Gzip,
+    /// Brotli at level 1 (the parquet crate's default level).
+    Brotli,
     /// No compression.
     Uncompressed,
 }
 
 impl Codec {
     /// Every codec.
-    pub const ALL: [Codec; 6] = [
+    pub const ALL: [Codec; 7] = [
         Codec::Zstd,
         Codec::Snappy,
         Codec::Lz4Raw,
         Codec::Lz4,
         Codec::Gzip,
+        Codec::Brotli,
         Codec::Uncompressed,
     ];
 
@@ -61,6 +66,7 @@ impl Codec {
             Codec::Lz4Raw => Compression::LZ4_RAW,
             Codec::Lz4 => Compression::LZ4,
             Codec::Gzip => Compression::GZIP(GzipLevel::try_new(6).map_err(level)?),
+            Codec::Brotli => Compression::BROTLI(BrotliLevel::try_new(1).map_err(level)?),
             Codec::Uncompressed => Compression::UNCOMPRESSED,
         })
     }

@@ -4,8 +4,8 @@
 //! - The fixtures in `tests/fixtures/parquet_codecs/` (made by `make_fixtures.py` there with
 //!   Spyral's `EstimateResult` rows, polars and pyarrow) are read through the InterpSolver's
 //!   Estimation reader: polars' default (zstd, what Spyral writes) and its zstd, snappy, lz4,
-//!   gzip and uncompressed files, pyarrow's default (snappy) and its zstd, lz4, gzip and
-//!   uncompressed files; every value must be the recorded one.
+//!   gzip, brotli and uncompressed files, pyarrow's default (snappy) and its zstd, lz4, gzip,
+//!   brotli and uncompressed files; every value must be the recorded one.
 //! - A [`Table`] written with each [`Codec`] reads back identically, with that codec in the file
 //!   metadata; the default codec is zstd.
 
@@ -50,7 +50,7 @@ fn codec_name(path: &Path) -> String {
 fn reads_spyral_estimation_files_of_every_codec() {
     let text = std::fs::read_to_string(dir().join("expected.json")).unwrap();
     let expected: Expected = serde_json::from_str(&text).unwrap();
-    assert_eq!(expected.files.len(), 11);
+    assert_eq!(expected.files.len(), 13);
     assert_eq!(expected.files["polars_default.parquet"], "ZSTD");
     let mut seen = BTreeMap::new();
     for (file, pyarrow_codec) in &expected.files {
@@ -75,7 +75,14 @@ fn reads_spyral_estimation_files_of_every_codec() {
     eprintln!("codecs read: {seen:?}");
     assert_eq!(
         codecs,
-        ["GZIP", "LZ4_RAW", "SNAPPY", "UNCOMPRESSED", "ZSTD"]
+        [
+            "BROTLI",
+            "GZIP",
+            "LZ4_RAW",
+            "SNAPPY",
+            "UNCOMPRESSED",
+            "ZSTD"
+        ]
     );
 }
 
@@ -97,6 +104,7 @@ fn tables_round_trip_with_every_codec() {
         (Codec::Lz4Raw, "LZ4_RAW"),
         (Codec::Lz4, "LZ4"),
         (Codec::Gzip, "GZIP"),
+        (Codec::Brotli, "BROTLI"),
         (Codec::Uncompressed, "UNCOMPRESSED"),
     ];
     assert_eq!(names.len(), Codec::ALL.len());
