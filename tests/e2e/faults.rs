@@ -1,7 +1,9 @@
 //! End-to-end tests of plugin faults outside workers: plugin code never runs in the `spyral`
 //! parent, so a phase that segfaults, aborts or exits while being constructed, asked for its
 //! schemas, or building assets or shared data is reported (phase, kind, call, how it died, the
-//! tail of its stderr) with exit code 2, and `spyral` itself never dies with it.
+//! tail of its stderr) with exit code 2, and `spyral` itself never dies with it. Also time
+//! limits, stuck runs, a full disk, unusable run files, absurd event ranges, and an interrupt
+//! while assets are built (exit 130 at once, no partial asset left).
 
 use spyral_e2e::Sandbox;
 
@@ -321,4 +323,46 @@ fn an_absurd_event_range_fails_its_run_at_once_naming_file_and_attribute() {
         "{r1}"
     );
     assert_eq!(spyral_e2e::run_record(&rep, 2)["status"], "ok", "{rep:#}");
+}
+
+#[test]
+fn an_interrupt_while_assets_are_built_stops_at_once_and_leaves_no_partial_asset() {
+    let sb = Sandbox::new();
+    sb.trace(1, 100);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 1}",
+        "  - kind: stamp\n    config: {asset_ms: 20000}\n",
+    );
+    let child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
+    let assets = sb.ws().join("Stamp_assets");
+    let partial = || {
+        std::fs::read_dir(&assets)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            })
+            .unwrap_or(false)
+    };
+    let t = std::time::Instant::now();
+    while !partial() && t.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(partial(), "the asset build never started");
+    spyral_e2e::send_signal(child.id(), "INT");
+    let out = child.wait_with_output().unwrap();
+    // Long before the 20 s build would have finished.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        t.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted while creating assets"),
+        "{stderr}"
+    );
+    assert!(!partial(), "a partial asset was left behind");
+    assert!(!assets.join("stamp-asset.bin").exists());
+    assert!(!sb.ws().join("Stamp/run_0001.bin").exists());
 }
