@@ -1,5 +1,6 @@
 //! End-to-end tests of plugin loading, pipeline validation and their error messages
-//! (`spyral plugins`, `spyral validate`), with the real binary and real plugin libraries.
+//! (`spyral plugins`, `spyral validate`), and of `spyral slurm`'s advice (idle tasks, `--mem`),
+//! with the real binary and real plugin libraries.
 
 use spyral_e2e::{plugin, Sandbox};
 
@@ -421,4 +422,40 @@ fn polish_did_you_mean_narrow_flags_and_trace_checks() {
     assert!(!out.stdout.contains("spyral-testkit"), "{}", out.stdout);
     assert!(!out.stderr.contains("abi_layout"), "{}", out.stderr);
     assert!(out.stdout.contains("spyral-phases"), "{}", out.stdout);
+}
+
+#[test]
+fn slurm_warns_of_idle_tasks_and_suggests_memory_from_the_last_launch() {
+    let sb = Sandbox::new();
+    sb.trace(1, 100);
+    let p = sb.pipeline("runs: {min: 1, max: 1}", "  - kind: stamp\n");
+    let p = p.to_str().unwrap();
+    let out = sb.spyral(&["slurm", p, "--tasks", "3"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("warning: 3 tasks for 1 run(s): 2 task(s) will have nothing to do"),
+        "{}",
+        out.stderr
+    );
+    // No launch yet: how to get a suggestion; after one: a --mem from its report.
+    assert!(out.stderr.contains("no --mem given"), "{}", out.stderr);
+    assert_eq!(sb.spyral(&["run", p, "--no-display"]).code, Some(0));
+    let out = sb.spyral(&["slurm", p, "--tasks", "1", "--cpus-per-task", "2"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stderr.contains("suggestion: --sbatch-arg=--mem=")
+            && out.stderr.contains("x 2 workers, +25%"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("will have nothing to do"),
+        "{}",
+        out.stderr
+    );
+    // Given --mem, no suggestion.
+    let out = sb.spyral(&["slurm", p, "--tasks", "1", "--sbatch-arg=--mem=4G"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(!out.stderr.contains("suggestion"), "{}", out.stderr);
 }
