@@ -576,3 +576,52 @@ fn a_gate_file_edited_in_place_makes_only_the_solver_stale() {
     );
     assert!(status_states(&sb, &p).values().all(|s| s == "current"));
 }
+
+#[test]
+fn a_replacement_worker_refuses_a_library_rebuilt_during_the_launch() {
+    let sb = Sandbox::new();
+    for r in 1..=3 {
+        sb.trace(r, 1000);
+    }
+    // A private copy of the test plugin, replaced (by rename, as a build would) mid-launch.
+    let lib_dir = sb.path().join("lib");
+    std::fs::create_dir_all(&lib_dir).unwrap();
+    let lib = lib_dir.join("libspyral_testkit.so");
+    std::fs::copy(spyral_e2e::plugin("spyral_testkit"), &lib).unwrap();
+    let marker = sb.file("segfault-armed", "x");
+    let p = sb.file(
+        "p.yaml",
+        &format!(
+            "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 3}}\nworkers: 1\nseed: 3\nplugins: [{}]\nphases:\n  - kind: stamp\n    config: {{sleep_ms: 300}}\n  - kind: fail\n    config: {{runs: [1], mode: segfault, while_exists: {}}}\n",
+            lib.display(),
+            marker.display()
+        ),
+    );
+    let other = lib_dir.join(".new.so");
+    std::fs::copy(spyral_e2e::plugin("template"), &other).unwrap();
+    let child = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
+    // The first worker has loaded the library once its log exists; run 1 takes 300 ms.
+    wait_for(&sb.ws().join("log/latest/worker-0.log"));
+    std::fs::rename(&other, &lib).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Run 1 killed the first worker; its replacements refuse the changed library, by name,
+    // and the launch ends (a bounded number of replacements) with the other runs not run.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "plugin library {} changed after the launch validated it",
+            lib.display()
+        )) && text.contains("rerun `spyral run` to use the new build"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run 2: not run") && text.contains("run 3: not run"),
+        "{text}"
+    );
+    assert!(!sb.ws().join("Stamp/run_0002.bin").exists());
+}
