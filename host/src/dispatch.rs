@@ -274,6 +274,8 @@ pub struct Dispatcher {
     waiting_for: HashMap<UnitId, usize>,
     /// The units waiting for each unit.
     dependents: HashMap<UnitId, Vec<UnitId>>,
+    /// Time the finished units of each run took (a split run's time limit counts them).
+    spent: HashMap<u32, Duration>,
 }
 
 impl Dispatcher {
@@ -322,7 +324,13 @@ impl Dispatcher {
             stopping: Stopping::No,
             abort_on_failure,
             replacements: 0,
+            spent: HashMap::new(),
         }
+    }
+
+    /// Time the finished units of `run` took, summed (zero for a run not started or whole).
+    pub fn spent(&self, run: u32) -> Duration {
+        self.spent.get(&run).copied().unwrap_or_default()
     }
 
     /// The units.
@@ -471,9 +479,15 @@ impl Dispatcher {
     }
 
     /// Worker `w` finished `unit`, ending as `end`.
-    pub fn finished(&mut self, w: usize, unit: UnitId, end: UnitEnd) -> Vec<Action> {
+    pub fn finished(&mut self, w: usize, unit: UnitId, end: UnitEnd, now: Instant) -> Vec<Action> {
         self.state[unit.0] = UnitState::Finished;
         self.unit_done(unit, end != UnitEnd::Ok);
+        if let Some((u, t)) = self.slots[w].running {
+            if u == unit {
+                *self.spent.entry(self.units[unit.0].run).or_default() +=
+                    now.saturating_duration_since(t);
+            }
+        }
         let slot = &mut self.slots[w];
         slot.assigned = None;
         slot.running = None;
@@ -575,12 +589,18 @@ impl Dispatcher {
         self.slots.len() - 1
     }
 
-    /// Workers whose unit has run longer than `limit + grace` at `now`: killed (once).
+    /// Workers whose unit's run has taken longer than `limit + grace` at `now` (the unit so
+    /// far plus, for a split run, the time its finished units took): killed (once).
     pub fn overdue(&mut self, now: Instant, limit: Duration, grace: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         for (w, slot) in self.slots.iter_mut().enumerate() {
-            if let (true, false, Some((_, t))) = (slot.alive, slot.overdue_killed, slot.running) {
-                if now.saturating_duration_since(t) > limit + grace {
+            if let (true, false, Some((u, t))) = (slot.alive, slot.overdue_killed, slot.running) {
+                let before = self
+                    .spent
+                    .get(&self.units[u.0].run)
+                    .copied()
+                    .unwrap_or_default();
+                if before + now.saturating_duration_since(t) > limit + grace {
                     slot.overdue_killed = true;
                     out.push(Action::Signal {
                         worker: w,
@@ -674,20 +694,20 @@ mod tests {
         d.started(0, UnitId(0), t);
         assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
         d.started(1, UnitId(1), t);
-        d.finished(1, UnitId(1), UnitEnd::Ok);
+        d.finished(1, UnitId(1), UnitEnd::Ok, Instant::now());
         assert_eq!(assigned(&d.request(1)), vec![(1, 2)]);
         d.started(1, UnitId(2), t);
-        d.finished(1, UnitId(2), UnitEnd::Ok);
+        d.finished(1, UnitId(2), UnitEnd::Ok, Instant::now());
         // Worker 0 is still busy with 0: worker 1 steals 3 from its queue.
         assert_eq!(assigned(&d.request(1)), vec![(1, 3)]);
         d.started(1, UnitId(3), t);
-        d.finished(1, UnitId(3), UnitEnd::Ok);
+        d.finished(1, UnitId(3), UnitEnd::Ok, Instant::now());
         // Nothing left but 0 in hand: worker 1 parks, no release yet.
         assert!(d.request(1).is_empty());
         // The last unit finishes: the parked worker is released at once, the other when it
         // asks.
         assert_eq!(
-            d.finished(0, UnitId(0), UnitEnd::Ok),
+            d.finished(0, UnitId(0), UnitEnd::Ok, Instant::now()),
             vec![Action::Release { worker: 1 }]
         );
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
@@ -724,7 +744,7 @@ mod tests {
         assert_eq!(death.requeued, ids(&[1, 3]));
         assert_eq!(d.state(UnitId(1)), UnitState::Pending);
         // Worker 0 finishes and then gets the requeued units, in order, before its own.
-        d.finished(0, UnitId(0), UnitEnd::Ok);
+        d.finished(0, UnitId(0), UnitEnd::Ok, Instant::now());
         assert_eq!(assigned(&d.request(0)), vec![(0, 2)]);
         d.started(0, UnitId(2), t);
         // Worker 0 dies while running 2: 2 failed, 1 and 3 need a replacement.
@@ -746,7 +766,7 @@ mod tests {
         // Worker 1 steals 1, starts nothing, then 0's worker dies with 0 running.
         assert_eq!(assigned(&d.request(1)), vec![(1, 1)]);
         d.started(1, UnitId(1), t);
-        d.finished(1, UnitId(1), UnitEnd::Ok);
+        d.finished(1, UnitId(1), UnitEnd::Ok, Instant::now());
         assert!(d.request(1).is_empty()); // parked, 0 still running
         let death = d.died(0);
         assert_eq!(death.running, Some(UnitId(0)));
@@ -767,7 +787,7 @@ mod tests {
         d.started(0, UnitId(0), t);
         d.request(1);
         d.started(1, UnitId(2), t);
-        d.finished(1, UnitId(2), UnitEnd::Ok);
+        d.finished(1, UnitId(2), UnitEnd::Ok, Instant::now());
         // Worker 1 would now steal unit 1 from worker 0's queue; the interrupt comes first.
         let a = d.interrupt();
         assert!(a.contains(&Action::Signal {
@@ -791,7 +811,7 @@ mod tests {
         let t = Instant::now();
         d.request(0);
         d.started(0, UnitId(0), t);
-        let a = d.finished(0, UnitId(0), UnitEnd::Failed);
+        let a = d.finished(0, UnitId(0), UnitEnd::Failed, Instant::now());
         assert_eq!(
             a,
             vec![Action::Signal {
@@ -894,28 +914,28 @@ mod tests {
         }
         assert_eq!(next(&mut d, 0), Some(0));
         assert_eq!(next(&mut d, 1), Some(1));
-        d.finished(0, UnitId(0), UnitEnd::Ok);
+        d.finished(0, UnitId(0), UnitEnd::Ok, Instant::now());
         // Chunk 0 goes on to B; A's merge still waits for chunk 1.
         assert_eq!(d.state(UnitId(4)), UnitState::Waiting);
         assert_eq!(next(&mut d, 0), Some(2));
-        d.finished(1, UnitId(1), UnitEnd::Ok);
+        d.finished(1, UnitId(1), UnitEnd::Ok, Instant::now());
         // Every chunk passed A: its merge goes before chunk 1's B, beside chunk 0's B.
         assert_eq!(next(&mut d, 1), Some(4));
-        d.finished(0, UnitId(2), UnitEnd::Ok);
+        d.finished(0, UnitId(2), UnitEnd::Ok, Instant::now());
         assert_eq!(next(&mut d, 0), Some(3));
-        d.finished(0, UnitId(3), UnitEnd::Ok);
+        d.finished(0, UnitId(3), UnitEnd::Ok, Instant::now());
         assert_eq!(next(&mut d, 0), Some(5));
-        d.finished(1, UnitId(4), UnitEnd::Ok);
+        d.finished(1, UnitId(4), UnitEnd::Ok, Instant::now());
         // One merge left: the commit waits, the idle worker parks ...
         assert_eq!(d.state(UnitId(6)), UnitState::Waiting);
         assert_eq!(next(&mut d, 1), None);
         // ... and is woken for the commit when the last merge ends.
         assert_eq!(
-            assigned(&d.finished(0, UnitId(5), UnitEnd::Ok)),
+            assigned(&d.finished(0, UnitId(5), UnitEnd::Ok, Instant::now())),
             vec![(1, 6)]
         );
         d.started(1, UnitId(6), Instant::now());
-        d.finished(1, UnitId(6), UnitEnd::Ok);
+        d.finished(1, UnitId(6), UnitEnd::Ok, Instant::now());
         assert_eq!(d.remaining(), 0);
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
     }
@@ -924,15 +944,15 @@ mod tests {
     fn a_failed_chunk_drops_its_later_phases_the_merges_and_the_commit() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
         assert_eq!(next(&mut d, 0), Some(0));
-        d.finished(0, UnitId(0), UnitEnd::Failed);
+        d.finished(0, UnitId(0), UnitEnd::Failed, Instant::now());
         for u in [2, 4, 5, 6] {
             assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
         }
         // The other chunk still goes through the chain (its results stay for a later launch).
         assert_eq!(next(&mut d, 0), Some(1));
-        d.finished(0, UnitId(1), UnitEnd::Ok);
+        d.finished(0, UnitId(1), UnitEnd::Ok, Instant::now());
         assert_eq!(next(&mut d, 0), Some(3));
-        assert!(assigned(&d.finished(0, UnitId(3), UnitEnd::Ok)).is_empty());
+        assert!(assigned(&d.finished(0, UnitId(3), UnitEnd::Ok, Instant::now())).is_empty());
         assert_eq!(d.request(0), vec![Action::Release { worker: 0 }]);
         assert_eq!(d.remaining(), 0);
     }
@@ -941,7 +961,7 @@ mod tests {
     fn a_chunk_left_to_another_launch_drops_what_waits_for_it_without_aborting() {
         let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), true);
         assert_eq!(next(&mut d, 0), Some(0));
-        d.finished(0, UnitId(0), UnitEnd::NotDone);
+        d.finished(0, UnitId(0), UnitEnd::NotDone, Instant::now());
         assert_eq!(d.stopping(), Stopping::No);
         for u in [2, 4, 5, 6] {
             assert_eq!(d.state(UnitId(u)), UnitState::Dropped, "unit {u}");
@@ -960,6 +980,7 @@ mod tests {
                 0,
                 UnitId(u),
                 if u == 4 { UnitEnd::Failed } else { UnitEnd::Ok },
+                Instant::now(),
             );
         }
         assert_eq!(order, vec![0, 1, 4, 2, 3, 5]);
@@ -1012,5 +1033,40 @@ mod tests {
         let death = d.died(0);
         assert!(death.overdue);
         assert_eq!(death.running, Some(UnitId(0)));
+    }
+
+    #[test]
+    fn a_split_runs_time_limit_counts_its_finished_units() {
+        // One run in 2 chunks through phases A and B (units 0, 1: A; 2, 3: B; then merges).
+        let mut d = Dispatcher::new(chunked(2), vec![vec![]], ids(&[0, 1]), false);
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(next_at(&mut d, 0, t), Some(0));
+        d.finished(0, UnitId(0), UnitEnd::Ok, t + s(4));
+        assert_eq!(d.spent(7), s(4));
+        assert_eq!(next_at(&mut d, 0, t + s(4)), Some(1));
+        d.finished(0, UnitId(1), UnitEnd::Ok, t + s(7));
+        assert_eq!(d.spent(7), s(7));
+        // The next unit (A's merge goes first) has 3 s of a 10 s limit left (+ 1 s grace):
+        // killed after 4 s, not 11.
+        assert!(next_at(&mut d, 0, t + s(7)).is_some());
+        let (limit, grace) = (s(10), s(1));
+        assert!(d.overdue(t + s(10), limit, grace).is_empty());
+        assert_eq!(
+            d.overdue(t + s(12), limit, grace),
+            vec![Action::Signal {
+                worker: 0,
+                signal: StopSignal::Kill
+            }]
+        );
+        // Other runs are not charged.
+        assert_eq!(d.spent(8), Duration::ZERO);
+    }
+
+    /// Requests work for `w` and starts what it gets at `at`.
+    fn next_at(d: &mut Dispatcher, w: usize, at: Instant) -> Option<usize> {
+        let got = assigned(&d.request(w)).first().map(|&(_, u)| u)?;
+        d.started(w, UnitId(got), at);
+        Some(got)
     }
 }

@@ -528,13 +528,15 @@ pub fn process_unit(
     chain: &[ChainPhase],
     run: u32,
     part: &Part,
+    spent: std::time::Duration,
     outbox: &Outbox,
     cancel: &AtomicBool,
 ) {
     let t0 = Instant::now();
+    // `run_timeout` is the run's: a unit of a split run has what its earlier units left.
     let deadline = job
         .run_timeout_s
-        .map(|s| t0 + std::time::Duration::from_secs_f64(s));
+        .map(|s| t0 + std::time::Duration::from_secs_f64(s).saturating_sub(spent));
     let label = format!("run {run}{part}");
     outbox.send(&WorkerMsg::RunStarted {
         run,

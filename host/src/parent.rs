@@ -710,7 +710,7 @@ impl<'a> EventLoop<'a> {
             .overall(self.ledger.finished_runs(), self.done_bytes, &self.workers);
         self.display.worker(&self.workers[i], &self.workers);
         let actions = match unit {
-            Some(u) => self.dispatcher.finished(i, u, end),
+            Some(u) => self.dispatcher.finished(i, u, end, Instant::now()),
             None => Vec::new(),
         };
         if self.dispatcher.stopping() == Stopping::Aborted
@@ -827,7 +827,8 @@ impl<'a> EventLoop<'a> {
                 Action::Assign { worker, unit } => {
                     let u = self.dispatcher.unit(unit);
                     self.ledger.assigned(u.run, worker);
-                    self.workers[worker].assign(Some((u.run, u.part.clone())));
+                    let spent = self.dispatcher.spent(u.run);
+                    self.workers[worker].assign(Some((u.run, u.part.clone(), spent)));
                 }
                 Action::Release { worker } => self.workers[worker].assign(None),
                 Action::Signal { worker, signal } => self.workers[worker].signal(match signal {

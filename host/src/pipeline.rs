@@ -281,9 +281,8 @@ pub struct Pipeline {
     pub plugins: Vec<PathBuf>,
     /// Error policy.
     pub on_error: OnError,
-    /// Longest time one unit of work may take: a whole run (all its phases), or, for a run
-    /// split into event chunks, one phase of one chunk or one merge (a split run has at most
-    /// `dispatch::MAX_CHUNKS_PER_RUN` chunks, so it is bounded too); None: no limit.
+    /// Longest time one run may take, all its phases; for a run split into event chunks, the
+    /// time all its units (chunks' phases, merges, commit) took, summed. None: no limit.
     pub run_timeout: Option<RunTimeout>,
     /// Runs with more events than this are split into event chunks of about this many events,
     /// processed by any workers and merged (when every active phase can); 0: never split. A

@@ -150,13 +150,17 @@ impl std::fmt::Display for Part {
 }
 
 /// The parent's answer to [`WorkerMsg::Next`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Assign {
     /// The run to process next, or None: no more work, exit.
     pub run: Option<u32>,
     /// Which part of it.
     #[serde(default)]
     pub part: Part,
+    /// Seconds the run's finished units already took: `run_timeout` limits a run split into
+    /// event chunks over all its units, so this unit has what is left.
+    #[serde(default)]
+    pub spent_s: f64,
 }
 
 /// Outcome of one phase on one run.

@@ -74,12 +74,15 @@ pub struct WorkerProc {
 }
 
 impl WorkerProc {
-    /// Sends the next unit (None: no more work; its stdin is closed).
-    pub fn assign(&mut self, work: Option<(u32, Part)>) {
+    /// Sends the next unit: its run, its part and the time the run's finished units took
+    /// (None: no more work; its stdin is closed).
+    pub fn assign(&mut self, work: Option<(u32, Part, std::time::Duration)>) {
         let run = work.as_ref().map(|w| w.0);
+        let spent_s = work.as_ref().map_or(0.0, |w| w.2.as_secs_f64());
         let part = work.map(|w| w.1).unwrap_or_default();
         if let Some(stdin) = self.stdin.as_mut() {
-            let mut line = serde_json::to_string(&Assign { run, part }).unwrap_or_default();
+            let mut line =
+                serde_json::to_string(&Assign { run, part, spent_s }).unwrap_or_default();
             line.push('\n');
             let _ = stdin.write_all(line.as_bytes());
             let _ = stdin.flush();

@@ -156,7 +156,8 @@ pub fn main() -> i32 {
         };
         let Some(run) = assign.run else { break };
         inject_fault(run);
-        crate::execute::process_unit(&job, &chain, run, &assign.part, &outbox, &cancel);
+        let spent = std::time::Duration::try_from_secs_f64(assign.spent_s).unwrap_or_default();
+        crate::execute::process_unit(&job, &chain, run, &assign.part, spent, &outbox, &cancel);
     }
     let peak = peak_rss_kib();
     tracing::info!("worker {} done, peak RSS {} KiB", job.worker, peak);

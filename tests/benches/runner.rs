@@ -53,7 +53,7 @@ fn dispatcher_us_per_unit(units: usize, workers: usize) -> f64 {
     while done < units {
         for w in 0..workers {
             if let Some(u) = in_hand[w].take() {
-                d.finished(w, u, spyral_host::dispatch::UnitEnd::Ok);
+                d.finished(w, u, spyral_host::dispatch::UnitEnd::Ok, now);
                 done += 1;
             }
             for a in d.request(w) {

@@ -366,3 +366,31 @@ fn an_interrupt_while_assets_are_built_stops_at_once_and_leaves_no_partial_asset
     assert!(!assets.join("stamp-asset.bin").exists());
     assert!(!sb.ws().join("Stamp/run_0001.bin").exists());
 }
+
+#[test]
+fn run_timeout_limits_a_split_run_over_all_its_chunks() {
+    let sb = Sandbox::new();
+    // Run 1: 40 events of 100 bytes in 4 chunks of 10, 0.5 s each (2 s of work); run 2: 5
+    // events, whole (0.25 s).
+    sb.trace(1, 4000);
+    sb.trace(2, 500);
+    let p = sb.pipeline(
+        "runs: {min: 1, max: 2}\nworkers: 2\nseed: 1\nchunk_events: 10\nrun_timeout: 1.2s",
+        "  - kind: lines\n    config: {sleep_ms_per_event: 50}\n",
+    );
+    let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let rep = sb.report();
+    // Every chunk alone is under the limit, the run is not.
+    let run1 = spyral_e2e::run_record(&rep, 1);
+    assert_eq!(run1["status"], "failed", "{run1}");
+    assert!(
+        run1["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded run_timeout (1.2 s) in phase Lines"),
+        "{run1}"
+    );
+    assert_eq!(spyral_e2e::run_record(&rep, 2)["status"], "ok");
+    assert!(!sb.ws().join("Lines/run_0001.txt").exists());
+}
