@@ -11,10 +11,11 @@
 //! also handle the chunk spill form ([`super::spill`]).
 
 use super::spill::{self, Encoding, Kind, Spill, SpillWriter};
+use super::H5Out;
 use crate::attpc::h5util::{self, AttrNumber};
 use crate::h5fast;
 use ndarray::Array2;
-use spyral_core::{PartialFile, PhaseError, RunContext};
+use spyral_core::{PhaseError, RunContext};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
@@ -77,19 +78,8 @@ pub struct ClusterEventRecord {
 pub struct ClusterWriter(Backend);
 
 enum Backend {
-    Hdf5 {
-        // Field order matters: the HDF5 objects close before the partial file is cleaned up.
-        root: hdf5::Group,
-        make: h5fast::Maker,
-        file: hdf5::File,
-        out: PartialFile,
-        dest: PathBuf,
-    },
+    Hdf5(H5Out),
     Spill(RefCell<SpillWriter>),
-}
-
-fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
-    PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
 }
 
 impl ClusterWriter {
@@ -121,34 +111,17 @@ impl ClusterWriter {
             let w = SpillWriter::create(dest, Kind::Clusters, min_event, max_event)?;
             return Ok(ClusterWriter(Backend::Spill(RefCell::new(w))));
         }
-        let out = PartialFile::new(dest)?;
-        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
-        let file = hdf5::File::with_options()
-            .with_fcpl(|p| p.obj_track_times(false))
-            .create(out.path())
-            .map_err(|e| err("create", e))?;
-        let root = h5util::create_group(&file, "cluster").map_err(|e| err("cluster", e))?;
-        h5util::write_attr(&root, "min_event", &min_event).map_err(|e| err("min_event", e))?;
-        h5util::write_attr(&root, "max_event", &max_event).map_err(|e| err("max_event", e))?;
-        let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
-        Ok(ClusterWriter(Backend::Hdf5 {
-            root,
-            make,
-            file,
-            out,
-            dest: dest.to_path_buf(),
-        }))
+        let h = H5Out::create(dest, "cluster", min_event, max_event)?;
+        Ok(ClusterWriter(Backend::Hdf5(h)))
     }
 
     /// Writes one event.
     pub fn write(&self, r: &ClusterEventRecord) -> Result<(), PhaseError> {
-        let (root, make, dest) = match &self.0 {
+        let h = match &self.0 {
             Backend::Spill(w) => return w.borrow_mut().cluster_event(r),
-            Backend::Hdf5 {
-                root, make, dest, ..
-            } => (root, make, dest),
+            Backend::Hdf5(h) => h,
         };
-        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
+        let (root, make, err) = (&h.group, &h.make, |what: &str, e| h.err(what, e));
         let ev_name = format!("event_{}", r.id);
         let ev = make.group(root, &ev_name).map_err(|e| err(&ev_name, e))?;
         make.attr(&ev, "nclusters", r.clusters.len() as i64)
@@ -173,17 +146,7 @@ impl ClusterWriter {
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
         match self.0 {
             Backend::Spill(w) => w.into_inner().finish(),
-            Backend::Hdf5 {
-                root,
-                make,
-                file,
-                out,
-                dest,
-            } => {
-                drop((root, make));
-                file.close().map_err(|e| h5_error(&dest, "close", e))?;
-                out.commit()
-            }
+            Backend::Hdf5(h) => h.finish(),
         }
     }
 }

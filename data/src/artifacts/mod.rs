@@ -24,8 +24,72 @@ pub use rows::{EstimateRow, FitRow};
 pub use spill::Encoding;
 
 use crate::attpc::h5util;
-use spyral_core::PhaseError;
+use crate::h5fast;
+use spyral_core::{PartialFile, PhaseError};
 use std::path::{Path, PathBuf};
+
+/// An artifact being written in Spyral's HDF5 layout: the file (through a temporary name, without
+/// object timestamps so the same calls give the same bytes), its top group with the
+/// `min_event`/`max_event` attributes, and the property lists of [`h5fast::Maker`].
+pub(crate) struct H5Out {
+    // Field order matters: the HDF5 objects close before the partial file is cleaned up.
+    pub(crate) group: hdf5::Group,
+    pub(crate) make: h5fast::Maker,
+    file: hdf5::File,
+    out: PartialFile,
+    dest: PathBuf,
+}
+
+impl H5Out {
+    /// Creates `dest` with the top group `group` and its range attributes.
+    pub(crate) fn create(
+        dest: &Path,
+        group: &str,
+        min_event: i64,
+        max_event: i64,
+    ) -> Result<Self, PhaseError> {
+        let out = PartialFile::new(dest)?;
+        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
+        let file = hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(out.path())
+            .map_err(|e| err("create", e))?;
+        let g = h5util::create_group(&file, group).map_err(|e| err(group, e))?;
+        h5util::write_attr(&g, "min_event", &min_event).map_err(|e| err("min_event", e))?;
+        h5util::write_attr(&g, "max_event", &max_event).map_err(|e| err("max_event", e))?;
+        let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
+        Ok(H5Out {
+            group: g,
+            make,
+            file,
+            out,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The error of writing `what`, naming the file.
+    pub(crate) fn err(&self, what: &str, e: hdf5::Error) -> PhaseError {
+        h5_error(&self.dest, what, e)
+    }
+
+    /// Closes the file and renames it to its final name.
+    pub(crate) fn finish(self) -> Result<PathBuf, PhaseError> {
+        let H5Out {
+            group,
+            make,
+            file,
+            out,
+            dest,
+        } = self;
+        drop((group, make));
+        file.close().map_err(|e| h5_error(&dest, "close", e))?;
+        out.commit()
+    }
+}
+
+fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
+    PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
+}
 
 /// An artifact's top group opened to read its events back: the file, the group, its
 /// `min_event`/`max_event` attributes and the sorted ids of its `<prefix><id>` members.

@@ -8,10 +8,10 @@
 //! reads it back event by event; both also handle the chunk spill form ([`super::spill`]).
 
 use super::spill::{self, Encoding, Kind, Spill, SpillWriter};
-use crate::attpc::h5util;
+use super::H5Out;
 use crate::h5fast;
 use ndarray::Array2;
-use spyral_core::{PartialFile, PhaseError, RunContext};
+use spyral_core::{PhaseError, RunContext};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
@@ -66,14 +66,7 @@ pub struct CloudRecord {
 pub struct CloudWriter(Backend);
 
 enum Backend {
-    Hdf5 {
-        // Field order matters: the HDF5 objects close before the partial file is cleaned up.
-        group: hdf5::Group,
-        make: h5fast::Maker,
-        file: hdf5::File,
-        out: PartialFile,
-        dest: PathBuf,
-    },
+    Hdf5(H5Out),
     Spill(RefCell<SpillWriter>),
 }
 
@@ -106,34 +99,17 @@ impl CloudWriter {
             let w = SpillWriter::create(dest, Kind::Clouds, min_event, max_event)?;
             return Ok(CloudWriter(Backend::Spill(RefCell::new(w))));
         }
-        let out = PartialFile::new(dest)?;
-        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
-        let file = hdf5::File::with_options()
-            .with_fcpl(|p| p.obj_track_times(false))
-            .create(out.path())
-            .map_err(|e| err("create", e))?;
-        let group = h5util::create_group(&file, "cloud").map_err(|e| err("cloud", e))?;
-        h5util::write_attr(&group, "min_event", &min_event).map_err(|e| err("min_event", e))?;
-        h5util::write_attr(&group, "max_event", &max_event).map_err(|e| err("max_event", e))?;
-        let make = h5fast::Maker::new().map_err(|e| err("property lists", e))?;
-        Ok(CloudWriter(Backend::Hdf5 {
-            group,
-            make,
-            file,
-            out,
-            dest: dest.to_path_buf(),
-        }))
+        let h = H5Out::create(dest, "cloud", min_event, max_event)?;
+        Ok(CloudWriter(Backend::Hdf5(h)))
     }
 
     /// Writes one event.
     pub fn write(&self, r: &CloudRecord) -> Result<(), PhaseError> {
-        let (group, make, dest) = match &self.0 {
+        let h = match &self.0 {
             Backend::Spill(w) => return w.borrow_mut().cloud(r),
-            Backend::Hdf5 {
-                group, make, dest, ..
-            } => (group, make, dest),
+            Backend::Hdf5(h) => h,
         };
-        let err = |what: &str, e: hdf5::Error| h5_error(dest, what, e);
+        let (group, make, err) = (&h.group, &h.make, |what: &str, e| h.err(what, e));
         let name = format!("cloud_{}", r.id);
         let ds = make
             .dataset(group, &name, &r.cloud)
@@ -152,23 +128,9 @@ impl CloudWriter {
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
         match self.0 {
             Backend::Spill(w) => w.into_inner().finish(),
-            Backend::Hdf5 {
-                group,
-                make,
-                file,
-                out,
-                dest,
-            } => {
-                drop((group, make));
-                file.close().map_err(|e| h5_error(&dest, "close", e))?;
-                out.commit()
-            }
+            Backend::Hdf5(h) => h.finish(),
         }
     }
-}
-
-fn h5_error(dest: &Path, what: &str, e: hdf5::Error) -> PhaseError {
-    PhaseError::io(format!("writing {}: {what}: {e}", dest.display()))
 }
 
 /// A point-cloud artifact opened for reading its events back (to merge chunks, or as an

@@ -273,50 +273,55 @@ fn header<'a>(path: &'a Path, bytes: &'a [u8], kind: Kind) -> Result<Cursor<'a>,
     Ok(c)
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>, PhaseError> {
-    std::fs::read(path).map_err(|e| PhaseError::io_at(path, "cannot read", &e))
+/// Reads a spill file of `kind`: the header, then `record` until the end of the file; ids
+/// (`id`) must increase strictly.
+fn read_records<R, K: Ord + std::fmt::Display>(
+    path: &Path,
+    kind: Kind,
+    mut record: impl FnMut(&mut Cursor<'_>) -> Result<R, PhaseError>,
+    id: impl Fn(&R) -> K,
+) -> Result<Spill<R>, PhaseError> {
+    let bytes = std::fs::read(path).map_err(|e| PhaseError::io_at(path, "cannot read", &e))?;
+    let mut c = header(path, &bytes, kind)?;
+    let range = (c.i64("min_event")?, c.i64("max_event")?);
+    let mut records: Vec<R> = Vec::new();
+    while !c.done() {
+        let r = record(&mut c)?;
+        if let Some(last) = records.last() {
+            if id(last) >= id(&r) {
+                return Err(c.bad(&format!("event {} is out of order", id(&r))));
+            }
+        }
+        records.push(r);
+    }
+    Ok(Spill { range, records })
 }
 
 /// Reads a point-cloud spill file.
 pub(crate) fn read_clouds(path: &Path) -> Result<Spill<CloudRecord>, PhaseError> {
-    let bytes = read_bytes(path)?;
-    let mut c = header(path, &bytes, Kind::Clouds)?;
-    let range = (c.i64("min_event")?, c.i64("max_event")?);
-    let mut records: Vec<CloudRecord> = Vec::new();
-    while !c.done() {
+    let record = |c: &mut Cursor<'_>| -> Result<CloudRecord, PhaseError> {
         let id = c.u64("an event id")?;
-        if records.last().is_some_and(|r| r.id >= id) {
-            return Err(c.bad(&format!("event {id} is out of order")));
-        }
         let orig_run = c.i64("orig_run")?;
         let orig_event = c.i64("orig_event")?;
         let mut ic = [0.0; 4];
         for v in &mut ic {
             *v = c.f64("an ion-chamber value")?;
         }
-        let cloud = c.array("a cloud")?;
-        records.push(CloudRecord {
+        Ok(CloudRecord {
             id,
-            cloud,
+            cloud: c.array("a cloud")?,
             orig_run,
             orig_event,
             ic,
-        });
-    }
-    Ok(Spill { range, records })
+        })
+    };
+    read_records(path, Kind::Clouds, record, |r| r.id)
 }
 
 /// Reads a cluster spill file.
 pub(crate) fn read_clusters(path: &Path) -> Result<Spill<ClusterEventRecord>, PhaseError> {
-    let bytes = read_bytes(path)?;
-    let mut c = header(path, &bytes, Kind::Clusters)?;
-    let range = (c.i64("min_event")?, c.i64("max_event")?);
-    let mut records: Vec<ClusterEventRecord> = Vec::new();
-    while !c.done() {
+    let record = |c: &mut Cursor<'_>| -> Result<ClusterEventRecord, PhaseError> {
         let id = c.i64("an event id")?;
-        if records.last().is_some_and(|r| r.id >= id) {
-            return Err(c.bad(&format!("event {id} is out of order")));
-        }
         let mut attrs = [AttrNumber::Signed(0); 6];
         for a in &mut attrs {
             let tag = c.take(1, "an event attribute")?[0];
@@ -333,20 +338,19 @@ pub(crate) fn read_clusters(path: &Path) -> Result<Spill<ClusterEventRecord>, Ph
         for _ in 0..n {
             let label = c.i64("a cluster label")?;
             let direction = c.i64("a cluster direction")?;
-            let cloud = c.array("a cluster cloud")?;
             clusters.push(ClusterRecord {
                 label,
                 direction,
-                cloud,
+                cloud: c.array("a cluster cloud")?,
             });
         }
-        records.push(ClusterEventRecord {
+        Ok(ClusterEventRecord {
             id,
             attrs,
             clusters,
-        });
-    }
-    Ok(Spill { range, records })
+        })
+    };
+    read_records(path, Kind::Clusters, record, |r| r.id)
 }
 
 impl<R> Spill<R> {
