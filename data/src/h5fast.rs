@@ -17,26 +17,30 @@
 //! buffer handed to the library is sized from the dataspace the library reports.
 
 use crate::attpc::h5util::AttrNumber;
+use hdf5_sys::h5::HADDR_UNDEF;
+use hdf5_sys::h5::{H5_index_t, H5_iter_order_t};
 use hdf5_sys::h5a::{H5Acreate2, H5Aexists, H5Aget_space, H5Aget_type, H5Aopen, H5Aread, H5Awrite};
 use hdf5_sys::h5d::{
-    H5D_fill_time_t, H5Dcreate2, H5Dget_space, H5Dget_type, H5Dopen2, H5Dread, H5Dwrite,
+    H5D_fill_time_t, H5Dcreate2, H5Dget_offset, H5Dget_space, H5Dget_type, H5Dopen2, H5Dread,
+    H5Dwrite,
 };
 use hdf5_sys::h5g::{H5Gcreate2, H5Gopen2};
 use hdf5_sys::h5i::{hid_t, H5Idec_ref};
+use hdf5_sys::h5l::{H5L_info_t, H5L_type_t, H5Literate};
 use hdf5_sys::h5p::{
     H5Pcreate, H5Pset_char_encoding, H5Pset_chunk, H5Pset_fill_time, H5Pset_obj_track_times,
     H5P_CLS_ATTRIBUTE_CREATE, H5P_CLS_DATASET_CREATE, H5P_CLS_GROUP_CREATE, H5P_DEFAULT,
 };
 use hdf5_sys::h5s::{
     H5S_class_t, H5Screate, H5Screate_simple, H5Sget_simple_extent_dims,
-    H5Sget_simple_extent_ndims, H5Sget_simple_extent_npoints, H5S_ALL,
+    H5Sget_simple_extent_ndims, H5Sget_simple_extent_npoints, H5Sget_simple_extent_type, H5S_ALL,
 };
 use hdf5_sys::h5t::{
     H5T_class_t, H5T_cset_t, H5T_sign_t, H5Tget_class, H5Tget_sign, H5Tget_size, H5T_NATIVE_DOUBLE,
-    H5T_NATIVE_INT64, H5T_NATIVE_UINT64,
+    H5T_NATIVE_INT64, H5T_NATIVE_SHORT, H5T_NATIVE_UINT64, H5T_NATIVE_USHORT,
 };
 use ndarray::Array2;
-use std::ffi::{c_void, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 
 /// The most elements a 2-D dataset read here may claim (2^28 float64, 2 GiB): a point cloud or
 /// a cluster is at most a few hundred thousand values, and a corrupt header must not make the
@@ -142,6 +146,20 @@ macro_rules! scalar {
 scalar!(i64, H5T_NATIVE_INT64);
 scalar!(u64, H5T_NATIVE_UINT64);
 scalar!(f64, H5T_NATIVE_DOUBLE);
+scalar!(i16, H5T_NATIVE_SHORT);
+scalar!(u16, H5T_NATIVE_USHORT);
+
+/// A 2-byte integer sample type (GET and SIS3300 traces), with its sign.
+pub trait Sample: Scalar {
+    /// Whether the type is signed.
+    const SIGNED: bool;
+}
+impl Sample for i16 {
+    const SIGNED: bool = true;
+}
+impl Sample for u16 {
+    const SIGNED: bool = false;
+}
 
 fn cname(name: &str) -> hdf5::Result<CString> {
     CString::new(name).map_err(|_| hdf5::Error::from(format!("name {name:?} holds a NUL byte")))
@@ -423,6 +441,123 @@ pub fn quick_number(loc: &impl Loc, name: &str) -> Quick {
     }
 }
 
+/// The names of the hard links of the group `loc` (objects stored in this file), in the
+/// group's native order: one pass over its links that reads only each link's kind, never the
+/// objects they point to (soft and external links, which readers of untrusted files do not
+/// follow, are left out).
+pub fn hard_link_names(loc: &impl Loc) -> hdf5::Result<Vec<String>> {
+    /// Called by the library once per link, never concurrently; `data` is the `Vec` below.
+    #[allow(unsafe_code)]
+    unsafe extern "C" fn collect(
+        _group: hid_t,
+        name: *const c_char,
+        info: *const H5L_info_t,
+        data: *mut c_void,
+    ) -> i32 {
+        // SAFETY: `data` is the `&mut Vec<String>` passed to `H5Literate`, alive for the whole
+        // iteration and only touched here; `name` is a NUL-terminated string and `info` a link
+        // info, both valid during the call (checked for null).
+        let (names, info) = unsafe {
+            match (data.cast::<Vec<String>>().as_mut(), info.as_ref()) {
+                (Some(n), Some(i)) if !name.is_null() => (n, i),
+                _ => return -1,
+            }
+        };
+        if info.type_ == H5L_type_t::H5L_TYPE_HARD {
+            // SAFETY: checked non-null above; the library passes a NUL-terminated name.
+            let name = unsafe { CStr::from_ptr(name) };
+            names.push(name.to_string_lossy().into_owned());
+        }
+        0
+    }
+    let mut names: Vec<String> = Vec::new();
+    // SAFETY: `loc` is open while borrowed; the callback above matches the library's link
+    // iteration callback and receives a pointer to `names`, which outlives the call.
+    #[allow(unsafe_code)]
+    call(|| unsafe {
+        H5Literate(
+            loc.hid(),
+            H5_index_t::H5_INDEX_NAME,
+            H5_iter_order_t::H5_ITER_NATIVE,
+            std::ptr::null_mut(),
+            Some(collect),
+            (&mut names as *mut Vec<String>).cast::<c_void>(),
+        )
+    })?;
+    Ok(names)
+}
+
+/// A whole dataset read by [`quick_samples`]: its dimensions (rank 1 or 2) and its values in
+/// row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples<T> {
+    /// The dimensions.
+    pub dims: Vec<usize>,
+    /// The values, row-major.
+    pub values: Vec<T>,
+}
+
+/// A quick read of the whole dataset `ds` in its plain case: 2-byte integers of `T`'s sign,
+/// stored contiguously in the file itself (one block at a known address: not chunked, compact,
+/// virtual or in external files, and allocated), a 1-D or 2-D dataspace of at most
+/// `max_elements` elements. Anything else is `None`, and the caller reads the long way, which
+/// checks every property and says what is wrong. This is the trace reader's path for every
+/// event's GET and SIS3300 matrices: a handful of library calls instead of the dozens the
+/// checked path makes (property-list copies, type descriptors).
+pub fn quick_samples<T: Sample>(ds: &impl Loc, max_elements: usize) -> Option<Samples<T>> {
+    // SAFETY: every identifier opened here is owned by an `Id`; the rank is checked to be 1 or
+    // 2 before at most two dimensions are copied out; the buffer holds exactly the dataspace's
+    // element count of `T`, which is what `H5S_ALL` writes into memory of `T`'s native type.
+    #[allow(unsafe_code)]
+    hdf5::sync::sync(|| unsafe {
+        // Not contiguous, not allocated, or in external files: no single address.
+        if H5Dget_offset(ds.hid()) == HADDR_UNDEF {
+            return None;
+        }
+        let ty = Id::own(|| H5Dget_type(ds.hid())).ok()?;
+        let plain = H5Tget_class(ty.0) == H5T_class_t::H5T_INTEGER
+            && H5Tget_size(ty.0) == 2
+            && (H5Tget_sign(ty.0) != H5T_sign_t::H5T_SGN_NONE) == T::SIGNED;
+        if !plain {
+            return None;
+        }
+        let space = Id::own(|| H5Dget_space(ds.hid())).ok()?;
+        if H5Sget_simple_extent_type(space.0) != H5S_class_t::H5S_SIMPLE {
+            return None;
+        }
+        let rank = H5Sget_simple_extent_ndims(space.0);
+        if !(1..=2).contains(&rank) {
+            return None;
+        }
+        let mut raw = [0u64; 2];
+        if H5Sget_simple_extent_dims(space.0, raw.as_mut_ptr(), std::ptr::null_mut()) != rank {
+            return None;
+        }
+        let dims: Vec<usize> = raw[..rank as usize]
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect::<Option<_>>()?;
+        let n = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= max_elements)?;
+        let mut values = vec![T::default(); n];
+        if n > 0
+            && H5Dread(
+                ds.hid(),
+                T::native(),
+                H5S_ALL,
+                H5S_ALL,
+                H5P_DEFAULT,
+                values.as_mut_ptr().cast::<c_void>(),
+            ) < 0
+        {
+            return None;
+        }
+        Some(Samples { dims, values })
+    })
+}
+
 /// Reads the 2-D dataset `ds` as float64 (converted by the library from any integer or float
 /// type of a standard size), refusing a claimed shape over [`MAX_READ_ELEMENTS`] elements.
 pub fn read_2d(ds: &impl Loc) -> hdf5::Result<Array2<f64>> {
@@ -664,5 +799,76 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("element type is not a number"), "{e}");
+    }
+
+    /// The quick read gives what hdf5-metno reads for the plain case, and declines everything
+    /// else (chunked, another width or sign, a scalar, too many elements), leaving it to the
+    /// checked path.
+    #[test]
+    fn quick_samples_reads_the_plain_case_and_declines_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.h5");
+        let f = file(&path);
+        let pads = ndarray::Array2::from_shape_fn((3, 5), |(i, j)| (i * 7) as i16 - j as i16);
+        f.new_dataset_builder()
+            .with_data(&pads)
+            .create("pads")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&pads)
+            .chunk((1, 5))
+            .create("chunked")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&pads.mapv(i32::from))
+            .create("wide")
+            .unwrap();
+        let words = ndarray::arr1(&[7u16, 9, 11]);
+        f.new_dataset_builder()
+            .with_data(&words)
+            .create("words")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&ndarray::arr0(5u16))
+            .create("scalar")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&Array2::<i16>::zeros((0, 5)))
+            .create("empty")
+            .unwrap();
+
+        let read = |name: &str| f.dataset(name).unwrap();
+        let quick = quick_samples::<i16>(&read("pads"), 100).unwrap();
+        assert_eq!(quick.dims, [3, 5]);
+        assert_eq!(quick.values, read("pads").read_raw::<i16>().unwrap());
+        let quick = quick_samples::<u16>(&read("words"), 100).unwrap();
+        assert_eq!((quick.dims, quick.values), (vec![3], vec![7, 9, 11]));
+        // An empty matrix may be stored without an address (then the checked path reads it).
+        if let Some(q) = quick_samples::<i16>(&read("empty"), 100) {
+            assert_eq!((q.dims, q.values.len()), (vec![0, 5], 0));
+        }
+        assert_eq!(quick_samples::<i16>(&read("chunked"), 100), None);
+        assert_eq!(quick_samples::<i16>(&read("wide"), 100), None);
+        assert_eq!(quick_samples::<u16>(&read("pads"), 100), None);
+        assert_eq!(quick_samples::<u16>(&read("scalar"), 100), None);
+        assert_eq!(quick_samples::<i16>(&read("pads"), 14), None);
+    }
+
+    /// Only hard links are listed: soft and external links are not followed.
+    #[test]
+    fn hard_link_names_lists_hard_links_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(&dir.path().join("links.h5"));
+        let g = f.create_group("event_1").unwrap();
+        g.create_group("get").unwrap();
+        g.new_dataset::<u16>().shape(2).create("977").unwrap();
+        g.link_soft("/event_1/get", "soft").unwrap();
+        g.link_external("other.h5", "/x", "external").unwrap();
+        let mut names = hard_link_names(&g).unwrap();
+        names.sort();
+        assert_eq!(names, ["977", "get"]);
+        assert!(hard_link_names(&f.create_group("empty").unwrap())
+            .unwrap()
+            .is_empty());
     }
 }

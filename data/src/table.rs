@@ -183,6 +183,18 @@ impl Table {
     /// Reads a table this module wrote (required Int64 and Float64 columns, any codec, any
     /// number of row groups). Other column types are an error naming the column.
     pub fn read_parquet(path: &Path) -> Result<Table, PhaseError> {
+        Table::read_parquet_selected(path, None)
+    }
+
+    /// Reads only the columns `names` of a parquet table (those the file has, in the file's
+    /// order; a name it lacks is simply absent from the result), with the rules of
+    /// [`Table::read_parquet`] for them. The other columns are not decoded, so a few columns of
+    /// a wide table cost a few columns.
+    pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<Table, PhaseError> {
+        Table::read_parquet_selected(path, Some(names))
+    }
+
+    fn read_parquet_selected(path: &Path, names: Option<&[&str]>) -> Result<Table, PhaseError> {
         let err = |e: &dyn std::fmt::Display| {
             PhaseError::invalid_input(format!("reading {}: {e}", path.display()))
         };
@@ -192,7 +204,13 @@ impl Table {
         let meta = reader.metadata();
         let schema = meta.file_metadata().schema_descr();
         let mut table = Table::default();
-        for c in schema.columns() {
+        // The file's index of each column read.
+        let mut index: Vec<usize> = Vec::new();
+        for (i, c) in schema.columns().iter().enumerate() {
+            if names.is_some_and(|n| !n.contains(&c.name())) {
+                continue;
+            }
+            index.push(i);
             if c.max_def_level() != 0 || c.max_rep_level() != 0 {
                 return Err(err(&format!(
                     "column `{}` is optional or repeated; only required columns are read",
@@ -215,7 +233,7 @@ impl Table {
         for g in 0..reader.num_row_groups() {
             let group = reader.get_row_group(g).map_err(|e| err(&e))?;
             let expected = usize::try_from(meta.row_group(g).num_rows()).unwrap_or(0);
-            for (j, (name, col)) in table.columns.iter_mut().enumerate() {
+            for (&j, (name, col)) in index.iter().zip(table.columns.iter_mut()) {
                 let before = col.len();
                 match (group.get_column_reader(j).map_err(|e| err(&e))?, &mut *col) {
                     (ColumnReader::Int64ColumnReader(mut r), Column::I64(v)) => loop {
@@ -356,6 +374,30 @@ mod tests {
             Compression::ZSTD(_)
         ));
         assert!(!crate::table::tests::partial_left(dir.path()));
+    }
+
+    /// A projection reads the named columns (in the file's order) with the values a full read
+    /// gives, and leaves out a name the file lacks.
+    #[test]
+    fn reads_only_the_named_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Table::with_columns(&["event"], &["x", "y"]);
+        for i in 0..10 {
+            t.push_i64("event", i);
+            t.push_f64("x", i as f64 * 0.5);
+            t.push_f64("y", -(i as f64));
+        }
+        let p = t.write_parquet(&dir.path().join("a.parquet")).unwrap();
+        let all = Table::read_parquet(&p).unwrap();
+        let some = Table::read_parquet_columns(&p, &["y", "event", "absent"]).unwrap();
+        let names: Vec<&str> = some.columns.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["event", "y"]);
+        assert_eq!(some.columns[0], all.columns[0]);
+        assert_eq!(some.columns[1], all.columns[2]);
+        assert!(Table::read_parquet_columns(&p, &[])
+            .unwrap()
+            .columns
+            .is_empty());
     }
 
     #[test]

@@ -27,9 +27,11 @@ pub struct Columns {
 /// spyral writes, else with the solver's tolerant row reader (polars files with nullable or
 /// other numeric columns). A file without columns (Spyral's empty table) has no rows.
 pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<Vec<Vec<f64>>, ReadError> {
-    match Table::read_parquet(path) {
+    match Table::read_parquet_columns(path, names) {
         Ok(t) => {
-            if t.columns.is_empty() {
+            // Spyral's empty table has no columns at all.
+            if t.columns.is_empty() && Table::read_parquet(path).is_ok_and(|t| t.columns.is_empty())
+            {
                 return Ok(vec![Vec::new(); names.len()]);
             }
             names
@@ -38,10 +40,13 @@ pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<Vec<Vec<f64>>
                     |n| match t.columns.iter().find(|(c, _)| c == n).map(|(_, c)| c) {
                         Some(Column::F64(v)) => Ok(v.clone()),
                         Some(Column::I64(v)) => Ok(v.iter().map(|&x| x as f64).collect()),
+                        // The error path lists every column of the file.
                         None => Err(ReadError::MissingColumn {
                             path: path.to_path_buf(),
                             column: n.to_string(),
-                            present: t.columns.iter().map(|(c, _)| c.clone()).collect(),
+                            present: Table::read_parquet(path)
+                                .map(|t| t.columns.into_iter().map(|(c, _)| c).collect())
+                                .unwrap_or_default(),
                         }),
                     },
                 )

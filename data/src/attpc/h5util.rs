@@ -465,6 +465,41 @@ pub fn hard_dataset(group: &Group, name: &str) -> Option<Dataset> {
     }
 }
 
+/// The hard links of one small group, listed once: a reader that looks up several members of
+/// the same group (an event's `get`, `frib_physics`) scans its links once instead of once per
+/// name, as [`hard_member`] does.
+pub struct HardMembers<'g> {
+    group: &'g Group,
+    names: Vec<String>,
+}
+
+impl<'g> HardMembers<'g> {
+    /// Lists the hard links of `group`; a group whose links cannot be listed has none.
+    pub fn of(group: &'g Group) -> HardMembers<'g> {
+        let names = crate::h5fast::hard_link_names(group).unwrap_or_default();
+        HardMembers { group, names }
+    }
+
+    /// Whether `name` is a hard link of the group.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// Opens the member group `name` if it is a hard link to a group.
+    pub fn group(&self, name: &str) -> Option<Group> {
+        self.contains(name)
+            .then(|| self.group.group(name).ok())
+            .flatten()
+    }
+
+    /// Opens the member dataset `name` if it is a hard link to a dataset.
+    pub fn dataset(&self, name: &str) -> Option<Dataset> {
+        self.contains(name)
+            .then(|| self.group.dataset(name).ok())
+            .flatten()
+    }
+}
+
 /// Whether `group` has a member (group or dataset) called `name`.
 pub fn has_member(group: &Group, name: &str) -> bool {
     group.link_exists(name)

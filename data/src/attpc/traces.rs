@@ -29,7 +29,7 @@
 
 use super::h5util::{
     attr_i64, attr_string, attr_u64, check_read_extent, ensure_integer_dataset, hard_dataset,
-    hard_group, hard_links, H5ReadError,
+    hard_group, hard_links, H5ReadError, HardMembers,
 };
 use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group, MinorErrorCode};
@@ -56,6 +56,9 @@ pub const NUM_SCALERS: usize = 11;
 /// x 68 channels = 11 968 channels; a larger shape is a corrupt header, refused before anything
 /// is allocated.
 pub const MAX_GET_ROWS: usize = 32_768;
+/// The longest FRIBDAQ trigger dataset (`977`, one word used) read whole on the quick path; a
+/// longer one is read the checked way, its first word only.
+const MAX_QUICK_977: usize = 64;
 /// How many ids a declared range may reach beyond the stored events, on either side, without a
 /// warning: the merger declares its last GET event even when it had to drop it.
 pub const RANGE_TOLERANCE: u64 = 1;
@@ -1221,34 +1224,36 @@ impl TraceReader {
         let lenient_u64 =
             |loc: &hdf5::Location, n: &str| attr_u64(loc, n).ok().flatten().unwrap_or(0);
 
+        // Each group's hard links are listed once, then looked up by name.
+        let members = HardMembers::of(&group);
         if self.format == TraceFormat::Merger2 {
-            if let Some(get) = hard_group(&group, "get") {
+            if let Some(get) = members.group("get") {
+                let in_get = HardMembers::of(&get);
                 event.timestamp = lenient_u64(&get, "timestamp");
                 event.timestamp_other = lenient_u64(&get, "timestamp_other");
-                if let Some(ds) = hard_dataset(&get, "pads") {
+                if let Some(ds) = in_get.dataset("pads") {
                     event.pads =
                         Some(self.read_get_matrix(&ds, id, &format!("{base}/get/pads"))?);
                 }
                 for (i, det) in SiliconTraces::NAMES.iter().enumerate() {
                     let found = [format!("si_{det}"), format!("silicon_{det}")]
                         .into_iter()
-                        .find_map(|n| hard_dataset(&get, &n).map(|ds| (n, ds)));
+                        .find_map(|n| in_get.dataset(&n).map(|ds| (n, ds)));
                     if let Some((n, ds)) = found {
                         let m = self.read_get_matrix(&ds, id, &format!("{base}/get/{n}"))?;
                         *event.silicon.slot(i) = Some(m);
                     }
                 }
             }
-        } else if let Some(ds) = hard_dataset(&group, "get_traces") {
+        } else if let Some(ds) = members.dataset("get_traces") {
             event.timestamp = lenient_u64(&ds, "timestamp");
             event.timestamp_other = lenient_u64(&ds, "timestamp_other");
             event.pads = Some(self.read_get_matrix(&ds, id, &format!("{base}/get_traces"))?);
         }
 
-        if let Some(frib) = hard_group(&group, "frib_physics") {
-            if let (Some(d1903), Some(d977)) =
-                (hard_dataset(&frib, "1903"), hard_dataset(&frib, "977"))
-            {
+        if let Some(frib) = members.group("frib_physics") {
+            let in_frib = HardMembers::of(&frib);
+            if let (Some(d1903), Some(d977)) = (in_frib.dataset("1903"), in_frib.dataset("977")) {
                 let ts = attr_u64(&frib, "timestamp")
                     .ok()
                     .flatten()
@@ -1277,6 +1282,15 @@ impl TraceReader {
         id: u64,
         object: &str,
     ) -> Result<Array2<i16>, TraceError> {
+        // The plain case (contiguous 2-byte integers of the expected width) in a few library
+        // calls; anything else the checked way below, which says what is wrong.
+        if let Some(m) = crate::h5fast::quick_samples::<i16>(ds, MAX_GET_ROWS * GET_COLUMNS) {
+            if let [rows, GET_COLUMNS] = m.dims[..] {
+                if let Ok(a) = Array2::from_shape_vec((rows, GET_COLUMNS), m.values) {
+                    return Ok(a);
+                }
+            }
+        }
         ensure_integer_dataset(ds).map_err(|p| self.event_err(id, object, p.to_string()))?;
         let shape = ds.shape();
         if shape.len() != 2 || shape[1] != GET_COLUMNS {
@@ -1320,6 +1334,22 @@ impl TraceReader {
         n977: &str,
         timestamp: u32,
     ) -> Result<FribData, TraceError> {
+        // The plain case first, as for the GET matrix.
+        let traces = crate::h5fast::quick_samples::<u16>(d1903, FRIB_TRACE_LENGTH * FRIB_CHANNELS)
+            .filter(|m| m.dims == [FRIB_TRACE_LENGTH, FRIB_CHANNELS])
+            .and_then(|m| {
+                Array2::from_shape_vec((FRIB_TRACE_LENGTH, FRIB_CHANNELS), m.values).ok()
+            });
+        let trigger = crate::h5fast::quick_samples::<u16>(d977, MAX_QUICK_977)
+            .filter(|m| m.dims.len() == 1)
+            .and_then(|m| m.values.first().copied());
+        if let (Some(traces), Some(trigger)) = (traces, trigger) {
+            return Ok(FribData {
+                traces,
+                trigger,
+                timestamp,
+            });
+        }
         let o1903 = format!("{group}/{n1903}");
         let o977 = format!("{group}/{n977}");
         ensure_integer_dataset(d1903).map_err(|p| self.event_err(id, &o1903, p.to_string()))?;
