@@ -18,7 +18,7 @@ use crate::locks;
 use crate::protocol::{
     ErrorInfo, FailureKind, Job, Part, PhaseRecord, PhaseStatus, RunOutcome, WorkerMsg,
 };
-use crate::provenance::{self, Decision, Identity, RecordRead, RecordStatus};
+use crate::provenance::{self, After, Decision, Identity, RecordRead, RecordStatus};
 use crate::worker::{cpu_seconds, epoch_seconds, peak_rss_kib, Outbox};
 use abi_stable::std_types::{RStr, RString, RVec};
 use spyral_core::{LogLevel, PhaseErrorKind, PhaseResult, RunContext, RunSink};
@@ -231,6 +231,7 @@ fn lock_unit(
 /// have nothing to do).
 fn whole_run_current(job: &Job, chain: &[ChainPhase], run: u32, trace: &PathBuf) -> bool {
     let mut payload = PhaseResult::new(run).with_artifact("trace", trace);
+    let mut after = None;
     for c in chain {
         let ws = c.workspace();
         if !c.spec.active {
@@ -238,14 +239,19 @@ fn whole_run_current(job: &Job, chain: &[ChainPhase], run: u32, trace: &PathBuf)
                 Ok(r) => payload = r,
                 Err(_) => return false,
             }
+            after = None;
             continue;
         }
         let forced = job.force.iter().any(|f| f == "*" || *f == c.name);
         let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
-        let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
+        let identity =
+            Identity::of(c, &payload, job.seed_fixed.then_some(seed)).following(after.take());
         let record = provenance::read(&provenance::record_path(&ws.artifact_dir(), run));
         match provenance::decide(&record, &identity, forced, None) {
-            Decision::UpToDate(rec) => payload = provenance::result_of(&rec),
+            Decision::UpToDate(rec) => {
+                payload = provenance::result_of(&rec);
+                after = After::record(&c.name, &rec);
+            }
             Decision::Run(_) => return false,
         }
     }
@@ -465,9 +471,11 @@ fn commit_run(
         return RunOutcome::Ok;
     }
     let mut payload = PhaseResult::new(run).with_artifact("trace", trace);
+    let mut after = None;
     for c in chain {
         let ws = c.workspace();
         if !c.spec.active {
+            after = None;
             match c.phase.construct_artifact(&payload, &ws).into_result() {
                 Ok(r) => payload = r,
                 Err(e) => {
@@ -493,7 +501,8 @@ fn commit_run(
             }
         };
         let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
-        let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
+        let identity =
+            Identity::of(c, &payload, job.seed_fixed.then_some(seed)).following(after.take());
         let record = provenance::Record {
             format: provenance::RECORD_FORMAT,
             run,
@@ -516,6 +525,7 @@ fn commit_run(
             );
         }
         payload = provenance::result_of(&record);
+        after = After::record(&c.name, &record);
     }
     tracing::info!("{label}: whole-run records written");
     remove_chunk_dirs(chain, run, label);
@@ -677,6 +687,8 @@ fn locked_unit(
     // The last active phase of this unit that ran (its outputs are new): every later active
     // phase reruns too, the rule `spyral status` predicts with.
     let mut upstream: Option<String> = None;
+    // The record the next active phase follows (see `Identity::after`).
+    let mut after: Option<After> = None;
     let names: Vec<String> = chain.iter().map(|c| c.name.clone()).collect();
     for (k, c) in chain.iter().enumerate() {
         if target.is_some_and(|t| k > t) {
@@ -693,6 +705,7 @@ fn locked_unit(
         if !c.spec.active {
             // Its artifacts are used as they are, whatever ran before.
             upstream = None;
+            after = None;
             tracing::debug!("calling {}.construct_artifact for {label}", c.name);
             match c.phase.construct_artifact(&payload, &ws).into_result() {
                 Ok(r) if !reported(k) => payload = r,
@@ -718,8 +731,9 @@ fn locked_unit(
             // An earlier phase of this chunk: its result, as its own unit recorded it.
             let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
             let (first, last) = (ch.events.first, ch.events.last);
-            let identity =
-                Identity::of(c, &payload, job.seed_fixed.then_some(seed)).for_chunk(first, last);
+            let identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed))
+                .for_chunk(first, last)
+                .following(after.take());
             let path = provenance::chunk_record_path(&ws.artifact_dir(), run, first, last);
             match provenance::decide(&provenance::read(&path), &identity, false, None) {
                 Decision::UpToDate(rec) => {
@@ -728,6 +742,7 @@ fn locked_unit(
                         upstream = Some(c.name.clone());
                     }
                     payload = provenance::result_of(&rec);
+                    after = After::record(&c.name, &rec);
                 }
                 Decision::Run(reason) => {
                     tracing::error!("{label}: the result of {} is not current: {reason}", c.name);
@@ -760,7 +775,8 @@ fn locked_unit(
             continue;
         }
         let seed = spyral_core::seed::derive_seed(job.seed, run, &c.name);
-        let mut identity = Identity::of(c, &payload, job.seed_fixed.then_some(seed));
+        let mut identity =
+            Identity::of(c, &payload, job.seed_fixed.then_some(seed)).following(after.take());
         let artifact_dir = ws.artifact_dir();
         let record_path = match chunk {
             Some(ch) => {
@@ -775,6 +791,7 @@ fn locked_unit(
             Decision::UpToDate(rec) => {
                 tracing::info!("{label}: phase {} is up to date; not running it", c.name);
                 payload = provenance::result_of(&rec);
+                after = After::record(&c.name, &rec);
                 phase_done(no_call(&c.name, PhaseStatus::UpToDate, None));
                 continue;
             }
@@ -833,6 +850,7 @@ fn locked_unit(
                 if let Err(e) = provenance::write_at(&record_path, &prov) {
                     tracing::warn!("{label}: cannot write the provenance of {}: {e}", c.name);
                 }
+                after = After::record(&c.name, &prov);
                 let meta = serde_json::Value::Object(r.metadata_map());
                 let mut rec =
                     record_of(&c.name, PhaseStatus::Ok, None, wall, cpu, items, Some(meta));

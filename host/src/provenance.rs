@@ -6,8 +6,9 @@
 //! (run, phase) lock. It holds the phase kind and name, the library's code identity (build id
 //! or file hash, see `identity`), the whole resolved configuration, the identity of every input
 //! **by content** (the BLAKE3 hash of an input artifact; raw trace files, which are never
-//! rewritten, by size and modification time), the seed, the outputs (size, modification time
-//! and content hash) and the status.
+//! rewritten, by size and modification time), the seed, the identity hash of the record of the
+//! active phase before it (a chain through every earlier phase), the outputs (size,
+//! modification time and content hash) and the status.
 //!
 //! [`decide`] is the only rule: `spyral run` (in the worker) and `spyral status` both call it,
 //! with the same inputs, so status predicts exactly what the next launch does. A (run, phase)
@@ -87,6 +88,33 @@ pub struct Identity {
     /// named by their config field: editing such a file in place makes the phase stale.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileId>,
+    /// The record this one follows: the active phase just before it (for this run, or this
+    /// chunk) and the identity hash of its record. Each identity holds the one before, so every
+    /// earlier phase counts: a phase reading a non-adjacent earlier phase by name is stale when
+    /// that phase changed, even if the phases between wrote the same bytes. None for the first
+    /// active phase, after an inactive phase (its artifacts are taken as they are), and in
+    /// records made before this field (accepted as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<After>,
+}
+
+/// The earlier record an [`Identity`] follows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct After {
+    /// The earlier phase.
+    pub phase: String,
+    /// The identity hash of its record ([`Record::hash`]).
+    pub record: String,
+}
+
+impl After {
+    /// Follows the record `r` of phase `phase`.
+    pub fn record(phase: &str, r: &Record) -> Option<After> {
+        Some(After {
+            phase: phase.to_string(),
+            record: r.hash.clone(),
+        })
+    }
 }
 
 impl Identity {
@@ -106,7 +134,13 @@ impl Identity {
                 &c.resolved_config_value(),
                 Path::new(c.workspace.root.as_str()),
             ),
+            after: None,
         }
+    }
+    /// The same identity following `after` (see [`Identity::after`]).
+    pub fn following(mut self, after: Option<After>) -> Identity {
+        self.after = after;
+        self
     }
     /// The same identity for one event chunk.
     pub fn for_chunk(mut self, first: u64, last: u64) -> Identity {
@@ -595,6 +629,13 @@ pub enum StaleReason {
     },
     /// The fixed base seed changed.
     SeedChanged,
+    /// The record of the active phase before it was rewritten with another identity since
+    /// this phase ran (an earlier phase changed, though its direct input may have the same
+    /// bytes).
+    EarlierPhaseChanged {
+        /// The phase just before, whose record changed.
+        phase: String,
+    },
     /// An output was modified after it was written.
     OutputModified {
         /// The output.
@@ -629,6 +670,9 @@ impl std::fmt::Display for StaleReason {
                 write!(f, "input `{name}` ({}) changed", path.display())
             }
             StaleReason::SeedChanged => write!(f, "seed changed"),
+            StaleReason::EarlierPhaseChanged { phase } => {
+                write!(f, "earlier phases changed since it ran (record of {phase})")
+            }
             StaleReason::OutputModified { path } => {
                 write!(f, "output {} was modified", path.display())
             }
@@ -794,6 +838,15 @@ fn identity_change(old: &Identity, now: &Identity) -> Option<StaleReason> {
     if now.seed.is_some() && old.seed != now.seed {
         return Some(StaleReason::SeedChanged);
     }
+    // A record without it (made before the field existed, or after an inactive phase) is taken
+    // as it is.
+    if let (Some(o), Some(n)) = (&old.after, &now.after) {
+        if o != n {
+            return Some(StaleReason::EarlierPhaseChanged {
+                phase: n.phase.clone(),
+            });
+        }
+    }
     None
 }
 
@@ -833,6 +886,7 @@ mod tests {
             seed: Some(1),
             events: None,
             files: Vec::new(),
+            after: None,
         }
     }
 
@@ -850,6 +904,13 @@ mod tests {
             started: 0.0,
             finished: 0.0,
         }))
+    }
+
+    fn outputs_of(r: &RecordRead) -> Vec<FileId> {
+        match r {
+            RecordRead::Found(r) => r.outputs.clone(),
+            _ => Vec::new(),
+        }
     }
 
     fn stale(d: Decision) -> StaleReason {
@@ -910,6 +971,34 @@ mod tests {
         no_seed.seed = None;
         assert!(matches!(
             decide(&rec, &no_seed, false, None),
+            Decision::UpToDate(_)
+        ));
+        // The record before it: another identity hash there makes it stale, naming the phase;
+        // a record made without it (before the field existed) is taken as it is.
+        let follows = |hash: &str| {
+            now.clone().following(Some(After {
+                phase: "Cluster".into(),
+                record: hash.into(),
+            }))
+        };
+        let chained = record(&follows("aaaa"), outputs_of(&rec));
+        assert!(matches!(
+            decide(&chained, &follows("aaaa"), false, None),
+            Decision::UpToDate(_)
+        ));
+        let why = stale(decide(&chained, &follows("bbbb"), false, None));
+        assert_eq!(
+            why,
+            StaleReason::EarlierPhaseChanged {
+                phase: "Cluster".into()
+            }
+        );
+        assert_eq!(
+            why.to_string(),
+            "earlier phases changed since it ran (record of Cluster)"
+        );
+        assert!(matches!(
+            decide(&rec, &follows("bbbb"), false, None),
             Decision::UpToDate(_)
         ));
         // Modified and missing outputs.

@@ -8,7 +8,7 @@
 
 use crate::chain::ChainPhase;
 use crate::pipeline::Pipeline;
-use crate::provenance::{self, Decision, Identity, RunReason};
+use crate::provenance::{self, After, Decision, Identity, RunReason};
 use serde::{Deserialize, Serialize};
 use spyral_core::seed::derive_seed;
 use spyral_core::PhaseResult;
@@ -85,6 +85,8 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
     let mut payload =
         PhaseResult::new(run).with_artifact("trace", crate::runs::trace_file(&p.traces, run));
     let mut upstream: Option<String> = None;
+    // The record the next active phase follows (see `Identity::after`).
+    let mut after: Option<After> = None;
     let mut cells = Vec::new();
     // A launch processing the run in event chunks holds its split-run marker throughout; its
     // chunk workers hold the run's locks only shared, and only while a unit runs.
@@ -105,6 +107,7 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
                 kept_chunk_events: Vec::new(),
             });
             upstream = None;
+            after = None;
             if let Ok(r) = constructed {
                 payload = r;
             }
@@ -123,11 +126,12 @@ fn row(p: &Pipeline, chain: &[ChainPhase], run: u32) -> Row {
             continue;
         }
         let seed = p.seed.map(|s| derive_seed(s, run, &c.name));
-        let now = Identity::of(c, &payload, seed);
+        let now = Identity::of(c, &payload, seed).following(after.take());
         let record = provenance::read(&provenance::record_path(&ws.artifact_dir(), run));
         let state = match provenance::decide(&record, &now, false, upstream.as_deref()) {
             Decision::UpToDate(rec) => {
                 payload = provenance::result_of(&rec);
+                after = After::record(&c.name, &rec);
                 State::Current
             }
             Decision::Run(reason) => {

@@ -625,3 +625,74 @@ fn a_replacement_worker_refuses_a_library_rebuilt_during_the_launch() {
     );
     assert!(!sb.ws().join("Stamp/run_0002.bin").exists());
 }
+
+/// A phase that reads a non-adjacent earlier phase by name (charge-sum reads Pointcloud's clouds)
+/// is stale when that phase changed, even if the phase between wrote the same bytes: here a
+/// second pipeline over the same workspace reruns Pointcloud with another threshold and a
+/// `stamp` whose output ignores its input, without charge-sum. Every identity holds the record
+/// hash of the phase before it, so the change reaches charge-sum through Stamp's record.
+#[test]
+fn a_phase_reading_an_earlier_phase_by_name_sees_it_change_through_identical_outputs() {
+    let sb = Sandbox::new();
+    sb.simulated(1, 6, 9);
+    let pipeline = |name: &str, threshold: f64, tail: &str| {
+        sb.file(
+            name,
+            &format!(
+                "workspace: ws\ntraces: traces\nruns: {{min: 1, max: 1}}\nseed: 2\nplugins:\n  - {}\n  - {}\n\
+                 phases:\n  - kind: pointcloud\n    config: {{get: {{peak_threshold: {threshold}}}}}\n\
+                 \x20 - kind: stamp\n    config: {{ignore_input: true}}\n{tail}",
+                spyral_e2e::plugin("spyral_testkit").display(),
+                spyral_e2e::plugin("charge_sum").display(),
+            ),
+        )
+    };
+    let charge = "  - kind: charge-sum\n    config: {min_points: 1}\n";
+    let full = pipeline("full.yaml", 40.0, charge);
+    let out = sb.spyral(&["run", full.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let stamp = sb.ws().join("Stamp/run_0001.bin");
+    let stamp_before = std::fs::read(&stamp).unwrap();
+    let clouds_before = std::fs::read(sb.ws().join("Pointcloud/run_0001.h5")).unwrap();
+
+    // Pointcloud and Stamp only, with another threshold.
+    let partial = pipeline("partial.yaml", 60.0, "");
+    let out = sb.spyral(&["run", partial.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let rep = sb.report();
+    assert_eq!(run_record(&rep, 1)["phases"][0]["status"], "ok");
+    assert_eq!(run_record(&rep, 1)["phases"][1]["status"], "ok");
+    assert_eq!(std::fs::read(&stamp).unwrap(), stamp_before, "same bytes");
+    assert_ne!(
+        std::fs::read(sb.ws().join("Pointcloud/run_0001.h5")).unwrap(),
+        clouds_before,
+        "the threshold changed the clouds"
+    );
+
+    // The full chain with the new threshold: Pointcloud and Stamp are current, ChargeSum is
+    // not, and `status` says why.
+    let full = pipeline("full.yaml", 60.0, charge);
+    let out = sb.spyral(&["status", full.to_str().unwrap()]);
+    assert!(
+        out.stdout.contains(
+            "run 1 ChargeSum: stale: earlier phases changed since it ran (record of Stamp)"
+        ),
+        "{}",
+        out.stdout
+    );
+    let st = status_states(&sb, &full);
+    assert_eq!(st[&(1, "Pointcloud".into())], "current", "{st:?}");
+    assert_eq!(st[&(1, "Stamp".into())], "current", "{st:?}");
+    assert_eq!(st[&(1, "ChargeSum".into())], "stale", "{st:?}");
+    let out = sb.spyral(&["run", full.to_str().unwrap(), "--no-display"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let phases = run_record(&sb.report(), 1)["phases"].clone();
+    let states: Vec<&str> = phases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ph| ph["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["up-to-date", "up-to-date", "ok"], "{phases}");
+    assert!(status_states(&sb, &full).values().all(|s| s == "current"));
+}

@@ -29,11 +29,13 @@ fn stamp(
     ctx: &RunContext<'_>,
     payload: &PhaseResult,
     bytes: usize,
+    ignore_input: bool,
 ) -> Result<PhaseResult, PhaseError> {
     let input = input_of(payload)?;
     let size = std::fs::metadata(&input)
         .map_err(|e| PhaseError::io_at(&input, "cannot stat", &e))?
         .len();
+    let size = if ignore_input { 0 } else { size };
     let mut out = Vec::with_capacity(bytes + 16);
     out.extend_from_slice(&size.to_le_bytes());
     out.extend_from_slice(&u64::from(ctx.run()).to_le_bytes());
@@ -83,6 +85,9 @@ impl Phase for Noop {
 pub struct StampConfig {
     /// Payload bytes to write.
     pub bytes: usize,
+    /// Leave the input's size out of the bytes: the output is the same whatever the input
+    /// (a phase between two others whose result does not depend on what it reads).
+    pub ignore_input: bool,
     /// Sleep this many milliseconds in every run, honouring cancellation (launch-overlap tests).
     pub sleep_ms: u64,
     /// Build an asset in `create_assets` that takes this many milliseconds (None: no asset).
@@ -94,6 +99,7 @@ impl Default for StampConfig {
     fn default() -> Self {
         StampConfig {
             bytes: 4096,
+            ignore_input: false,
             sleep_ms: 0,
             asset_ms: None,
         }
@@ -154,7 +160,7 @@ impl Phase for Stamp {
     }
     fn run(&self, p: &PhaseResult, ctx: &RunContext<'_>) -> Result<PhaseResult, PhaseError> {
         sleep_cancellable(ctx, self.0.sleep_ms)?;
-        stamp(ctx, p, self.0.bytes)
+        stamp(ctx, p, self.0.bytes, self.0.ignore_input)
     }
 }
 
@@ -279,7 +285,7 @@ impl Phase for Fail {
         if self.0.method.is_none() && armed && self.0.runs.contains(&ctx.run()) {
             return Err(misbehave(self.0.mode, &format!("run {}", ctx.run())));
         }
-        stamp(ctx, p, 1024)
+        stamp(ctx, p, 1024, false)
     }
 }
 
