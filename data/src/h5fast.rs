@@ -442,11 +442,11 @@ pub fn quick_number(loc: &impl Loc, name: &str) -> Quick {
 }
 
 /// The names of the hard links of the group `loc` (objects stored in this file), in the
-/// group's native order: one pass over its links that reads only each link's kind, never the
-/// objects they point to (soft and external links, which readers of untrusted files do not
-/// follow, are left out).
-pub fn hard_link_names(loc: &impl Loc) -> hdf5::Result<Vec<String>> {
-    /// Called by the library once per link, never concurrently; `data` is the `Vec` below.
+/// group's native order, and the number of its other links (soft, external), which readers of
+/// untrusted files do not follow: one pass over its links that reads only each link's kind,
+/// never the objects they point to.
+pub fn hard_links(loc: &impl Loc) -> hdf5::Result<(Vec<String>, usize)> {
+    /// Called by the library once per link, never concurrently; `data` is the pair below.
     #[allow(unsafe_code)]
     unsafe extern "C" fn collect(
         _group: hid_t,
@@ -454,12 +454,12 @@ pub fn hard_link_names(loc: &impl Loc) -> hdf5::Result<Vec<String>> {
         info: *const H5L_info_t,
         data: *mut c_void,
     ) -> i32 {
-        // SAFETY: `data` is the `&mut Vec<String>` passed to `H5Literate`, alive for the whole
-        // iteration and only touched here; `name` is a NUL-terminated string and `info` a link
-        // info, both valid during the call (checked for null).
-        let (names, info) = unsafe {
-            match (data.cast::<Vec<String>>().as_mut(), info.as_ref()) {
-                (Some(n), Some(i)) if !name.is_null() => (n, i),
+        // SAFETY: `data` is the `&mut (Vec<String>, usize)` passed to `H5Literate`, alive for
+        // the whole iteration and only touched here; `name` is a NUL-terminated string and
+        // `info` a link info, both valid during the call (checked for null).
+        let ((names, others), info) = unsafe {
+            match (data.cast::<(Vec<String>, usize)>().as_mut(), info.as_ref()) {
+                (Some(d), Some(i)) if !name.is_null() => (d, i),
                 _ => return -1,
             }
         };
@@ -467,12 +467,14 @@ pub fn hard_link_names(loc: &impl Loc) -> hdf5::Result<Vec<String>> {
             // SAFETY: checked non-null above; the library passes a NUL-terminated name.
             let name = unsafe { CStr::from_ptr(name) };
             names.push(name.to_string_lossy().into_owned());
+        } else {
+            *others += 1;
         }
         0
     }
-    let mut names: Vec<String> = Vec::new();
+    let mut found: (Vec<String>, usize) = (Vec::new(), 0);
     // SAFETY: `loc` is open while borrowed; the callback above matches the library's link
-    // iteration callback and receives a pointer to `names`, which outlives the call.
+    // iteration callback and receives a pointer to `found`, which outlives the call.
     #[allow(unsafe_code)]
     call(|| unsafe {
         H5Literate(
@@ -481,10 +483,10 @@ pub fn hard_link_names(loc: &impl Loc) -> hdf5::Result<Vec<String>> {
             H5_iter_order_t::H5_ITER_NATIVE,
             std::ptr::null_mut(),
             Some(collect),
-            (&mut names as *mut Vec<String>).cast::<c_void>(),
+            (&mut found as *mut (Vec<String>, usize)).cast::<c_void>(),
         )
     })?;
-    Ok(names)
+    Ok(found)
 }
 
 /// A whole dataset read by [`quick_samples`]: its dimensions (rank 1 or 2) and its values in
@@ -854,9 +856,9 @@ mod tests {
         assert_eq!(quick_samples::<i16>(&read("pads"), 14), None);
     }
 
-    /// Only hard links are listed: soft and external links are not followed.
+    /// Only hard links are listed; soft and external links are counted, not followed.
     #[test]
-    fn hard_link_names_lists_hard_links_only() {
+    fn hard_links_lists_hard_links_and_counts_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let f = file(&dir.path().join("links.h5"));
         let g = f.create_group("event_1").unwrap();
@@ -864,11 +866,10 @@ mod tests {
         g.new_dataset::<u16>().shape(2).create("977").unwrap();
         g.link_soft("/event_1/get", "soft").unwrap();
         g.link_external("other.h5", "/x", "external").unwrap();
-        let mut names = hard_link_names(&g).unwrap();
+        let (mut names, others) = hard_links(&g).unwrap();
         names.sort();
-        assert_eq!(names, ["977", "get"]);
-        assert!(hard_link_names(&f.create_group("empty").unwrap())
-            .unwrap()
-            .is_empty());
+        assert_eq!((names, others), (vec!["977".to_string(), "get".into()], 2));
+        let (names, others) = hard_links(&f.create_group("empty").unwrap()).unwrap();
+        assert!(names.is_empty() && others == 0);
     }
 }

@@ -3,7 +3,7 @@
 //! launch does, launches sharing a workspace coordinate through OS locks, raw data and existing
 //! files are never overwritten, and a run handed to a worker that dies is not lost.
 
-use spyral_e2e::{run_record, workspace_root, Sandbox};
+use spyral_e2e::{run_record, workspace_root, Output, Sandbox};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,6 +54,16 @@ fn status_states(sb: &Sandbox, p: &Path) -> BTreeMap<(u64, String), String> {
     m
 }
 
+/// The `status` of each phase record of a run's `phases` in `report.json`.
+fn statuses(phases: &serde_json::Value) -> Vec<&str> {
+    phases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ph| ph["status"].as_str().unwrap())
+        .collect()
+}
+
 fn partials(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -86,14 +96,10 @@ fn workers_run_the_validated_chain_even_if_the_file_is_edited() {
     // The first worker has its job once its log exists: edit the file then.
     wait_for(&sb.ws().join("log/latest/worker-0.log"));
     pipeline(2048);
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Output::from(child.wait_with_output().unwrap());
+    let text = out.all();
     // Run 1's Fail phase killed the worker; a replacement did runs 2 and 3.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.code, Some(1), "{text}");
     assert!(text.contains("replacement"), "{text}");
     for r in 1..=3 {
         let len = std::fs::metadata(sb.ws().join(format!("Stamp/run_{r:04}.bin")))
@@ -316,13 +322,9 @@ fn overlapping_launches_compute_every_run_exactly_once() {
     std::thread::sleep(Duration::from_millis(500));
     let b = sb.spawn(&["run", p.to_str().unwrap(), "--no-display"]);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    for o in [&a, &b] {
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert_eq!(o.status.code(), Some(0), "{text}");
+    for o in [Output::from(a), Output::from(b)] {
+        let text = o.all();
+        assert_eq!(o.code, Some(0), "{text}");
         assert!(!text.contains("cannot rename"), "{text}");
     }
     let reports = all_reports(&sb.ws());
@@ -563,12 +565,7 @@ fn a_gate_file_edited_in_place_makes_only_the_solver_stale() {
     let out = sb.spyral(&["run", p.to_str().unwrap(), "--no-display"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let phases = run_record(&sb.report(), 1)["phases"].clone();
-    let states: Vec<&str> = phases
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ph| ph["status"].as_str().unwrap())
-        .collect();
+    let states = statuses(&phases);
     assert_eq!(
         states,
         ["up-to-date", "up-to-date", "up-to-date", "ok"],
@@ -603,15 +600,11 @@ fn a_replacement_worker_refuses_a_library_rebuilt_during_the_launch() {
     // The first worker has loaded the library once its log exists; run 1 takes 300 ms.
     wait_for(&sb.ws().join("log/latest/worker-0.log"));
     std::fs::rename(&other, &lib).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Output::from(child.wait_with_output().unwrap());
+    let text = out.all();
     // Run 1 killed the first worker; its replacements refuse the changed library, by name,
     // and the launch ends (a bounded number of replacements) with the other runs not run.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.code, Some(1), "{text}");
     assert!(
         text.contains(&format!(
             "plugin library {} changed after the launch validated it",
@@ -687,12 +680,7 @@ fn a_phase_reading_an_earlier_phase_by_name_sees_it_change_through_identical_out
     let out = sb.spyral(&["run", full.to_str().unwrap(), "--no-display"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let phases = run_record(&sb.report(), 1)["phases"].clone();
-    let states: Vec<&str> = phases
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ph| ph["status"].as_str().unwrap())
-        .collect();
+    let states = statuses(&phases);
     assert_eq!(states, ["up-to-date", "up-to-date", "ok"], "{phases}");
     assert!(status_states(&sb, &full).values().all(|s| s == "current"));
 }

@@ -10,13 +10,12 @@
 //! [`ClusterWriter`] writes it, [`ClusterArtifact`] reads events back exactly as written; both
 //! also handle the chunk spill form ([`super::spill`]).
 
-use super::spill::{self, Encoding, Kind, Spill, SpillWriter};
-use super::H5Out;
+use super::spill::{self, Encoding, Kind, Spill};
+use super::Out;
 use crate::attpc::h5util::{self, AttrNumber};
 use crate::h5fast;
 use ndarray::Array2;
 use spyral_core::{PhaseError, RunContext};
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// Event attributes copied from the cloud dataset to the event group, in output order.
@@ -75,12 +74,7 @@ pub struct ClusterEventRecord {
 /// order give the same bytes). Create, [`write`](ClusterWriter::write) events in id order,
 /// [`finish`](ClusterWriter::finish). In Spyral's HDF5 layout, or as a chunk spill file
 /// ([`Encoding`]).
-pub struct ClusterWriter(Backend);
-
-enum Backend {
-    Hdf5(H5Out),
-    Spill(RefCell<SpillWriter>),
-}
+pub struct ClusterWriter(Out);
 
 impl ClusterWriter {
     /// Creates `dest` (through a temporary name) with `/cluster` and its `min_event`,
@@ -107,19 +101,22 @@ impl ClusterWriter {
         max_event: i64,
         encoding: Encoding,
     ) -> Result<Self, PhaseError> {
-        if encoding == Encoding::Spill {
-            let w = SpillWriter::create(dest, Kind::Clusters, min_event, max_event)?;
-            return Ok(ClusterWriter(Backend::Spill(RefCell::new(w))));
-        }
-        let h = H5Out::create(dest, "cluster", min_event, max_event)?;
-        Ok(ClusterWriter(Backend::Hdf5(h)))
+        Out::create(
+            dest,
+            Kind::Clusters,
+            "cluster",
+            min_event,
+            max_event,
+            encoding,
+        )
+        .map(ClusterWriter)
     }
 
     /// Writes one event.
     pub fn write(&self, r: &ClusterEventRecord) -> Result<(), PhaseError> {
         let h = match &self.0 {
-            Backend::Spill(w) => return w.borrow_mut().cluster_event(r),
-            Backend::Hdf5(h) => h,
+            Out::Spill(w) => return w.borrow_mut().cluster_event(r),
+            Out::Hdf5(h) => h,
         };
         let (root, make, err) = (&h.group, &h.make, |what: &str, e| h.err(what, e));
         let ev_name = format!("event_{}", r.id);
@@ -144,10 +141,7 @@ impl ClusterWriter {
 
     /// Closes the file and renames it to its final name.
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
-        match self.0 {
-            Backend::Spill(w) => w.into_inner().finish(),
-            Backend::Hdf5(h) => h.finish(),
-        }
+        self.0.finish()
     }
 }
 

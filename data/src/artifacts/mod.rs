@@ -25,8 +25,47 @@ pub use spill::Encoding;
 
 use crate::attpc::h5util;
 use crate::h5fast;
+use spill::{Kind, SpillWriter};
 use spyral_core::{PartialFile, PhaseError};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+
+/// Where a point-cloud or cluster writer's events go: an HDF5 artifact in Spyral's layout, or
+/// the spill file of an event chunk.
+pub(crate) enum Out {
+    /// A whole run's HDF5 artifact.
+    Hdf5(H5Out),
+    /// A chunk's spill file.
+    Spill(RefCell<SpillWriter>),
+}
+
+impl Out {
+    /// Creates `dest` in `encoding`: a spill file of `kind`, or an HDF5 file with the top group
+    /// `group`; both with the range `min_event..=max_event`.
+    pub(crate) fn create(
+        dest: &Path,
+        kind: Kind,
+        group: &str,
+        min_event: i64,
+        max_event: i64,
+        encoding: Encoding,
+    ) -> Result<Out, PhaseError> {
+        Ok(match encoding {
+            Encoding::Spill => Out::Spill(RefCell::new(SpillWriter::create(
+                dest, kind, min_event, max_event,
+            )?)),
+            Encoding::Hdf5 => Out::Hdf5(H5Out::create(dest, group, min_event, max_event)?),
+        })
+    }
+
+    /// Closes the file and renames it to its final name.
+    pub(crate) fn finish(self) -> Result<PathBuf, PhaseError> {
+        match self {
+            Out::Spill(w) => w.into_inner().finish(),
+            Out::Hdf5(h) => h.finish(),
+        }
+    }
+}
 
 /// An artifact being written in Spyral's HDF5 layout: the file (through a temporary name, without
 /// object timestamps so the same calls give the same bytes), its top group with the

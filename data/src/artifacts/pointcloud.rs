@@ -7,12 +7,11 @@
 //! [`CloudWriter`] writes it (through a temporary name, renamed when complete), [`CloudFile`]
 //! reads it back event by event; both also handle the chunk spill form ([`super::spill`]).
 
-use super::spill::{self, Encoding, Kind, Spill, SpillWriter};
-use super::H5Out;
+use super::spill::{self, Encoding, Kind, Spill};
+use super::Out;
 use crate::h5fast;
 use ndarray::Array2;
 use spyral_core::{PhaseError, RunContext};
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// Number of columns of a point-cloud row.
@@ -63,12 +62,7 @@ pub struct CloudRecord {
 /// same order give the same bytes). Create, [`write`](CloudWriter::write) events in id order,
 /// [`finish`](CloudWriter::finish). In Spyral's HDF5 layout, or as a chunk spill file
 /// ([`Encoding`]).
-pub struct CloudWriter(Backend);
-
-enum Backend {
-    Hdf5(H5Out),
-    Spill(RefCell<SpillWriter>),
-}
+pub struct CloudWriter(Out);
 
 impl CloudWriter {
     /// Creates `dest` (through a temporary name) with `/cloud` and its `min_event`,
@@ -95,19 +89,14 @@ impl CloudWriter {
         max_event: i64,
         encoding: Encoding,
     ) -> Result<Self, PhaseError> {
-        if encoding == Encoding::Spill {
-            let w = SpillWriter::create(dest, Kind::Clouds, min_event, max_event)?;
-            return Ok(CloudWriter(Backend::Spill(RefCell::new(w))));
-        }
-        let h = H5Out::create(dest, "cloud", min_event, max_event)?;
-        Ok(CloudWriter(Backend::Hdf5(h)))
+        Out::create(dest, Kind::Clouds, "cloud", min_event, max_event, encoding).map(CloudWriter)
     }
 
     /// Writes one event.
     pub fn write(&self, r: &CloudRecord) -> Result<(), PhaseError> {
         let h = match &self.0 {
-            Backend::Spill(w) => return w.borrow_mut().cloud(r),
-            Backend::Hdf5(h) => h,
+            Out::Spill(w) => return w.borrow_mut().cloud(r),
+            Out::Hdf5(h) => h,
         };
         let (group, make, err) = (&h.group, &h.make, |what: &str, e| h.err(what, e));
         let name = format!("cloud_{}", r.id);
@@ -126,10 +115,7 @@ impl CloudWriter {
 
     /// Closes the file and renames it to its final name.
     pub fn finish(self) -> Result<PathBuf, PhaseError> {
-        match self.0 {
-            Backend::Spill(w) => w.into_inner().finish(),
-            Backend::Hdf5(h) => h.finish(),
-        }
+        self.0.finish()
     }
 }
 

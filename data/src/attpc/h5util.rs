@@ -422,17 +422,7 @@ pub fn check_read_extent(ds: &Dataset, max_elements: usize) -> Result<(), H5Read
 /// The members of `group` that are hard links (objects stored in this file), and the number of
 /// other links (soft, external), which readers of untrusted files do not follow.
 pub fn hard_links(group: &Group) -> hdf5::Result<(Vec<String>, usize)> {
-    let mut names = Vec::new();
-    let mut others = 0usize;
-    group.iter_visit(IndexType::Name, IterationOrder::Native, |name, info| {
-        if info.link_type == LinkType::Hard {
-            names.push(name.to_owned());
-        } else {
-            others += 1;
-        }
-        Ok(())
-    })?;
-    Ok((names, others))
+    crate::h5fast::hard_links(group)
 }
 
 /// Whether `group` has a hard link called `name` (a scan of the group's links: for small
@@ -476,7 +466,7 @@ pub struct HardMembers<'g> {
 impl<'g> HardMembers<'g> {
     /// Lists the hard links of `group`; a group whose links cannot be listed has none.
     pub fn of(group: &'g Group) -> HardMembers<'g> {
-        let names = crate::h5fast::hard_link_names(group).unwrap_or_default();
+        let names = hard_links(group).map(|(n, _)| n).unwrap_or_default();
         HardMembers { group, names }
     }
 
